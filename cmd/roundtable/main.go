@@ -1,0 +1,128 @@
+// Command roundtable runs the Roundtable SFU: the web client, WebSocket
+// signaling at /ws and Prometheus metrics at /metrics on one HTTP address,
+// and every PeerConnection on one UDP port. Every flag also reads a
+// ROUNDTABLE_* environment variable (flag -ice-port: ROUNDTABLE_ICE_PORT);
+// a flag given on the command line wins.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/roundtable-sfu/roundtable/internal/server"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "roundtable:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, os.LookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	level, _ := server.ParseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(stderr, opts)
+	}
+	log := slog.New(h)
+
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	fmt.Fprintf(stdout, "Roundtable is up: open %s in two browser tabs\n", srv.URL())
+	log.Info("serving", "url", srv.URL(), "signaling", srv.WSURL(), "ice_udp_port", cfg.ICEPort)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stop()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// parseConfig reads flags, falling back to ROUNDTABLE_* variables.
+func parseConfig(args []string, env func(string) (string, bool), stderr io.Writer) (server.Config, error) {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("roundtable", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address for the web client, /ws and /metrics")
+	fs.IntVar(&cfg.ICEPort, "ice-port", cfg.ICEPort, "UDP port shared by all PeerConnections (0 = ephemeral)")
+	fs.Func("nat-ip", "comma-separated public IPs to advertise (1:1 NAT)", list(&cfg.NAT1To1IPs))
+	fs.Func("ice-interfaces", "comma-separated network interfaces to use for ICE (default all)", list(&cfg.ICEInterfaces))
+	fs.BoolVar(&cfg.ICELoopback, "ice-loopback", cfg.ICELoopback, "offer loopback ICE candidates")
+	fs.BoolVar(&cfg.ICEIPv4Only, "ice-ipv4-only", cfg.ICEIPv4Only, "offer IPv4 candidates only")
+	fs.BoolVar(&cfg.MDNS, "mdns", cfg.MDNS, "resolve browsers' mDNS (.local) candidates")
+	fs.Func("ice-servers", "comma-separated STUN/TURN URLs handed to clients", list(&cfg.ICEServers))
+	fs.StringVar(&cfg.ICEUsername, "ice-username", "", "username for the turn: URLs")
+	fs.StringVar(&cfg.ICECredential, "ice-credential", "", "credential for the turn: URLs")
+	fs.Func("allowed-origins", "comma-separated extra WebSocket origins (scheme://host:port)", list(&cfg.AllowedOrigins))
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
+	fs.IntVar(&cfg.MaxRooms, "max-rooms", cfg.MaxRooms, "maximum rooms")
+	fs.IntVar(&cfg.MaxParticipants, "max-participants", cfg.MaxParticipants, "maximum participants per room")
+	fs.IntVar(&cfg.DataMaxMessage, "data-max-message", cfg.DataMaxMessage, "maximum data-channel message size in bytes")
+	fs.Float64Var(&cfg.DataRate, "data-rate", cfg.DataRate, "data-channel messages per second per sender (burst: twice that)")
+
+	// Environment first, so the command line overrides it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "ROUNDTABLE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := env(name); ok && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return cfg, nil
+}
+
+func list(dst *[]string) func(string) error {
+	return func(s string) error {
+		*dst = nil
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*dst = append(*dst, v)
+			}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,99 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+)
+
+// Config is everything the server can be told. cmd/roundtable fills it from
+// flags and ROUNDTABLE_* environment variables; tests fill it directly.
+type Config struct {
+	Listen         string   // HTTP address (web client, /ws, /metrics)
+	ICEPort        int      // the one UDP port of every PeerConnection; 0 = ephemeral
+	NAT1To1IPs     []string // public IPs to advertise (1:1 NAT)
+	ICEInterfaces  []string // restrict ICE to these interfaces; empty = all
+	ICELoopback    bool     // offer loopback candidates
+	ICEIPv4Only    bool     // no IPv6 candidates
+	MDNS           bool     // resolve browsers' .local candidates
+	ICEServers     []string // STUN/TURN URLs handed to clients
+	ICEUsername    string   // credentials for the turn: URLs
+	ICECredential  string
+	AllowedOrigins []string // extra WebSocket origins
+	LogFormat      string   // text | json
+	LogLevel       string   // debug | info | warn | error
+
+	MaxRooms        int
+	MaxParticipants int
+	DataMaxMessage  int
+	DataRate        float64
+}
+
+// DefaultConfig is what `go run ./cmd/roundtable` uses.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		ICEPort:         7882,
+		ICELoopback:     true,
+		MDNS:            true,
+		LogFormat:       "text",
+		LogLevel:        "info",
+		MaxRooms:        1000,
+		MaxParticipants: 50,
+		DataMaxMessage:  16 << 10,
+		DataRate:        50,
+	}
+}
+
+// Validate reports every bad value at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		bad("listen %q: want host:port", c.Listen)
+	}
+	if c.ICEPort < 0 || c.ICEPort > 65535 {
+		bad("ice-port %d: want 0-65535", c.ICEPort)
+	}
+	for _, ip := range c.NAT1To1IPs {
+		if net.ParseIP(ip) == nil {
+			bad("nat-ip %q: not an IP address", ip)
+		}
+	}
+	for _, u := range c.ICEServers {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") &&
+			!strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			bad("ice-servers %q: want a stun:, stuns:, turn: or turns: URL", u)
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format %q: want text or json", c.LogFormat)
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		bad("log-level: %v", err)
+	}
+	if c.MaxRooms < 1 {
+		bad("max-rooms %d: want at least 1", c.MaxRooms)
+	}
+	if c.MaxParticipants < 1 {
+		bad("max-participants %d: want at least 1", c.MaxParticipants)
+	}
+	if c.DataMaxMessage < 1 || c.DataMaxMessage > 65535 {
+		bad("data-max-message %d: want 1-65535 bytes", c.DataMaxMessage)
+	}
+	if c.DataRate <= 0 {
+		bad("data-rate %v: want more than 0", c.DataRate)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLevel parses a log level name.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}

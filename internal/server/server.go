@@ -1,0 +1,110 @@
+// Package server wires Roundtable together: the media engine, the room
+// manager, signaling, metrics and the web client behind one HTTP listener.
+// It is what cmd/roundtable runs and what the integration tests start; it
+// owns no protocol or media logic of its own.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/roundtable-sfu/roundtable/metrics"
+	"github.com/roundtable-sfu/roundtable/room"
+	"github.com/roundtable-sfu/roundtable/sfu"
+	"github.com/roundtable-sfu/roundtable/signal"
+	"github.com/roundtable-sfu/roundtable/web"
+)
+
+// Server is a running Roundtable instance.
+type Server struct {
+	Engine *sfu.Engine
+	Rooms  *room.Manager
+	Signal *signal.Server
+
+	log  *slog.Logger
+	ln   net.Listener
+	http *http.Server
+}
+
+// New validates cfg, opens the HTTP listener and the ICE UDP port.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	engine, err := sfu.NewEngine(sfu.Settings{
+		UDPPort: cfg.ICEPort, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
+		Loopback: cfg.ICELoopback, DisableMDNS: !cfg.MDNS, IPv4Only: cfg.ICEIPv4Only, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = engine.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	rooms := room.NewManager(engine.NewPeer, room.Limits{
+		MaxRooms: cfg.MaxRooms, MaxParticipants: cfg.MaxParticipants,
+		MaxDataMessage: cfg.DataMaxMessage, DataRate: cfg.DataRate,
+	}, log)
+	sig := signal.NewServer(rooms, signal.Config{
+		ICEServers: iceServers(cfg), AllowedOrigins: cfg.AllowedOrigins,
+	}, log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/ws", sig)
+	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats()}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("/", web.Handler())
+	s := &Server{
+		Engine: engine, Rooms: rooms, Signal: sig, log: log, ln: ln,
+		http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+	}
+	return s, nil
+}
+
+func iceServers(cfg Config) []signal.ICEServer {
+	out := make([]signal.ICEServer, 0, len(cfg.ICEServers))
+	for _, u := range cfg.ICEServers {
+		s := signal.ICEServer{URLs: []string{u}}
+		if strings.HasPrefix(u, "turn") {
+			s.Username, s.Credential = cfg.ICEUsername, cfg.ICECredential
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Addr returns the HTTP listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL returns the web client's URL.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
+
+// WSURL returns the signaling URL.
+func (s *Server) WSURL() string { return "ws://" + s.ln.Addr().String() + "/ws" }
+
+// Serve serves HTTP until Shutdown.
+func (s *Server) Serve() error {
+	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http: %w", err)
+	}
+	return nil
+}
+
+// Shutdown says bye to every participant, waits for their sessions to end
+// (until ctx is done), then closes the listener and the UDP port.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Rooms.Close("shutdown")
+	s.Signal.CloseAll("shutdown")
+	waitErr := s.Signal.Wait(ctx)
+	httpErr := s.http.Shutdown(ctx)
+	engErr := s.Engine.Close()
+	return errors.Join(waitErr, httpErr, engErr)
+}

@@ -1,0 +1,135 @@
+// Package metrics exports Roundtable's counters in the Prometheus text
+// format. It owns the Prometheus registry and is the only package that
+// imports the Prometheus library: the other packages count with atomics
+// (sfu.Stats, signal.Stats, room.Manager) and this package reads them at
+// scrape time, so no packet path ever calls into Prometheus. No label value
+// grows with rooms or participants.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/roundtable-sfu/roundtable/room"
+	"github.com/roundtable-sfu/roundtable/sfu"
+	"github.com/roundtable-sfu/roundtable/signal"
+)
+
+const ns = "roundtable"
+
+// Sources are the counters to export.
+type Sources struct {
+	Media  *sfu.Stats
+	Rooms  *room.Manager
+	Signal *signal.Stats
+}
+
+// Handler returns the /metrics handler: Roundtable's metrics plus the Go and
+// process collectors.
+func Handler(src Sources) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newCollector(src),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name), help, labels, nil)
+}
+
+type collector struct {
+	src Sources
+
+	rooms, participants, peers, tracks, subscriptions *prometheus.Desc
+	packetsIn, bytesIn, packetsOut, bytesOut          *prometheus.Desc
+	dropped, nacksRecv, nacksSent, retransmits        *prometheus.Desc
+	keyframeReqRecv, keyframeReqSent, rtcpErrors      *prometheus.Desc
+	dataIn, dataInBytes, dataOut, dataOutBytes        *prometheus.Desc
+	sigIn, sigOut, sigErrors, sessions, joinTime      *prometheus.Desc
+}
+
+func newCollector(src Sources) *collector {
+	return &collector{
+		src:             src,
+		rooms:           desc("rooms", "Rooms that exist now."),
+		participants:    desc("participants", "Participants in all rooms now."),
+		peers:           desc("peer_connections", "Open PeerConnections."),
+		tracks:          desc("published_tracks", "Tracks being published now.", "kind"),
+		subscriptions:   desc("subscriptions", "Forwarded (subscribed) tracks now: one per subscriber and track."),
+		packetsIn:       desc("rtp_packets_received_total", "RTP packets received from publishers.", "kind"),
+		bytesIn:         desc("rtp_received_bytes_total", "RTP bytes received from publishers.", "kind"),
+		packetsOut:      desc("rtp_packets_sent_total", "RTP packets sent to subscribers, retransmissions included.", "kind"),
+		bytesOut:        desc("rtp_sent_bytes_total", "RTP bytes sent to subscribers.", "kind"),
+		dropped:         desc("dropped_total", "Packets or data messages not delivered, by reason.", "reason"),
+		nacksRecv:       desc("nacks_received_total", "RTCP NACK packets received from subscribers."),
+		nacksSent:       desc("nacks_sent_total", "RTCP NACK packets sent to publishers on upstream loss."),
+		retransmits:     desc("retransmitted_packets_total", "RTP packets resent to subscribers in answer to NACKs."),
+		keyframeReqRecv: desc("keyframe_requests_received_total", "PLI and FIR packets received from subscribers.", "type"),
+		keyframeReqSent: desc("keyframe_requests_sent_total", "PLI/FIR packets sent to publishers after throttling."),
+		rtcpErrors:      desc("rtcp_errors_total", "RTCP packets from subscribers that could not be parsed."),
+		dataIn:          desc("data_messages_received_total", "Data-channel messages received."),
+		dataInBytes:     desc("data_received_bytes_total", "Data-channel bytes received."),
+		dataOut:         desc("data_messages_sent_total", "Data-channel messages forwarded."),
+		dataOutBytes:    desc("data_sent_bytes_total", "Data-channel bytes forwarded, sender tag included."),
+		sigIn:           desc("signaling_messages_received_total", "Signaling messages received, by type.", "type"),
+		sigOut:          desc("signaling_messages_sent_total", "Signaling messages sent, by type.", "type"),
+		sigErrors:       desc("signaling_errors_total", "Signaling error messages sent, by code.", "code"),
+		sessions:        desc("signaling_sessions", "Open signaling WebSockets."),
+		joinTime:        desc("join_duration_seconds", "Time from WebSocket open to PeerConnection connected."),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	rooms, parts := c.src.Rooms.Counts()
+	gauge(c.rooms, float64(rooms))
+	gauge(c.participants, float64(parts))
+
+	m := c.src.Media
+	gauge(c.peers, float64(m.Peers.Load()))
+	gauge(c.subscriptions, float64(m.Subscriptions.Load()))
+	for _, k := range []sfu.Kind{sfu.KindAudio, sfu.KindVideo} {
+		l := k.String()
+		gauge(c.tracks, float64(m.UpTracks[k].Load()), l)
+		counter(c.packetsIn, m.PacketsIn[k].Load(), l)
+		counter(c.bytesIn, m.BytesIn[k].Load(), l)
+		counter(c.packetsOut, m.PacketsOut[k].Load(), l)
+		counter(c.bytesOut, m.BytesOut[k].Load(), l)
+	}
+	for _, r := range sfu.DropReasons() {
+		counter(c.dropped, m.Dropped[r].Load(), r.String())
+	}
+	counter(c.nacksRecv, m.NACKsReceived.Load())
+	counter(c.nacksSent, m.NACKsSent.Load())
+	counter(c.retransmits, m.Retransmits.Load())
+	counter(c.keyframeReqRecv, m.PLIsReceived.Load(), "pli")
+	counter(c.keyframeReqRecv, m.FIRsReceived.Load(), "fir")
+	counter(c.keyframeReqSent, m.KeyframesSent.Load())
+	counter(c.rtcpErrors, m.RTCPReadErrors.Load())
+	counter(c.dataIn, m.DataIn.Load())
+	counter(c.dataInBytes, m.DataInBytes.Load())
+	counter(c.dataOut, m.DataOut.Load())
+	counter(c.dataOutBytes, m.DataOutBytes.Load())
+
+	s := c.src.Signal
+	s.In.Each(func(n string, v uint64) { counter(c.sigIn, v, n) })
+	s.Out.Each(func(n string, v uint64) { counter(c.sigOut, v, n) })
+	s.Errors.Each(func(n string, v uint64) { counter(c.sigErrors, v, n) })
+	gauge(c.sessions, float64(s.Sessions.Load()))
+	count, sum, buckets := s.JoinTime.Snapshot()
+	ch <- prometheus.MustNewConstHistogram(c.joinTime, count, sum, buckets)
+}

@@ -1,0 +1,31 @@
+// Package room owns membership: which rooms exist, who is in each, who
+// receives whose tracks and data-channel messages, naming rules and limits.
+//
+// A Manager holds the rooms; a Room holds its Participants under one mutex
+// and tells each member's Client about changes. Room code never blocks while
+// holding that mutex: Client.Notify and sfu.Peer.Subscribe only enqueue, and
+// sfu.Peer.Close is always called after the mutex is released.
+//
+// This package must not touch WebSockets or JSON (that is package signal)
+// and must not read or write RTP (that is package sfu).
+package room
+
+import "errors"
+
+// Sentinel errors; each maps to one signaling error code.
+var (
+	// ErrBadRoomName: the room name breaks the naming rules.
+	ErrBadRoomName = errors.New("room: invalid room name")
+	// ErrBadName: the display name breaks the naming rules.
+	ErrBadName = errors.New("room: invalid display name")
+	// ErrRoomFull: the room has its maximum number of participants.
+	ErrRoomFull = errors.New("room: room is full")
+	// ErrTooManyRooms: the server has its maximum number of rooms.
+	ErrTooManyRooms = errors.New("room: too many rooms")
+	// ErrDataTooLarge: a data-channel message exceeds the size limit.
+	ErrDataTooLarge = errors.New("room: data message too large")
+	// ErrDataRate: a participant sends data-channel messages too fast.
+	ErrDataRate = errors.New("room: data message rate exceeded")
+	// ErrClosed: the manager is shutting down.
+	ErrClosed = errors.New("room: server is shutting down")
+)

@@ -1,0 +1,69 @@
+package room
+
+import "github.com/roundtable-sfu/roundtable/sfu"
+
+// Event is something a member's transport must tell its client. The
+// concrete types below are the whole set.
+type Event interface{ event() }
+
+// ParticipantInfo describes a member as others see it.
+type ParticipantInfo struct {
+	ID     string
+	Name   string
+	Tracks []TrackInfo
+}
+
+// TrackInfo describes a published track. Subscribers receive it with msid
+// stream id StreamID (the publisher's participant id) and track id ID.
+type TrackInfo struct {
+	ID       string
+	StreamID string
+	Kind     string // "audio" or "video"
+}
+
+// Joined is the first event of every member: its id and the room as it is.
+type Joined struct {
+	ID           string
+	Room         string
+	Participants []ParticipantInfo
+}
+
+// ParticipantJoined: another member arrived.
+type ParticipantJoined struct{ Participant ParticipantInfo }
+
+// ParticipantLeft: another member left; all its tracks are gone with it.
+type ParticipantLeft struct{ ID string }
+
+// TrackPublished: a member started publishing a track. It always reaches a
+// member before the offer that carries the track.
+type TrackPublished struct {
+	Participant string
+	Track       TrackInfo
+}
+
+// TrackUnpublished: a member stopped publishing a track.
+type TrackUnpublished struct {
+	Participant string
+	TrackID     string
+}
+
+// Signal carries an offer, answer or candidate from the member's Peer.
+type Signal struct{ sfu.Signal }
+
+// Error reports a problem the member caused that did not end its session
+// (a refused data message, bad SDP). Err wraps one of the sentinel errors
+// of this package or of package sfu.
+type Error struct{ Err error }
+
+// Connected: the member's PeerConnection reached "connected" for the first
+// time.
+type Connected struct{}
+
+func (Joined) event()            {}
+func (ParticipantJoined) event() {}
+func (ParticipantLeft) event()   {}
+func (TrackPublished) event()    {}
+func (TrackUnpublished) event()  {}
+func (Signal) event()            {}
+func (Error) event()             {}
+func (Connected) event()         {}

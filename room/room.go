@@ -1,0 +1,370 @@
+package room
+
+// Ownership: Manager.mu guards the room map; Room.mu guards one room's
+// members and their published tracks. Lock order is Manager.mu, then
+// Room.mu. Hooks from sfu.Peer (pion goroutines) take only Room.mu.
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/sfu"
+)
+
+// Client is a member's transport (a WebSocket session today; a recorder or
+// a relay could be one too). Both methods must return at once.
+type Client interface {
+	// Notify queues an event for the member.
+	Notify(Event)
+	// Close asks the transport to end the member's session; the transport
+	// then calls Manager.Leave.
+	Close(reason string)
+}
+
+// Limits bound what rooms and members may do.
+type Limits struct {
+	MaxRooms        int     // rooms on this server
+	MaxParticipants int     // members per room
+	MaxDataMessage  int     // bytes per data-channel message
+	DataRate        float64 // data-channel messages per second per sender
+	DataBurst       int     // burst above DataRate
+}
+
+// DefaultLimits are the limits used when a field is zero.
+var DefaultLimits = Limits{MaxRooms: 1000, MaxParticipants: 50, MaxDataMessage: 16 << 10, DataRate: 50, DataBurst: 100}
+
+// PeerFactory creates a member's Peer; *sfu.Engine's NewPeer in production.
+type PeerFactory func(sfu.PeerConfig) (*sfu.Peer, error)
+
+// Manager owns the rooms of one server.
+type Manager struct {
+	newPeer PeerFactory
+	limits  Limits
+	log     *slog.Logger
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	closed bool
+
+	participants atomic.Int64
+}
+
+// NewManager returns an empty Manager. Zero fields of limits take their
+// DefaultLimits value.
+func NewManager(newPeer PeerFactory, limits Limits, log *slog.Logger) *Manager {
+	d := DefaultLimits
+	if limits.MaxRooms == 0 {
+		limits.MaxRooms = d.MaxRooms
+	}
+	if limits.MaxParticipants == 0 {
+		limits.MaxParticipants = d.MaxParticipants
+	}
+	if limits.MaxDataMessage == 0 {
+		limits.MaxDataMessage = d.MaxDataMessage
+	}
+	if limits.DataRate == 0 {
+		limits.DataRate = d.DataRate
+	}
+	if limits.DataBurst == 0 {
+		limits.DataBurst = d.DataBurst
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Manager{newPeer: newPeer, limits: limits, log: log, rooms: map[string]*Room{}}
+}
+
+// Limits returns the limits in force.
+func (m *Manager) Limits() Limits { return m.limits }
+
+// Counts returns the number of rooms and participants.
+func (m *Manager) Counts() (rooms, participants int) {
+	m.mu.Lock()
+	rooms = len(m.rooms)
+	m.mu.Unlock()
+	return rooms, int(m.participants.Load())
+}
+
+// Room is one room: its name and members.
+type Room struct {
+	name string
+	mgr  *Manager
+
+	mu      sync.Mutex
+	members map[string]*Participant
+	order   []*Participant // join order, for stable listings
+}
+
+// Participant is one member of a room.
+type Participant struct {
+	id     string
+	name   string
+	room   *Room
+	client Client
+	peer   *sfu.Peer
+	rate   *TokenBucket
+
+	connected   atomic.Bool
+	lastRateErr atomic.Int64 // unix nanos of the last rate-limit error sent
+
+	// guarded by room.mu
+	tracks []*sfu.UpTrack
+	left   bool
+}
+
+// ID returns the participant id.
+func (p *Participant) ID() string { return p.id }
+
+// Name returns the display name.
+func (p *Participant) Name() string { return p.name }
+
+// Room returns the room name.
+func (p *Participant) Room() string { return p.room.name }
+
+// Peer returns the participant's PeerConnection wrapper.
+func (p *Participant) Peer() *sfu.Peer { return p.peer }
+
+// Join validates the names, creates the member's Peer and adds it to the
+// room (creating the room on first join). The member's client receives
+// Joined before any other event.
+func (m *Manager) Join(roomName, displayName string, c Client) (*Participant, error) {
+	if err := ValidateRoomName(roomName); err != nil {
+		return nil, err
+	}
+	name, err := NormalizeName(displayName)
+	if err != nil {
+		return nil, err
+	}
+	p := &Participant{
+		id: NewID(), name: name, client: c,
+		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
+	}
+	peer, err := m.newPeer(sfu.PeerConfig{
+		ID:       p.id,
+		OnSignal: func(s sfu.Signal) { c.Notify(Signal{s}) },
+		OnTrack:  func(up *sfu.UpTrack) { p.room.publish(p, up) },
+		OnTrackEnded: func(up *sfu.UpTrack) {
+			p.room.unpublish(p, up)
+		},
+		OnData:  func(d sfu.DataMessage) { p.room.forwardData(p, d) },
+		OnState: p.onState,
+		OnError: func(err error) { c.Notify(Error{err}) },
+		Logger:  m.log.With("participant", p.id),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("join %s: %w", roomName, err)
+	}
+	p.peer = peer
+	if err := m.add(roomName, p); err != nil {
+		_ = peer.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (m *Manager) add(roomName string, p *Participant) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	r := m.rooms[roomName]
+	if r == nil {
+		if len(m.rooms) >= m.limits.MaxRooms {
+			return ErrTooManyRooms
+		}
+		r = &Room{name: roomName, mgr: m, members: map[string]*Participant{}}
+		m.rooms[roomName] = r
+		m.log.Info("room created", "room", roomName)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.members) >= m.limits.MaxParticipants {
+		return ErrRoomFull
+	}
+	p.room = r
+	infos := make([]ParticipantInfo, 0, len(r.order))
+	for _, o := range r.order {
+		infos = append(infos, o.info())
+		for _, up := range o.tracks {
+			p.peer.Subscribe(up)
+		}
+	}
+	r.members[p.id] = p
+	r.order = append(r.order, p)
+	m.participants.Add(1)
+	p.client.Notify(Joined{ID: p.id, Room: r.name, Participants: infos})
+	me := p.info()
+	for _, o := range r.order {
+		if o != p {
+			o.client.Notify(ParticipantJoined{Participant: me})
+		}
+	}
+	m.log.Info("participant joined", "room", r.name, "participant", p.id, "name", p.name, "members", len(r.members))
+	return nil
+}
+
+// Leave removes p from its room, removes its tracks from everyone, deletes
+// the room when it is empty, and closes p's Peer. Safe to call twice.
+func (m *Manager) Leave(p *Participant, reason string) {
+	r := p.room
+	if r == nil {
+		return
+	}
+	m.mu.Lock()
+	r.mu.Lock()
+	if p.left {
+		r.mu.Unlock()
+		m.mu.Unlock()
+		return
+	}
+	p.left = true
+	delete(r.members, p.id)
+	for i, o := range r.order {
+		if o == p {
+			r.order = append(r.order[:i:i], r.order[i+1:]...)
+			break
+		}
+	}
+	for _, o := range r.order {
+		for _, up := range p.tracks {
+			o.peer.Unsubscribe(up)
+		}
+		o.client.Notify(ParticipantLeft{ID: p.id})
+	}
+	p.tracks = nil
+	empty := len(r.members) == 0
+	if empty && m.rooms[r.name] == r {
+		delete(m.rooms, r.name)
+	}
+	m.participants.Add(-1)
+	r.mu.Unlock()
+	m.mu.Unlock()
+	m.log.Info("participant left", "room", r.name, "participant", p.id, "reason", reason)
+	if empty {
+		m.log.Info("room removed", "room", r.name)
+	}
+	if err := p.peer.Close(); err != nil {
+		m.log.Debug("peer close", "participant", p.id, "err", err)
+	}
+}
+
+// Close stops accepting joins and asks every member's client to close.
+func (m *Manager) Close(reason string) {
+	m.mu.Lock()
+	m.closed = true
+	var all []*Participant
+	for _, r := range m.rooms {
+		r.mu.Lock()
+		all = append(all, r.order...)
+		r.mu.Unlock()
+	}
+	m.mu.Unlock()
+	for _, p := range all {
+		p.client.Close(reason)
+	}
+}
+
+func (p *Participant) onState(s webrtc.PeerConnectionState) {
+	switch s {
+	case webrtc.PeerConnectionStateConnected:
+		if p.connected.CompareAndSwap(false, true) {
+			p.client.Notify(Connected{})
+		}
+	case webrtc.PeerConnectionStateFailed:
+		p.client.Close("ice_failed")
+	}
+}
+
+// info is called with room.mu held.
+func (p *Participant) info() ParticipantInfo {
+	tracks := make([]TrackInfo, 0, len(p.tracks))
+	for _, up := range p.tracks {
+		tracks = append(tracks, trackInfo(up))
+	}
+	return ParticipantInfo{ID: p.id, Name: p.name, Tracks: tracks}
+}
+
+func trackInfo(up *sfu.UpTrack) TrackInfo {
+	return TrackInfo{ID: up.ID(), StreamID: up.StreamID(), Kind: up.Kind().String()}
+}
+
+func (r *Room) publish(p *Participant, up *sfu.UpTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.left {
+		return
+	}
+	p.tracks = append(p.tracks, up)
+	ev := TrackPublished{Participant: p.id, Track: trackInfo(up)}
+	for _, o := range r.order {
+		if o != p {
+			o.client.Notify(ev)
+			o.peer.Subscribe(up)
+		}
+	}
+	r.mgr.log.Info("track published", "room", r.name, "participant", p.id, "track", up.ID(),
+		"kind", up.Kind().String(), "codec", up.Codec().MimeType)
+}
+
+func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	found := false
+	for i, t := range p.tracks {
+		if t == up {
+			p.tracks = append(p.tracks[:i:i], p.tracks[i+1:]...)
+			found = true
+			break
+		}
+	}
+	if !found || p.left {
+		return
+	}
+	ev := TrackUnpublished{Participant: p.id, TrackID: up.ID()}
+	for _, o := range r.order {
+		if o != p {
+			o.peer.Unsubscribe(up)
+			o.client.Notify(ev)
+		}
+	}
+	r.mgr.log.Info("track unpublished", "room", r.name, "participant", p.id, "track", up.ID())
+}
+
+// forwardData enforces the data limits and sends the message to every
+// other member, tagged with the sender's id.
+func (r *Room) forwardData(p *Participant, d sfu.DataMessage) {
+	lim := r.mgr.limits
+	if len(d.Data) > lim.MaxDataMessage {
+		p.client.Notify(Error{fmt.Errorf("%w: %d bytes, limit %d", ErrDataTooLarge, len(d.Data), lim.MaxDataMessage)})
+		p.peer.CountDrop(sfu.DropDataTooLarge)
+		return
+	}
+	if !p.rate.Allow() {
+		p.peer.CountDrop(sfu.DropDataRate)
+		now := time.Now().UnixNano()
+		if last := p.lastRateErr.Load(); now-last > int64(time.Second) && p.lastRateErr.CompareAndSwap(last, now) {
+			p.client.Notify(Error{fmt.Errorf("%w: limit %.0f/s", ErrDataRate, lim.DataRate)})
+		}
+		return
+	}
+	r.mu.Lock()
+	if p.left {
+		r.mu.Unlock()
+		return
+	}
+	others := make([]*Participant, 0, len(r.order))
+	for _, o := range r.order {
+		if o != p {
+			others = append(others, o)
+		}
+	}
+	r.mu.Unlock()
+	for _, o := range others {
+		_ = o.peer.SendData(p.id, d) // counted by sfu; a subscriber without a channel misses it
+	}
+}

@@ -1,0 +1,111 @@
+package sfu
+
+import (
+	"fmt"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v3"
+)
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: "goog-remb"},
+	{Type: webrtc.TypeRTCPFBTransportCC},
+	{Type: "ccm", Parameter: "fir"},
+	{Type: "nack"},
+	{Type: "nack", Parameter: "pli"},
+}
+
+// RegisterCodecs registers the codecs and header extensions Roundtable
+// forwards: Opus, VP8, VP9 and H.264 (payload types as Chrome numbers them)
+// with NACK, PLI, FIR and transport-cc feedback, and the mid, rid,
+// repaired-rid, audio-level and transport-wide-cc header extensions. The test
+// client uses the same set.
+func RegisterCodecs(m *webrtc.MediaEngine) error {
+	audio := []webrtc.RTPCodecParameters{{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine:  "minptime=10;useinbandfec=1",
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
+		},
+		PayloadType: 111,
+	}}
+	video := []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback}, PayloadType: 98},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFeedback}, PayloadType: 102},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFeedback}, PayloadType: 127},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", RTCPFeedback: videoFeedback}, PayloadType: 123},
+	}
+	for _, c := range audio {
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+			return fmt.Errorf("codec %s: %w", c.MimeType, err)
+		}
+	}
+	for _, c := range video {
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("codec %s: %w", c.MimeType, err)
+		}
+	}
+	exts := []struct {
+		uri   string
+		kinds []webrtc.RTPCodecType
+	}{
+		{sdp.SDESMidURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
+		{sdp.SDESRTPStreamIDURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}},
+		{repairedRIDURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo}},
+		{sdp.AudioLevelURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio}},
+		{sdp.TransportCCURI, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}},
+	}
+	for _, e := range exts {
+		for _, k := range e.kinds {
+			if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: e.uri}, k); err != nil {
+				return fmt.Errorf("header extension %s: %w", e.uri, err)
+			}
+		}
+	}
+	return nil
+}
+
+// registerInterceptors is the one place that decides which pion interceptors
+// run, patterned on webrtc.RegisterDefaultInterceptors but without the NACK
+// responder: subscribers' NACKs are answered from the shared PacketCache.
+//
+//   - rtcpCounter (innermost, so it sees the RTCP the others write);
+//   - NACK generator: NACKs toward publishers on upstream loss (RFC 4585 §6.2.1);
+//   - receiver and sender reports (RFC 3550 §6.4);
+//   - TWCC feedback to publishers, for their send-side bandwidth estimate.
+func registerInterceptors(m *webrtc.MediaEngine, r *interceptor.Registry, stats *Stats) error {
+	r.Add(&rtcpCounterFactory{stats: stats})
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return fmt.Errorf("nack generator: %w", err)
+	}
+	r.Add(gen)
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return fmt.Errorf("receiver reports: %w", err)
+	}
+	r.Add(rr)
+	sr, err := report.NewSenderInterceptor()
+	if err != nil {
+		return fmt.Errorf("sender reports: %w", err)
+	}
+	r.Add(sr)
+	tw, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return fmt.Errorf("twcc: %w", err)
+	}
+	r.Add(tw)
+	return nil
+}
+
+// repairedRIDURI is the RTP header extension naming the stream an RTX
+// packet repairs (RFC 8852 §3.2); pion/sdp v3.0.9 has no constant for it.
+const repairedRIDURI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"

@@ -1,0 +1,42 @@
+// Package sfu is Roundtable's media plane: it owns every pion object
+// (PeerConnection, RTPSender, RTPReceiver, data channel) and every RTP/RTCP
+// packet.
+//
+// An UpTrack is one published track. Exactly one goroutine (its read loop)
+// reads the track, writes each packet into the track's shared PacketCache and
+// hands a small descriptor to every subscribed DownTrack. A DownTrack is one
+// subscriber's copy of one UpTrack: its own webrtc.TrackLocal with its own
+// SSRC, a bounded queue, and one writer goroutine that rewrites the header
+// and writes to the subscriber. No lock is held while writing packets and a
+// full queue drops video to the next frame boundary instead of blocking.
+//
+// A Peer is one participant's single PeerConnection: it runs the negotiation
+// (the server is the impolite peer), owns the participant's data channel and
+// turns pion callbacks into the hooks given in PeerConfig.
+//
+// This package must not import room, signal or metrics, must not log per
+// packet, and never calls the Prometheus library: counters live in Stats as
+// atomics and are read at scrape time.
+package sfu
+
+import "errors"
+
+// Sentinel errors returned by this package; wrap-aware callers use errors.Is.
+var (
+	// ErrClosed is returned when an operation is attempted on a closed Peer.
+	ErrClosed = errors.New("sfu: peer closed")
+	// ErrBusy is returned when a Peer's event queue is full (the remote sends
+	// signaling faster than it can be processed).
+	ErrBusy = errors.New("sfu: peer busy")
+	// ErrNoDataChannel is returned by SendData before the remote opened its
+	// data channel.
+	ErrNoDataChannel = errors.New("sfu: no data channel")
+	// ErrDataBackpressure is returned by SendData when the subscriber's data
+	// channel has too much unsent data buffered.
+	ErrDataBackpressure = errors.New("sfu: data channel buffer full")
+	// ErrCodecNotNegotiated is returned by DownTrack.Bind when the subscriber
+	// did not accept the publisher's codec.
+	ErrCodecNotNegotiated = errors.New("sfu: codec not negotiated")
+	// ErrBadSDP is returned when a remote description cannot be applied.
+	ErrBadSDP = errors.New("sfu: bad session description")
+)

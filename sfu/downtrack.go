@@ -1,0 +1,270 @@
+package sfu
+
+// Ownership: enqueue and the skipping/skipped fields belong to the UpTrack's
+// read loop. The writer goroutine owns hdr, buf and sent, and is the only one
+// that writes to pion. The RTCP goroutine only reads RTCP and posts to the
+// rtx channel or asks the UpTrack for a keyframe. Bind/Unbind come from pion.
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
+)
+
+// Queue depths per subscriber and track, in packets. A video queue holds
+// several frames; past that the subscriber is too slow and loses frames.
+const (
+	videoQueueLen = 256
+	audioQueueLen = 64
+	rtxQueueLen   = 128
+	sentHistory   = 512 // outgoing seq -> upstream ext seq, for NACKs
+)
+
+type queued struct {
+	ext     uint64 // upstream extended sequence number
+	skipped uint64 // packets dropped for this subscriber before this one
+}
+
+// DownTrack is one subscriber's copy of an UpTrack: a webrtc.TrackLocal with
+// its own SSRC, sequence space, queue and writer goroutine.
+type DownTrack struct {
+	up    *UpTrack
+	stats *Stats
+	kind  Kind
+
+	queue chan queued
+	rtx   chan uint16
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	mu     sync.Mutex // guards bound and closed (Bind vs close)
+	bound  bool
+	closed bool
+
+	// enqueue side, read-loop goroutine only
+	skipping bool
+	skipped  uint64
+
+	// set by Bind before the writer starts
+	ssrc   uint32
+	pt     uint8
+	writer webrtc.TrackLocalWriter
+
+	// writer goroutine only
+	hdr  rtp.Header
+	buf  [maxPacketSize]byte
+	sent [sentHistory]uint64 // ext+1, indexed by outgoing seq
+}
+
+func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
+	n := audioQueueLen
+	if up.kind == webrtc.RTPCodecTypeVideo {
+		n = videoQueueLen
+	}
+	d := &DownTrack{
+		up: up, stats: stats, kind: kindOf(up.kind),
+		queue: make(chan queued, n), rtx: make(chan uint16, rtxQueueLen),
+		done: make(chan struct{}),
+	}
+	d.hdr.CSRC = make([]uint32, 0, 15)
+	return d
+}
+
+// ID implements webrtc.TrackLocal: the publisher's track id.
+func (d *DownTrack) ID() string { return d.up.id }
+
+// StreamID implements webrtc.TrackLocal: the publisher's participant id.
+func (d *DownTrack) StreamID() string { return d.up.streamID }
+
+// RID implements webrtc.TrackLocal.
+func (d *DownTrack) RID() string { return "" }
+
+// Kind implements webrtc.TrackLocal.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
+
+// Bind implements webrtc.TrackLocal: pick the publisher's codec among the
+// negotiated ones, start the writer and join the UpTrack's subscribers.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	want := d.up.codec
+	var match *webrtc.RTPCodecParameters
+	for _, c := range ctx.CodecParameters() {
+		if !strings.EqualFold(c.MimeType, want.MimeType) {
+			continue
+		}
+		if match == nil || c.SDPFmtpLine == want.SDPFmtpLine {
+			c := c
+			match = &c
+		}
+	}
+	if match == nil {
+		return webrtc.RTPCodecParameters{}, fmt.Errorf("bind %s: %w", want.MimeType, ErrCodecNotNegotiated)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bound || d.closed {
+		return *match, nil
+	}
+	d.bound = true
+	d.ssrc = uint32(ctx.SSRC())
+	d.pt = uint8(match.PayloadType)
+	d.writer = ctx.WriteStream()
+	d.wg.Add(1)
+	go d.writeLoop()
+	d.up.addDown(d)
+	d.stats.Subscriptions.Add(1)
+	// A new subscriber needs a keyframe to start decoding.
+	d.up.RequestKeyframe()
+	return *match, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
+	d.close()
+	return nil
+}
+
+// close stops forwarding and waits for the writer. Safe to call twice.
+func (d *DownTrack) close() {
+	d.mu.Lock()
+	if !d.closed {
+		d.closed = true
+		if d.bound {
+			d.up.removeDown(d)
+			d.stats.Subscriptions.Add(-1)
+		}
+		close(d.done)
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// enqueue is called by the UpTrack's read loop for every packet. It never
+// blocks: when the queue is full the packet is dropped and, for video, so is
+// the rest of its frame, and a keyframe is requested. Dropped packets are
+// removed from the outgoing sequence space so the subscriber sees a
+// contiguous stream.
+func (d *DownTrack) enqueue(ext uint64, marker bool) {
+	if d.skipping {
+		d.skipped++
+		d.stats.Drop(DropFrameSkip)
+		if marker {
+			d.skipping = false
+		}
+		return
+	}
+	select {
+	case d.queue <- queued{ext: ext, skipped: d.skipped}:
+	default:
+		d.skipped++
+		d.stats.Drop(DropQueueFull)
+		if d.kind == KindVideo {
+			d.skipping = !marker
+			d.up.RequestKeyframe()
+		}
+	}
+}
+
+func (d *DownTrack) writeLoop() {
+	defer d.wg.Done()
+	for {
+		select {
+		case q := <-d.queue:
+			seq := uint16(q.ext - q.skipped)
+			d.sent[seq%sentHistory] = q.ext + 1
+			d.send(q.ext, seq)
+		case seq := <-d.rtx:
+			if ext := d.sent[seq%sentHistory]; ext != 0 {
+				if d.send(ext-1, seq) {
+					d.stats.Retransmits.Add(1)
+				}
+			}
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// send copies one packet out of the cache, rewrites its header for this
+// subscriber and writes it. Header extensions are removed: their ids were
+// negotiated with the publisher, not with this subscriber.
+func (d *DownTrack) send(ext uint64, seq uint16) bool {
+	n, ok := d.up.cache.Get(ext, d.buf[:])
+	if !ok {
+		d.stats.Drop(DropCacheMiss)
+		return false
+	}
+	hl, err := d.hdr.Unmarshal(d.buf[:n])
+	if err != nil {
+		return false
+	}
+	Rewrite(&d.hdr, d.ssrc, d.pt, seq)
+	if _, err := d.writer.WriteRTP(&d.hdr, d.buf[hl:n]); err != nil {
+		d.stats.Drop(DropWriteError)
+		return false
+	}
+	d.stats.PacketsOut[d.kind].Add(1)
+	d.stats.BytesOut[d.kind].Add(uint64(n))
+	return true
+}
+
+// Rewrite turns a publisher's RTP header into a subscriber's: its SSRC, its
+// payload type, its sequence number, and no header extensions. It reuses the
+// header's extension slice and allocates nothing.
+func Rewrite(h *rtp.Header, ssrc uint32, pt uint8, seq uint16) {
+	h.SSRC = ssrc
+	h.PayloadType = pt
+	h.SequenceNumber = seq
+	h.Extension = false
+	h.ExtensionProfile = 0
+	if h.Extensions != nil {
+		h.Extensions = h.Extensions[:0]
+	}
+}
+
+// readRTCP reads the subscriber's RTCP for this track until the sender
+// stops: PLI and FIR become a (throttled) keyframe request to the publisher,
+// NACKs are answered from the cache (RFC 4585 §6.2.1).
+func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
+	buf := make([]byte, maxPacketSize)
+	for {
+		n, _, err := sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			d.stats.RTCPReadErrors.Add(1)
+			continue
+		}
+		for _, p := range pkts {
+			switch p := p.(type) {
+			case *rtcp.PictureLossIndication:
+				d.stats.PLIsReceived.Add(1)
+				d.up.RequestKeyframe()
+			case *rtcp.FullIntraRequest:
+				d.stats.FIRsReceived.Add(1)
+				d.up.RequestKeyframe()
+			case *rtcp.TransportLayerNack:
+				d.stats.NACKsReceived.Add(1)
+				d.nack(p)
+			}
+		}
+	}
+}
+
+func (d *DownTrack) nack(p *rtcp.TransportLayerNack) {
+	for _, pair := range p.Nacks {
+		for _, seq := range pair.PacketList() {
+			select {
+			case d.rtx <- seq:
+			case <-d.done:
+				return
+			default: // retransmission queue full: the subscriber will ask again
+			}
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package sfu
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/pion/dtls/v2"
+	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v3"
+)
+
+// Settings configure an Engine. The zero value listens on an ephemeral UDP
+// port on every interface except loopback.
+type Settings struct {
+	// UDPPort is the single UDP port shared by every PeerConnection (ICE UDP
+	// mux); 0 picks an ephemeral port.
+	UDPPort int
+	// NAT1To1IPs are public addresses advertised instead of the host's own
+	// (for a server behind 1:1 NAT).
+	NAT1To1IPs []string
+	// Interfaces restricts ICE to these network interfaces; empty means all.
+	Interfaces []string
+	// Loopback offers loopback candidates (needed when peers are on the same
+	// host, and the only candidates tests use).
+	Loopback bool
+	// DisableMDNS stops pion from resolving mDNS (.local) candidates, which
+	// would send multicast queries.
+	DisableMDNS bool
+	// IPv4Only leaves out IPv6 candidates.
+	IPv4Only bool
+	// Logger receives pion's warnings and the engine's events.
+	Logger *slog.Logger
+}
+
+// Engine holds what every PeerConnection of the server shares: the pion API
+// (codecs, interceptors, settings), the UDP mux and the counters.
+// It is safe for concurrent use.
+type Engine struct {
+	api   *webrtc.API
+	mux   *ice.MultiUDPMuxDefault
+	stats *Stats
+	log   *slog.Logger
+}
+
+// NewEngine opens the UDP port and builds the pion API.
+func NewEngine(s Settings) (*Engine, error) {
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	stats := &Stats{}
+	m := &webrtc.MediaEngine{}
+	if err := RegisterCodecs(m); err != nil {
+		return nil, fmt.Errorf("register codecs: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	if err := registerInterceptors(m, reg, stats); err != nil {
+		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+
+	ifaceOK := func(name string) bool {
+		return len(s.Interfaces) == 0 || slices.Contains(s.Interfaces, name)
+	}
+	networks := []ice.NetworkType{ice.NetworkTypeUDP4, ice.NetworkTypeUDP6}
+	webrtcNetworks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.IPv4Only {
+		networks = networks[:1]
+		webrtcNetworks = webrtcNetworks[:1]
+	}
+	opts := []ice.UDPMuxFromPortOption{
+		ice.UDPMuxFromPortWithInterfaceFilter(ifaceOK),
+		ice.UDPMuxFromPortWithNetworks(networks...),
+		ice.UDPMuxFromPortWithLogger(newPionLogger(log, "udpmux")),
+		ice.UDPMuxFromPortWithReadBufferSize(4 << 20),
+		ice.UDPMuxFromPortWithWriteBufferSize(4 << 20),
+	}
+	if s.Loopback {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	mux, err := ice.NewMultiUDPMuxFromPort(s.UDPPort, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open ICE UDP port %d: %w", s.UDPPort, err)
+	}
+
+	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log}}
+	se.SetICEUDPMux(mux)
+	se.SetNetworkTypes(webrtcNetworks)
+	se.SetInterfaceFilter(ifaceOK)
+	se.SetIncludeLoopbackCandidate(s.Loopback)
+	// GCM is about five times cheaper per packet than AES-CM + HMAC-SHA1.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	// The client always sends the first offer; the server answers as DTLS
+	// client and keeps that role in every later negotiation.
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleClient); err != nil {
+		return nil, fmt.Errorf("dtls role: %w", err)
+	}
+	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+	se.SetReceiveMTU(maxPacketSize)
+	if len(s.NAT1To1IPs) > 0 {
+		se.SetNAT1To1IPs(s.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+	}
+	if s.DisableMDNS {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	e := &Engine{api: api, mux: mux, stats: stats, log: log}
+	for _, a := range e.UDPAddrs() {
+		log.Debug("ice udp listening", "addr", a.String())
+	}
+	return e, nil
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() *Stats { return e.stats }
+
+// UDPAddrs returns the addresses the ICE UDP mux listens on.
+func (e *Engine) UDPAddrs() []net.Addr { return e.mux.GetListenAddresses() }
+
+// Close closes the UDP port. Close every Peer first.
+func (e *Engine) Close() error {
+	if err := e.mux.Close(); err != nil {
+		return fmt.Errorf("close ICE UDP mux: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package sfu
+
+import "strings"
+
+// IsKeyframe reports whether an RTP payload of the given codec (a MIME type
+// such as "video/VP8") starts or belongs to a keyframe. It looks only at the
+// payload, never allocates, and returns false for audio and unknown codecs.
+func IsKeyframe(mime string, payload []byte) bool {
+	switch {
+	case strings.EqualFold(mime, "video/VP8"):
+		return vp8Keyframe(payload)
+	case strings.EqualFold(mime, "video/VP9"):
+		return vp9Keyframe(payload)
+	case strings.EqualFold(mime, "video/H264"):
+		return h264Keyframe(payload)
+	}
+	return false
+}
+
+// vp8Keyframe parses the VP8 payload descriptor (RFC 7741 §4.2) and the
+// first byte of the VP8 frame header (RFC 6386 §9.1, P bit clear = key).
+func vp8Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	x, s, pid := p[0]&0x80 != 0, p[0]&0x10 != 0, p[0]&0x0f
+	if !s || pid != 0 {
+		return false
+	}
+	i := 1
+	if x {
+		if len(p) < 2 {
+			return false
+		}
+		ext := p[1]
+		i = 2
+		if ext&0x80 != 0 { // I: picture id
+			if len(p) <= i {
+				return false
+			}
+			if p[i]&0x80 != 0 {
+				i += 2
+			} else {
+				i++
+			}
+		}
+		if ext&0x40 != 0 { // L: TL0PICIDX
+			i++
+		}
+		if ext&0x30 != 0 { // T or K: TID/KEYIDX byte
+			i++
+		}
+	}
+	return len(p) > i && p[i]&0x01 == 0
+}
+
+// vp9Keyframe parses the VP9 payload descriptor (RFC 9628 §4.2): a keyframe
+// starts a frame (B), is not inter-predicted (P clear) and, in flexible or
+// non-flexible mode, is the first spatial layer.
+func vp9Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	b0 := p[0]
+	interPicture := b0&0x40 != 0
+	begin := b0&0x08 != 0
+	return begin && !interPicture
+}
+
+// h264Keyframe looks for an IDR slice or SPS (RFC 6184 §5.2): directly, in a
+// STAP-A aggregate, or at the start of an FU-A fragment.
+func h264Keyframe(p []byte) bool {
+	if len(p) < 1 {
+		return false
+	}
+	switch nal := p[0] & 0x1f; nal {
+	case 5, 7:
+		return true
+	case 24: // STAP-A
+		for i := 1; i+2 < len(p); {
+			size := int(p[i])<<8 | int(p[i+1])
+			i += 2
+			if size == 0 || i+size > len(p) {
+				return false
+			}
+			if t := p[i] & 0x1f; t == 5 || t == 7 {
+				return true
+			}
+			i += size
+		}
+	case 28: // FU-A
+		if len(p) < 2 {
+			return false
+		}
+		start, t := p[1]&0x80 != 0, p[1]&0x1f
+		return start && (t == 5 || t == 7)
+	}
+	return false
+}

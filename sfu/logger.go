@@ -1,0 +1,46 @@
+package sfu
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// pionLoggerFactory bridges pion's loggers into the server's slog logger.
+// pion's trace and debug output is dropped; info and above keep their level.
+type pionLoggerFactory struct{ log *slog.Logger }
+
+func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return newPionLogger(f.log, scope)
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func newPionLogger(l *slog.Logger, scope string) pionLogger {
+	return pionLogger{l.With("pion", scope)}
+}
+
+func (l pionLogger) emit(level slog.Level, msg string) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, msg)
+	}
+}
+
+func (pionLogger) Trace(string)          {}
+func (pionLogger) Tracef(string, ...any) {}
+func (pionLogger) Debug(string)          {}
+func (pionLogger) Debugf(string, ...any) {}
+func (l pionLogger) Info(m string)       { l.emit(slog.LevelDebug, m) }
+func (l pionLogger) Infof(f string, a ...any) {
+	l.emit(slog.LevelDebug, fmt.Sprintf(f, a...))
+}
+func (l pionLogger) Warn(m string) { l.emit(slog.LevelWarn, m) }
+func (l pionLogger) Warnf(f string, a ...any) {
+	l.emit(slog.LevelWarn, fmt.Sprintf(f, a...))
+}
+func (l pionLogger) Error(m string) { l.emit(slog.LevelError, m) }
+func (l pionLogger) Errorf(f string, a ...any) {
+	l.emit(slog.LevelError, fmt.Sprintf(f, a...))
+}

@@ -1,0 +1,531 @@
+package sfu
+
+// Ownership: the run goroutine owns the PeerConnection's signaling (every
+// SetLocal/RemoteDescription, AddTransceiver, RemoveTrack), the subscription
+// table and the remote-candidate buffer. Other goroutines talk to it through
+// the events channel (remote signaling) and the want map + kick channel
+// (subscription changes). mu guards want, the data channel and the local
+// candidate gate; no callback is ever called with mu held.
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v3"
+)
+
+// Coalesce is how long subscription changes are collected before one offer
+// carries all of them.
+const Coalesce = 20 * time.Millisecond
+
+const (
+	eventQueueLen     = 64
+	maxRemoteCands    = 64
+	maxDataBuffered   = 1 << 20 // bytes queued on one subscriber's data channel
+	dataChannelPrefix = ':'
+)
+
+// SignalKind is the type of a Signal.
+type SignalKind int
+
+// Signal kinds.
+const (
+	SignalOffer SignalKind = iota
+	SignalAnswer
+	SignalCandidate
+)
+
+// Signal is a message the Peer needs delivered to its remote.
+type Signal struct {
+	Kind      SignalKind
+	SDP       string
+	Candidate webrtc.ICECandidateInit
+}
+
+// DataMessage is one data-channel message received from the remote.
+type DataMessage struct {
+	Data     []byte
+	IsString bool
+}
+
+// PeerConfig are a Peer's identity and hooks. Hooks are called from pion's
+// or the Peer's goroutines; they must not block and must not call Close.
+type PeerConfig struct {
+	// ID is the participant id; it becomes the stream id of every track the
+	// participant publishes.
+	ID string
+	// OnSignal delivers an offer, answer or candidate to the remote.
+	OnSignal func(Signal)
+	// OnTrack announces a track the remote started publishing.
+	OnTrack func(*UpTrack)
+	// OnTrackEnded announces that a published track stopped.
+	OnTrackEnded func(*UpTrack)
+	// OnData delivers a data-channel message from the remote.
+	OnData func(DataMessage)
+	// OnState reports PeerConnection state changes.
+	OnState func(webrtc.PeerConnectionState)
+	// OnError reports a signaling error caused by the remote (bad SDP,
+	// bad candidate); the Peer carries on.
+	OnError func(error)
+	// Logger, if nil the engine's.
+	Logger *slog.Logger
+}
+
+type peerEvent struct {
+	kind SignalKind
+	sdp  string
+	cand webrtc.ICECandidateInit
+}
+
+type subscription struct {
+	down   *DownTrack
+	sender *webrtc.RTPSender
+}
+
+// Peer is one participant's PeerConnection.
+type Peer struct {
+	cfg    PeerConfig
+	engine *Engine
+	pc     *webrtc.PeerConnection
+	log    *slog.Logger
+
+	events chan peerEvent
+	kick   chan struct{}
+	closed chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	want       map[*UpTrack]bool // pending subscription changes
+	dc         *webrtc.DataChannel
+	localOpen  bool // first answer sent: local candidates may go out
+	localCands []webrtc.ICECandidateInit
+	upTracks   []*UpTrack
+
+	// run goroutine only
+	subs        map[*UpTrack]*subscription
+	remoteCands []webrtc.ICECandidateInit
+	negotiated  bool // the client's first offer was answered
+	offering    bool // an offer of ours awaits its answer
+	dirty       bool // subscription changes are due
+}
+
+// NewPeer creates the participant's PeerConnection and starts its goroutine.
+// The remote is expected to send the first offer.
+func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = e.log
+	}
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	p := &Peer{
+		cfg: cfg, engine: e, pc: pc, log: log,
+		events: make(chan peerEvent, eventQueueLen),
+		kick:   make(chan struct{}, 1),
+		closed: make(chan struct{}),
+		want:   map[*UpTrack]bool{},
+		subs:   map[*UpTrack]*subscription{},
+	}
+	pc.OnICECandidate(p.onLocalCandidate)
+	pc.OnTrack(p.onTrack)
+	pc.OnDataChannel(p.onDataChannel)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if cfg.OnState != nil {
+			cfg.OnState(s)
+		}
+	})
+	e.stats.Peers.Add(1)
+	p.wg.Add(1)
+	go p.run()
+	return p, nil
+}
+
+// ID returns the participant id.
+func (p *Peer) ID() string { return p.cfg.ID }
+
+// HandleOffer queues a remote offer.
+func (p *Peer) HandleOffer(sdp string) error {
+	return p.post(peerEvent{kind: SignalOffer, sdp: sdp})
+}
+
+// HandleAnswer queues a remote answer.
+func (p *Peer) HandleAnswer(sdp string) error {
+	return p.post(peerEvent{kind: SignalAnswer, sdp: sdp})
+}
+
+// HandleCandidate queues a remote ICE candidate; candidates that arrive
+// before a remote description are buffered.
+func (p *Peer) HandleCandidate(c webrtc.ICECandidateInit) error {
+	return p.post(peerEvent{kind: SignalCandidate, cand: c})
+}
+
+func (p *Peer) post(ev peerEvent) error {
+	select {
+	case <-p.closed:
+		return ErrClosed
+	default:
+	}
+	select {
+	case p.events <- ev:
+		return nil
+	default:
+		return ErrBusy
+	}
+}
+
+// Subscribe makes the Peer receive up. Changes are coalesced and sent in
+// one offer once the Peer is negotiated and stable.
+func (p *Peer) Subscribe(up *UpTrack) { p.change(up, true) }
+
+// Unsubscribe stops sending up to the Peer.
+func (p *Peer) Unsubscribe(up *UpTrack) { p.change(up, false) }
+
+func (p *Peer) change(up *UpTrack, add bool) {
+	p.mu.Lock()
+	p.want[up] = add
+	p.mu.Unlock()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close closes the PeerConnection and waits for every goroutine the Peer
+// started, including the read loops of its published tracks (so their
+// OnTrackEnded hooks have run when Close returns).
+func (p *Peer) Close() error {
+	var err error
+	p.once.Do(func() {
+		close(p.closed)
+		if cerr := p.pc.Close(); cerr != nil {
+			err = fmt.Errorf("close peer %s: %w", p.cfg.ID, cerr)
+		}
+		p.engine.stats.Peers.Add(-1)
+	})
+	p.wg.Wait()
+	return err
+}
+
+func (p *Peer) run() {
+	defer p.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
+	defer func() {
+		timer.Stop()
+		for up, s := range p.subs {
+			s.down.close()
+			delete(p.subs, up)
+		}
+	}()
+	for {
+		select {
+		case <-p.closed:
+			return
+		case ev := <-p.events:
+			p.handle(ev)
+		case <-p.kick:
+			if !armed {
+				timer.Reset(Coalesce)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			p.dirty = true
+		}
+		if p.dirty && p.negotiated && !p.offering &&
+			p.pc.SignalingState() == webrtc.SignalingStateStable {
+			p.dirty = false
+			if err := p.offer(); err != nil && !errors.Is(err, ErrClosed) {
+				p.log.Warn("server offer failed", "participant", p.cfg.ID, "err", err)
+			}
+		}
+	}
+}
+
+func (p *Peer) handle(ev peerEvent) {
+	var err error
+	switch ev.kind {
+	case SignalOffer:
+		err = p.answer(ev.sdp)
+	case SignalAnswer:
+		err = p.applyAnswer(ev.sdp)
+	case SignalCandidate:
+		err = p.addCandidate(ev.cand)
+	}
+	if err != nil && p.cfg.OnError != nil {
+		p.cfg.OnError(err)
+	}
+}
+
+// answer applies a remote offer. On a collision with our own offer the
+// server is the impolite peer and ignores the remote's (perfect negotiation).
+func (p *Peer) answer(sdp string) error {
+	if p.offering || p.pc.SignalingState() != webrtc.SignalingStateStable {
+		p.log.Debug("offer collision: ignoring remote offer", "participant", p.cfg.ID)
+		return nil
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: apply offer: %v", ErrBadSDP, err)
+	}
+	p.flushRemoteCandidates()
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return fmt.Errorf("%w: create answer: %v", ErrBadSDP, err)
+	}
+	if err := p.pc.SetLocalDescription(ans); err != nil {
+		return fmt.Errorf("%w: set answer: %v", ErrBadSDP, err)
+	}
+	p.cfg.OnSignal(Signal{Kind: SignalAnswer, SDP: p.pc.LocalDescription().SDP})
+	if !p.negotiated {
+		p.negotiated = true
+		p.dirty = true
+		p.openLocalCandidates()
+	}
+	return nil
+}
+
+func (p *Peer) applyAnswer(sdp string) error {
+	if !p.offering {
+		return fmt.Errorf("%w: answer without an offer", ErrBadSDP)
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("%w: apply answer: %v", ErrBadSDP, err)
+	}
+	p.offering = false
+	return nil
+}
+
+func (p *Peer) addCandidate(c webrtc.ICECandidateInit) error {
+	if p.pc.RemoteDescription() == nil {
+		if len(p.remoteCands) >= maxRemoteCands {
+			return fmt.Errorf("%w: too many candidates before the offer", ErrBadSDP)
+		}
+		p.remoteCands = append(p.remoteCands, c)
+		return nil
+	}
+	if err := p.pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%w: candidate: %v", ErrBadSDP, err)
+	}
+	return nil
+}
+
+func (p *Peer) flushRemoteCandidates() {
+	for _, c := range p.remoteCands {
+		if err := p.pc.AddICECandidate(c); err != nil && p.cfg.OnError != nil {
+			p.cfg.OnError(fmt.Errorf("%w: buffered candidate: %v", ErrBadSDP, err))
+		}
+	}
+	p.remoteCands = nil
+}
+
+// offer applies the pending subscription changes and, when anything
+// changed, sends one offer for all of them.
+func (p *Peer) offer() error {
+	p.mu.Lock()
+	want := p.want
+	p.want = map[*UpTrack]bool{}
+	p.mu.Unlock()
+	changed := false
+	for up, add := range want {
+		s, have := p.subs[up]
+		switch {
+		case add && !have:
+			select {
+			case <-up.Done():
+				continue
+			default:
+			}
+			if err := p.subscribe(up); err != nil {
+				p.log.Warn("subscribe failed", "participant", p.cfg.ID, "track", up.id, "err", err)
+				continue
+			}
+			changed = true
+		case !add && have:
+			delete(p.subs, up)
+			if err := p.pc.RemoveTrack(s.sender); err != nil {
+				p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
+			}
+			s.down.close()
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	off, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	if err := p.pc.SetLocalDescription(off); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	p.offering = true
+	p.cfg.OnSignal(Signal{Kind: SignalOffer, SDP: p.pc.LocalDescription().SDP})
+	return nil
+}
+
+func (p *Peer) subscribe(up *UpTrack) error {
+	d := newDownTrack(up, p.engine.stats)
+	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return fmt.Errorf("add transceiver: %w", err)
+	}
+	// Offer only the publisher's codec.
+	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{up.codec}); err != nil {
+		p.log.Debug("codec preferences", "err", err)
+	}
+	sender := tr.Sender()
+	p.subs[up] = &subscription{down: d, sender: sender}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		d.readRTCP(sender)
+	}()
+	return nil
+}
+
+func (p *Peer) onLocalCandidate(c *webrtc.ICECandidate) {
+	if c == nil {
+		return
+	}
+	init := c.ToJSON()
+	p.mu.Lock()
+	if !p.localOpen {
+		p.localCands = append(p.localCands, init)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.cfg.OnSignal(Signal{Kind: SignalCandidate, Candidate: init})
+}
+
+// openLocalCandidates lets local candidates go out, after the answer that
+// precedes them.
+func (p *Peer) openLocalCandidates() {
+	p.mu.Lock()
+	p.localOpen = true
+	cands := p.localCands
+	p.localCands = nil
+	p.mu.Unlock()
+	for _, c := range cands {
+		p.cfg.OnSignal(Signal{Kind: SignalCandidate, Candidate: c})
+	}
+}
+
+func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	select {
+	case <-p.closed:
+		return
+	default:
+	}
+	up := newUpTrack(newTrackID(), p.cfg.ID, remote, receiver, p.engine.stats, p.pc.WriteRTCP)
+	k := kindOf(up.kind)
+	p.engine.stats.UpTracks[k].Add(1)
+	p.mu.Lock()
+	p.upTracks = append(p.upTracks, up)
+	p.mu.Unlock()
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		up.drainRTCP()
+	}()
+	go func() {
+		defer p.wg.Done()
+		if p.cfg.OnTrack != nil {
+			p.cfg.OnTrack(up)
+		}
+		up.readLoop()
+		p.engine.stats.UpTracks[k].Add(-1)
+		if p.cfg.OnTrackEnded != nil {
+			p.cfg.OnTrackEnded(up)
+		}
+	}()
+}
+
+// UpTracks returns the tracks the remote publishes and has not stopped.
+func (p *Peer) UpTracks() []*UpTrack {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*UpTrack, 0, len(p.upTracks))
+	for _, u := range p.upTracks {
+		select {
+		case <-u.done:
+		default:
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
+	p.mu.Lock()
+	if p.dc != nil {
+		p.mu.Unlock()
+		_ = dc.Close() // one data channel per participant
+		return
+	}
+	p.dc = dc
+	p.mu.Unlock()
+	stats := p.engine.stats
+	dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		stats.DataIn.Add(1)
+		stats.DataInBytes.Add(uint64(len(m.Data)))
+		if p.cfg.OnData != nil {
+			p.cfg.OnData(DataMessage{Data: m.Data, IsString: m.IsString})
+		}
+	})
+}
+
+// SendData sends a message from participant `from` on this Peer's data
+// channel, framed as "<from>:<data>" (text stays text, binary stays binary).
+// It never blocks: when the subscriber has more than 1 MiB unsent, the
+// message is dropped with ErrDataBackpressure.
+func (p *Peer) SendData(from string, m DataMessage) error {
+	p.mu.Lock()
+	dc := p.dc
+	p.mu.Unlock()
+	if dc == nil || dc.ReadyState() != webrtc.DataChannelStateOpen {
+		return ErrNoDataChannel
+	}
+	if dc.BufferedAmount() > maxDataBuffered {
+		p.engine.stats.Drop(DropDataBackpressure)
+		return ErrDataBackpressure
+	}
+	frame := make([]byte, 0, len(from)+1+len(m.Data))
+	frame = append(append(append(frame, from...), dataChannelPrefix), m.Data...)
+	var err error
+	if m.IsString {
+		err = dc.SendText(string(frame))
+	} else {
+		err = dc.Send(frame)
+	}
+	if err != nil {
+		return fmt.Errorf("data channel send: %w", err)
+	}
+	p.engine.stats.DataOut.Add(1)
+	p.engine.stats.DataOutBytes.Add(uint64(len(frame)))
+	return nil
+}
+
+// WriteRTCP sends RTCP to the remote (used by tests and tools).
+func (p *Peer) WriteRTCP(pkts []rtcp.Packet) error { return p.pc.WriteRTCP(pkts) }
+
+// newTrackID returns a random, URL-safe track id.
+func newTrackID() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return "TR" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// CountDrop counts a message dropped by a policy outside this package.
+func (p *Peer) CountDrop(r DropReason) { p.engine.stats.Drop(r) }

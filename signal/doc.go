@@ -1,0 +1,24 @@
+// Package signal is Roundtable's WebSocket signaling: the JSON protocol of
+// docs/protocol.md, one Session per socket, and the mapping between
+// protocol messages and package room.
+//
+// Each socket has exactly one reader goroutine (which also runs the
+// protocol logic) and one writer goroutine that owns every write, the write
+// deadline and pings. Everybody else (room events, pion callbacks) hands the
+// writer bytes through a bounded queue and never writes to the socket.
+//
+// This package must not touch RTP, RTCP or pion objects other than the
+// ICE candidate type it relays.
+package signal
+
+import "errors"
+
+// Sentinel errors of message decoding; each maps to an error code.
+var (
+	// ErrBadJSON: the frame is not one JSON object.
+	ErrBadJSON = errors.New("signal: malformed JSON")
+	// ErrUnknownType: the message type is not part of the protocol.
+	ErrUnknownType = errors.New("signal: unknown message type")
+	// ErrMissingField: a required field is missing or empty.
+	ErrMissingField = errors.New("signal: missing field")
+)

@@ -1,0 +1,171 @@
+package signal
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/pion/webrtc/v3"
+)
+
+// Message types of the protocol (docs/protocol.md).
+const (
+	TypeJoin              = "join"
+	TypeJoined            = "joined"
+	TypeOffer             = "offer"
+	TypeAnswer            = "answer"
+	TypeCandidate         = "candidate"
+	TypeLeave             = "leave"
+	TypeError             = "error"
+	TypeBye               = "bye"
+	TypeParticipantJoined = "participant-joined"
+	TypeParticipantLeft   = "participant-left"
+	TypeTrackPublished    = "track-published"
+	TypeTrackUnpublished  = "track-unpublished"
+)
+
+// ClientTypes are the types a client may send.
+var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave}
+
+// ServerTypes are the types the server sends.
+var ServerTypes = []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeError, TypeBye,
+	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished}
+
+// Error codes sent in {"type":"error"}.
+const (
+	CodeBadJSON       = "bad_json"
+	CodeBadMessage    = "bad_message"
+	CodeUnknownType   = "unknown_type"
+	CodeNotJoined     = "not_joined"
+	CodeAlreadyJoined = "already_joined"
+	CodeBadRoom       = "bad_room"
+	CodeBadName       = "bad_name"
+	CodeRoomFull      = "room_full"
+	CodeTooManyRooms  = "too_many_rooms"
+	CodeBadSDP        = "bad_sdp"
+	CodeDataTooLarge  = "data_too_large"
+	CodeDataRate      = "data_rate_limited"
+	CodeBusy          = "busy"
+	CodeShuttingDown  = "shutting_down"
+	CodeMessageTooBig = "message_too_large"
+	CodeSlowClient    = "slow_client"
+	CodeInternal      = "internal"
+)
+
+// ErrorCodes lists every error code, for metrics.
+var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJoined, CodeAlreadyJoined,
+	CodeBadRoom, CodeBadName, CodeRoomFull, CodeTooManyRooms, CodeBadSDP, CodeDataTooLarge, CodeDataRate,
+	CodeBusy, CodeShuttingDown, CodeMessageTooBig, CodeSlowClient, CodeInternal}
+
+// Candidate is the browser's RTCIceCandidateInit.
+type Candidate = webrtc.ICECandidateInit
+
+// Inbound is a decoded client message. Only the fields of its Type are set.
+type Inbound struct {
+	Type      string     `json:"type"`
+	Room      string     `json:"room,omitempty"`
+	Name      string     `json:"name,omitempty"`
+	Token     string     `json:"token,omitempty"`
+	SDP       string     `json:"sdp,omitempty"`
+	Candidate *Candidate `json:"candidate,omitempty"`
+}
+
+// Decode parses one client frame and checks the fields its type requires.
+// It never panics, whatever the input.
+func Decode(b []byte) (Inbound, error) {
+	var m Inbound
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&m); err != nil {
+		return Inbound{}, fmt.Errorf("%w: %v", ErrBadJSON, err)
+	}
+	if dec.More() {
+		return Inbound{}, fmt.Errorf("%w: more than one value in the frame", ErrBadJSON)
+	}
+	switch m.Type {
+	case TypeJoin:
+		if m.Room == "" || m.Name == "" {
+			return m, fmt.Errorf("%w: join needs room and name", ErrMissingField)
+		}
+	case TypeOffer, TypeAnswer:
+		if m.SDP == "" {
+			return m, fmt.Errorf("%w: %s needs sdp", ErrMissingField, m.Type)
+		}
+	case TypeCandidate:
+		if m.Candidate == nil {
+			return m, fmt.Errorf("%w: candidate needs candidate", ErrMissingField)
+		}
+	case TypeLeave:
+	case "":
+		return m, fmt.Errorf("%w: type", ErrMissingField)
+	default:
+		return m, fmt.Errorf("%w: %q", ErrUnknownType, m.Type)
+	}
+	return m, nil
+}
+
+// ICEServer is one entry of "iceServers", as RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+// TrackJSON describes a published track.
+type TrackJSON struct {
+	ID       string `json:"id"`
+	StreamID string `json:"streamId"`
+	Kind     string `json:"kind"`
+}
+
+// ParticipantJSON describes a room member.
+type ParticipantJSON struct {
+	ID     string      `json:"id"`
+	Name   string      `json:"name"`
+	Tracks []TrackJSON `json:"tracks"`
+}
+
+// Server messages, one struct per type so each has exactly its fields.
+type (
+	joinedMsg struct {
+		Type         string            `json:"type"`
+		ID           string            `json:"id"`
+		Room         string            `json:"room"`
+		Participants []ParticipantJSON `json:"participants"`
+		ICEServers   []ICEServer       `json:"iceServers"`
+	}
+	participantJoinedMsg struct {
+		Type        string          `json:"type"`
+		Participant ParticipantJSON `json:"participant"`
+	}
+	participantLeftMsg struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	trackPublishedMsg struct {
+		Type        string    `json:"type"`
+		Participant string    `json:"participant"`
+		Track       TrackJSON `json:"track"`
+	}
+	trackUnpublishedMsg struct {
+		Type        string `json:"type"`
+		Participant string `json:"participant"`
+		TrackID     string `json:"trackId"`
+	}
+	sdpMsg struct {
+		Type string `json:"type"`
+		SDP  string `json:"sdp"`
+	}
+	candidateMsg struct {
+		Type      string    `json:"type"`
+		Candidate Candidate `json:"candidate"`
+	}
+	errorMsg struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+	byeMsg struct {
+		Type   string `json:"type"`
+		Reason string `json:"reason"`
+	}
+)

@@ -1,0 +1,331 @@
+package signal
+
+// Ownership: run (the reader goroutine) owns the protocol state (part) and
+// every call into room and sfu; writeLoop owns every socket write. Notify
+// and Close may be called from any goroutine and only touch the out queue
+// and the closing channel.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/roundtable-sfu/roundtable/room"
+	"github.com/roundtable-sfu/roundtable/sfu"
+)
+
+const outQueueLen = 512
+
+// Session is one client socket.
+type Session struct {
+	srv    *Server
+	conn   *websocket.Conn
+	log    *slog.Logger
+	opened time.Time
+
+	out       chan []byte
+	closing   chan struct{}
+	closeOnce sync.Once
+	reason    atomic.Pointer[string]
+	writerEnd chan struct{}
+
+	part *room.Participant // reader goroutine only
+}
+
+func newSession(srv *Server, conn *websocket.Conn, remote string) *Session {
+	return &Session{
+		srv: srv, conn: conn, opened: time.Now(),
+		log:       srv.log.With("remote", remote),
+		out:       make(chan []byte, outQueueLen),
+		closing:   make(chan struct{}),
+		writerEnd: make(chan struct{}),
+	}
+}
+
+func (s *Session) run() {
+	go s.writeLoop()
+	s.conn.SetReadLimit(s.srv.cfg.MaxMessage)
+	s.conn.SetPongHandler(func(string) error {
+		return s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
+	})
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.JoinTimeout))
+	reason := "closed"
+	for {
+		mt, data, err := s.conn.ReadMessage()
+		if err != nil {
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
+				s.sendError(CodeMessageTooBig, fmt.Sprintf("frame exceeds %d bytes", s.srv.cfg.MaxMessage))
+				reason = "message_too_large"
+			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+				reason = "closed"
+			default:
+				reason = "disconnected"
+			}
+			break
+		}
+		if mt != websocket.TextMessage {
+			s.srv.stats.In.Add("invalid")
+			s.sendError(CodeBadMessage, "binary frames are not part of the protocol")
+			continue
+		}
+		msg, err := Decode(data)
+		if err != nil {
+			s.srv.stats.In.Add("invalid")
+			s.sendError(decodeErrorCode(err), err.Error())
+			continue
+		}
+		s.srv.stats.In.Add(msg.Type)
+		if done := s.handle(msg); done {
+			reason = "left"
+			break
+		}
+	}
+	if r := s.reason.Load(); r != nil {
+		reason = *r
+	}
+	if s.part != nil {
+		s.srv.rooms.Leave(s.part, reason)
+	}
+	s.Close(reason)
+	<-s.writerEnd
+}
+
+// handle runs one client message; it returns true when the session ends.
+func (s *Session) handle(m Inbound) bool {
+	if m.Type == TypeJoin {
+		s.join(m)
+		return false
+	}
+	if s.part == nil {
+		s.sendError(CodeNotJoined, "send join first")
+		return false
+	}
+	peer := s.part.Peer()
+	var err error
+	switch m.Type {
+	case TypeOffer:
+		err = peer.HandleOffer(m.SDP)
+	case TypeAnswer:
+		err = peer.HandleAnswer(m.SDP)
+	case TypeCandidate:
+		err = peer.HandleCandidate(*m.Candidate)
+	case TypeLeave:
+		s.setReason("left")
+		return true
+	}
+	if err != nil {
+		s.sendError(errorCode(err), err.Error())
+	}
+	return false
+}
+
+func (s *Session) join(m Inbound) {
+	if s.part != nil {
+		s.sendError(CodeAlreadyJoined, "join may be sent once")
+		return
+	}
+	p, err := s.srv.rooms.Join(m.Room, m.Name, s)
+	if err != nil {
+		s.sendError(errorCode(err), err.Error())
+		return
+	}
+	s.part = p
+	s.log = s.log.With("participant", p.ID(), "room", p.Room())
+	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
+}
+
+// Notify implements room.Client: encode and queue; never blocks.
+func (s *Session) Notify(ev room.Event) {
+	switch ev := ev.(type) {
+	case room.Connected:
+		s.srv.stats.JoinTime.Observe(time.Since(s.opened))
+		return
+	case room.Error:
+		s.sendError(errorCode(ev.Err), ev.Err.Error())
+		return
+	}
+	typ, v := s.encodeEvent(ev)
+	s.send(typ, v)
+}
+
+func (s *Session) encodeEvent(ev room.Event) (string, any) {
+	switch ev := ev.(type) {
+	case room.Joined:
+		ps := make([]ParticipantJSON, 0, len(ev.Participants))
+		for _, p := range ev.Participants {
+			ps = append(ps, participantJSON(p))
+		}
+		ice := s.srv.cfg.ICEServers
+		if ice == nil {
+			ice = []ICEServer{}
+		}
+		return TypeJoined, joinedMsg{Type: TypeJoined, ID: ev.ID, Room: ev.Room, Participants: ps, ICEServers: ice}
+	case room.ParticipantJoined:
+		return TypeParticipantJoined, participantJoinedMsg{Type: TypeParticipantJoined, Participant: participantJSON(ev.Participant)}
+	case room.ParticipantLeft:
+		return TypeParticipantLeft, participantLeftMsg{Type: TypeParticipantLeft, ID: ev.ID}
+	case room.TrackPublished:
+		return TypeTrackPublished, trackPublishedMsg{Type: TypeTrackPublished, Participant: ev.Participant, Track: trackJSON(ev.Track)}
+	case room.TrackUnpublished:
+		return TypeTrackUnpublished, trackUnpublishedMsg{Type: TypeTrackUnpublished, Participant: ev.Participant, TrackID: ev.TrackID}
+	case room.Signal:
+		switch ev.Kind {
+		case sfu.SignalOffer:
+			return TypeOffer, sdpMsg{Type: TypeOffer, SDP: ev.SDP}
+		case sfu.SignalAnswer:
+			return TypeAnswer, sdpMsg{Type: TypeAnswer, SDP: ev.SDP}
+		default:
+			return TypeCandidate, candidateMsg{Type: TypeCandidate, Candidate: ev.Candidate}
+		}
+	}
+	return "other", nil
+}
+
+func participantJSON(p room.ParticipantInfo) ParticipantJSON {
+	ts := make([]TrackJSON, 0, len(p.Tracks))
+	for _, t := range p.Tracks {
+		ts = append(ts, trackJSON(t))
+	}
+	return ParticipantJSON{ID: p.ID, Name: p.Name, Tracks: ts}
+}
+
+func trackJSON(t room.TrackInfo) TrackJSON {
+	return TrackJSON{ID: t.ID, StreamID: t.StreamID, Kind: t.Kind}
+}
+
+func (s *Session) sendError(code, msg string) {
+	s.srv.stats.Errors.Add(code)
+	s.log.Debug("signaling error", "code", code, "message", msg)
+	s.send(TypeError, errorMsg{Type: TypeError, Code: code, Message: msg})
+}
+
+func (s *Session) send(typ string, v any) {
+	if v == nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encode message", "type", typ, "err", err)
+		return
+	}
+	select {
+	case <-s.closing:
+		return
+	default:
+	}
+	select {
+	case s.out <- b:
+		s.srv.stats.Out.Add(typ)
+	default:
+		// The client does not read: it cannot follow the room any more.
+		s.srv.stats.Errors.Add(CodeSlowClient)
+		s.Close(CodeSlowClient)
+	}
+}
+
+func (s *Session) setReason(r string) { s.reason.CompareAndSwap(nil, &r) }
+
+// Close implements room.Client: send "bye" with reason and close the
+// socket. It returns at once; the reader then leaves the room.
+func (s *Session) Close(reason string) {
+	s.setReason(reason)
+	s.closeOnce.Do(func() { close(s.closing) })
+}
+
+func (s *Session) writeLoop() {
+	defer close(s.writerEnd)
+	defer s.conn.Close()
+	ping := time.NewTicker(s.srv.cfg.PingInterval)
+	defer ping.Stop()
+	wt := s.srv.cfg.WriteTimeout
+	for {
+		select {
+		case b := <-s.out:
+			_ = s.conn.SetWriteDeadline(time.Now().Add(wt))
+			if err := s.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+				s.Close("write_failed")
+				return
+			}
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
+				s.Close("write_failed")
+				return
+			}
+		case <-s.closing:
+			s.flushAndBye(wt)
+			return
+		}
+	}
+}
+
+// flushAndBye writes what is queued, then "bye" and a close frame.
+func (s *Session) flushAndBye(wt time.Duration) {
+	deadline := time.Now().Add(wt)
+	_ = s.conn.SetWriteDeadline(deadline)
+	for {
+		select {
+		case b := <-s.out:
+			if s.conn.WriteMessage(websocket.TextMessage, b) != nil {
+				return
+			}
+			continue
+		default:
+		}
+		break
+	}
+	reason := "closed"
+	if r := s.reason.Load(); r != nil {
+		reason = *r
+	}
+	if b, err := json.Marshal(byeMsg{Type: TypeBye, Reason: reason}); err == nil {
+		if s.conn.WriteMessage(websocket.TextMessage, b) == nil {
+			s.srv.stats.Out.Add(TypeBye)
+		}
+	}
+	_ = s.conn.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason), deadline)
+	s.log.Debug("session closed", "reason", reason)
+}
+
+// decodeErrorCode maps a Decode error to its code.
+func decodeErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrBadJSON):
+		return CodeBadJSON
+	case errors.Is(err, ErrUnknownType):
+		return CodeUnknownType
+	default:
+		return CodeBadMessage
+	}
+}
+
+// errorCode maps room and sfu errors to protocol codes.
+func errorCode(err error) string {
+	switch {
+	case errors.Is(err, room.ErrBadRoomName):
+		return CodeBadRoom
+	case errors.Is(err, room.ErrBadName):
+		return CodeBadName
+	case errors.Is(err, room.ErrRoomFull):
+		return CodeRoomFull
+	case errors.Is(err, room.ErrTooManyRooms):
+		return CodeTooManyRooms
+	case errors.Is(err, room.ErrDataTooLarge):
+		return CodeDataTooLarge
+	case errors.Is(err, room.ErrDataRate):
+		return CodeDataRate
+	case errors.Is(err, room.ErrClosed):
+		return CodeShuttingDown
+	case errors.Is(err, sfu.ErrBadSDP):
+		return CodeBadSDP
+	case errors.Is(err, sfu.ErrBusy):
+		return CodeBusy
+	}
+	return CodeInternal
+}
