@@ -34,6 +34,9 @@ type Settings struct {
 	IPv4Only bool
 	// Logger receives pion's warnings and the engine's events.
 	Logger *slog.Logger
+	// Interceptors are added after Roundtable's own (outermost); tests use
+	// them to impair one PeerConnection.
+	Interceptors []interceptor.Factory
 }
 
 // Engine holds what every PeerConnection of the server shares: the pion API
@@ -60,6 +63,9 @@ func NewEngine(s Settings) (*Engine, error) {
 	reg := &interceptor.Registry{}
 	if err := registerInterceptors(m, reg, stats); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	for _, f := range s.Interceptors {
+		reg.Add(f)
 	}
 
 	ifaceOK := func(name string) bool {

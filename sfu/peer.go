@@ -428,7 +428,9 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		return
 	default:
 	}
-	up := newUpTrack(newTrackID(), p.cfg.ID, remote, receiver, p.engine.stats, p.pc.WriteRTCP)
+	up := newUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), uint32(remote.SSRC()),
+		p.engine.stats, p.pc.WriteRTCP)
+	up.remote, up.receiver = remote, receiver
 	k := kindOf(up.kind)
 	p.engine.stats.UpTracks[k].Add(1)
 	p.mu.Lock()

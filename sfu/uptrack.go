@@ -44,15 +44,16 @@ type UpTrack struct {
 	done chan struct{}
 }
 
-func newUpTrack(id, streamID string, remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver,
+// newUpTrack builds an UpTrack; remote and receiver are set by the caller
+// (tests and benchmarks leave them nil and call forward directly).
+func newUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecParameters, ssrc uint32,
 	stats *Stats, writeRTCP func([]rtcp.Packet) error) *UpTrack {
 	size := audioCacheSize
-	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+	if kind == webrtc.RTPCodecTypeVideo {
 		size = videoCacheSize
 	}
 	u := &UpTrack{
-		id: id, streamID: streamID, kind: remote.Kind(), codec: remote.Codec(),
-		ssrc: uint32(remote.SSRC()), remote: remote, receiver: receiver,
+		id: id, streamID: streamID, kind: kind, codec: codec, ssrc: ssrc,
 		cache: NewPacketCache(size), stats: stats, done: make(chan struct{}),
 	}
 	u.downs.Store(&[]*DownTrack{})

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/roundtable-sfu/roundtable/metrics"
 	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/sfu"
@@ -34,12 +35,19 @@ type Server struct {
 
 // New validates cfg, opens the HTTP listener and the ICE UDP port.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
+	return NewWithInterceptors(cfg, log, nil)
+}
+
+// NewWithInterceptors is New with extra pion interceptors on every
+// PeerConnection (tests use them to impair the network).
+func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Factory) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	engine, err := sfu.NewEngine(sfu.Settings{
 		UDPPort: cfg.ICEPort, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
 		Loopback: cfg.ICELoopback, DisableMDNS: !cfg.MDNS, IPv4Only: cfg.ICEIPv4Only, Logger: log,
+		Interceptors: extra,
 	})
 	if err != nil {
 		return nil, err

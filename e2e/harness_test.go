@@ -1,0 +1,117 @@
+// Package e2e holds Roundtable's integration tests: a real server on
+// loopback, real pion participants (internal/client) through the real
+// WebSocket signaling. Every address used is 127.0.0.1.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/server"
+)
+
+type testServer struct {
+	*server.Server
+	t *testing.T
+}
+
+type serverOpt func(*server.Config, *[]interceptor.Factory)
+
+func startServer(t *testing.T, opts ...serverOpt) *testServer {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.ICEPort = 0
+	cfg.ICEInterfaces = []string{"lo"}
+	cfg.ICELoopback = true
+	cfg.ICEIPv4Only = true
+	cfg.MDNS = false
+	var extra []interceptor.Factory
+	for _, o := range opts {
+		o(&cfg, &extra)
+	}
+	var w io.Writer = io.Discard
+	if os.Getenv("RT_LOG") != "" {
+		w = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := server.NewWithInterceptors(cfg, log, extra)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	go func() { _ = srv.Serve() }()
+	ts := &testServer{Server: srv, t: t}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return ts
+}
+
+func (s *testServer) join(ctx context.Context, room, name string, audio, video int) *client.Client {
+	s.t.Helper()
+	c, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: room, Name: name, Audio: audio, Video: video})
+	if err != nil {
+		s.t.Fatalf("%s joins %s: %v", name, room, err)
+	}
+	s.t.Cleanup(c.Abort)
+	return c
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// checkGoroutines fails the test if, after everything it started is torn
+// down (its cleanups run before this one), more goroutines run than before
+// it started. Call it first in the test.
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		var now int
+		for time.Now().Before(deadline) {
+			if now = runtime.NumGoroutine(); now <= before {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Errorf("goroutines: %d before, %d after\n%s", before, now, summarize(string(buf[:n])))
+	})
+}
+
+// summarize keeps the first frame of each goroutine's stack.
+func summarize(stacks string) string {
+	var b strings.Builder
+	for _, g := range strings.Split(stacks, "\n\n") {
+		lines := strings.Split(g, "\n")
+		if len(lines) >= 3 {
+			fmt.Fprintf(&b, "%s | %s\n", lines[1], strings.TrimSpace(lines[2]))
+		}
+	}
+	return b.String()
+}
+
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	if err := client.Wait(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}

@@ -1,0 +1,495 @@
+// Package client is a Roundtable participant written with pion: it joins
+// through the real WebSocket signaling, publishes synthetic audio and video
+// (see media.go), receives and verifies everything the server forwards, and
+// uses the data channel. The integration tests use it, and so will the load
+// tool: it holds no test-only shortcuts into the server.
+//
+// Ownership: the signaling reader goroutine owns the PeerConnection's
+// signaling; each published track has one sender goroutine and one RTCP
+// goroutine; each received track has one reader goroutine. mu guards the
+// observation state that tests read.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/sfu"
+	sig "github.com/roundtable-sfu/roundtable/signal"
+)
+
+// Config describes one participant.
+type Config struct {
+	URL  string // ws://host:port/ws
+	Room string
+	Name string
+	// Audio and Video are how many synthetic tracks to publish.
+	Audio, Video int
+	// VideoFPS (default 30), PacketsPerFrame (default 2, keyframes 3x),
+	// PacketSize (default 1000 bytes of payload).
+	VideoFPS, PacketsPerFrame, PacketSize int
+	// KeyframeInterval between periodic keyframes (default 5 s); PLIs cause
+	// extra ones.
+	KeyframeInterval time.Duration
+	// AllInterfaces lets ICE use every interface; by default only loopback.
+	AllInterfaces bool
+	// Origin header for the WebSocket (default none).
+	Origin string
+}
+
+func (c *Config) defaults() {
+	if c.VideoFPS == 0 {
+		c.VideoFPS = 30
+	}
+	if c.PacketsPerFrame == 0 {
+		c.PacketsPerFrame = 2
+	}
+	if c.PacketSize == 0 {
+		c.PacketSize = 1000
+	}
+	if c.KeyframeInterval == 0 {
+		c.KeyframeInterval = 5 * time.Second
+	}
+}
+
+// ErrorMsg is an {"type":"error"} the server sent.
+type ErrorMsg struct{ Code, Message string }
+
+// DataMsg is a data-channel message as received.
+type DataMsg struct {
+	From     string
+	Data     []byte
+	IsString bool
+}
+
+// Client is one connected participant.
+type Client struct {
+	cfg  Config
+	ID   string
+	Room string
+
+	ws      *websocket.Conn
+	wsMu    sync.Mutex
+	pc      *webrtc.PeerConnection
+	dc      *webrtc.DataChannel
+	dcOpen  chan struct{}
+	joined  chan sig.Inbound
+	closed  chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	joinMsg joinedMsg
+
+	mu           sync.Mutex
+	errors       []ErrorMsg
+	bye          string
+	participants map[string]string // id -> name
+	published    map[string]string // track id -> participant id
+	remote       map[string]*RemoteTrack
+	data         []DataMsg
+	local        []*LocalTrack
+	cands        []webrtc.ICECandidateInit
+	connected    atomic.Bool
+}
+
+type joinedMsg struct {
+	Type         string                `json:"type"`
+	ID           string                `json:"id"`
+	Room         string                `json:"room"`
+	Participants []sig.ParticipantJSON `json:"participants"`
+	ICEServers   []sig.ICEServer       `json:"iceServers"`
+}
+
+// serverMsg is any server message.
+type serverMsg struct {
+	Type        string          `json:"type"`
+	ID          string          `json:"id"`
+	SDP         string          `json:"sdp"`
+	Candidate   *sig.Candidate  `json:"candidate"`
+	Code        string          `json:"code"`
+	Message     string          `json:"message"`
+	Reason      string          `json:"reason"`
+	Participant json.RawMessage `json:"participant"`
+	Track       *sig.TrackJSON  `json:"track"`
+	TrackID     string          `json:"trackId"`
+}
+
+// newAPI builds the client's pion API: the server's codecs, pion's default
+// interceptors, loopback-only ICE unless told otherwise, and the DTLS server
+// role (the client offers first, so it keeps that role when it answers).
+func newAPI(all bool, extra []interceptor.Factory) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := sfu.RegisterCodecs(m); err != nil {
+		return nil, err
+	}
+	r := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(m, r); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureRTCPReports(r); err != nil {
+		return nil, err
+	}
+	for _, f := range extra {
+		r.Add(f)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if !all {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	}
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return nil, err
+	}
+	se.SetICETimeouts(5*time.Second, 10*time.Second, 2*time.Second)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(r), webrtc.WithSettingEngine(se)), nil
+}
+
+// Join connects, joins the room and sends the first offer (with the data
+// channel and every local track). It returns once "joined" has arrived;
+// use WaitConnected to wait for media.
+func Join(ctx context.Context, cfg Config) (*Client, error) {
+	cfg.defaults()
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SendJSON(map[string]string{"type": sig.TypeJoin, "room": cfg.Room, "name": cfg.Name}); err != nil {
+		c.Abort()
+		return nil, err
+	}
+	select {
+	case <-c.joined:
+	case <-c.closed:
+		c.Abort()
+		return nil, fmt.Errorf("join %s: %s", cfg.Room, c.lastError())
+	case <-ctx.Done():
+		c.Abort()
+		return nil, fmt.Errorf("join %s: %w", cfg.Room, ctx.Err())
+	}
+	if err := c.startPeer(); err != nil {
+		c.Abort()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Dial opens the signaling socket without joining (for protocol tests).
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	cfg.defaults()
+	h := http.Header{}
+	if cfg.Origin != "" {
+		h.Set("Origin", cfg.Origin)
+	}
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, cfg.URL, h)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", cfg.URL, err)
+	}
+	c := &Client{
+		cfg: cfg, ws: ws,
+		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), closed: make(chan struct{}),
+		participants: map[string]string{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},
+	}
+	c.wg.Add(1)
+	go c.readLoop()
+	return c, nil
+}
+
+func (c *Client) lastError() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errors) > 0 {
+		e := c.errors[len(c.errors)-1]
+		return e.Code + ": " + e.Message
+	}
+	return "connection closed"
+}
+
+// SendJSON sends one signaling message.
+func (c *Client) SendJSON(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.SendRaw(websocket.TextMessage, b)
+}
+
+// SendRaw sends one frame as is.
+func (c *Client) SendRaw(messageType int, b []byte) error {
+	c.wsMu.Lock()
+	defer c.wsMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ws.WriteMessage(messageType, b); err != nil {
+		return fmt.Errorf("websocket write: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) startPeer() error {
+	api, err := newAPI(c.cfg.AllInterfaces, nil)
+	if err != nil {
+		return fmt.Errorf("client api: %w", err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return fmt.Errorf("client peer: %w", err)
+	}
+	c.pc = pc
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			init := cand.ToJSON()
+			_ = c.SendJSON(map[string]any{"type": sig.TypeCandidate, "candidate": init})
+		}
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			c.connected.Store(true)
+		}
+	})
+	pc.OnTrack(c.onTrack)
+	dc, err := pc.CreateDataChannel("roundtable", nil)
+	if err != nil {
+		return fmt.Errorf("data channel: %w", err)
+	}
+	c.dc = dc
+	dc.OnOpen(func() { close(c.dcOpen) })
+	dc.OnMessage(c.onData)
+	for i := 0; i < c.cfg.Audio; i++ {
+		if err := c.addLocal(webrtc.RTPCodecTypeAudio, i); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < c.cfg.Video; i++ {
+		if err := c.addLocal(webrtc.RTPCodecTypeVideo, c.cfg.Audio+i); err != nil {
+			return err
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	return c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": pc.LocalDescription().SDP})
+}
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	defer c.once.Do(func() { close(c.closed) })
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		var m serverMsg
+		if err := json.Unmarshal(b, &m); err != nil {
+			continue
+		}
+		c.handle(m, b)
+	}
+}
+
+func (c *Client) handle(m serverMsg, raw []byte) {
+	switch m.Type {
+	case sig.TypeJoined:
+		var j joinedMsg
+		_ = json.Unmarshal(raw, &j)
+		c.mu.Lock()
+		c.ID, c.Room, c.joinMsg = j.ID, j.Room, j
+		for _, p := range j.Participants {
+			c.participants[p.ID] = p.Name
+			for _, t := range p.Tracks {
+				c.published[t.ID] = p.ID
+			}
+		}
+		c.mu.Unlock()
+		c.joined <- sig.Inbound{}
+	case sig.TypeParticipantJoined:
+		var p sig.ParticipantJSON
+		_ = json.Unmarshal(m.Participant, &p)
+		c.mu.Lock()
+		c.participants[p.ID] = p.Name
+		c.mu.Unlock()
+	case sig.TypeParticipantLeft:
+		c.mu.Lock()
+		delete(c.participants, m.ID)
+		for t, p := range c.published {
+			if p == m.ID {
+				delete(c.published, t)
+			}
+		}
+		c.mu.Unlock()
+	case sig.TypeTrackPublished:
+		var pid string
+		_ = json.Unmarshal(m.Participant, &pid)
+		if m.Track != nil {
+			c.mu.Lock()
+			c.published[m.Track.ID] = pid
+			c.mu.Unlock()
+		}
+	case sig.TypeTrackUnpublished:
+		c.mu.Lock()
+		delete(c.published, m.TrackID)
+		c.mu.Unlock()
+	case sig.TypeOffer:
+		c.onOffer(m.SDP)
+	case sig.TypeAnswer:
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err == nil {
+			c.flushCandidates()
+		}
+	case sig.TypeCandidate:
+		if m.Candidate == nil || c.pc == nil {
+			return
+		}
+		if c.pc.RemoteDescription() == nil {
+			c.mu.Lock()
+			c.cands = append(c.cands, *m.Candidate)
+			c.mu.Unlock()
+			return
+		}
+		_ = c.pc.AddICECandidate(*m.Candidate)
+	case sig.TypeError:
+		c.mu.Lock()
+		c.errors = append(c.errors, ErrorMsg{Code: m.Code, Message: m.Message})
+		c.mu.Unlock()
+	case sig.TypeBye:
+		c.mu.Lock()
+		c.bye = m.Reason
+		c.mu.Unlock()
+	}
+}
+
+// onOffer answers a server offer. The client offers only once, before any
+// server offer, so it never meets an offer collision.
+func (c *Client) onOffer(sdp string) {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return
+	}
+	c.flushCandidates()
+	ans, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return
+	}
+	if err := c.pc.SetLocalDescription(ans); err != nil {
+		return
+	}
+	_ = c.SendJSON(map[string]string{"type": sig.TypeAnswer, "sdp": c.pc.LocalDescription().SDP})
+}
+
+func (c *Client) flushCandidates() {
+	c.mu.Lock()
+	cands := c.cands
+	c.cands = nil
+	c.mu.Unlock()
+	for _, cand := range cands {
+		_ = c.pc.AddICECandidate(cand)
+	}
+}
+
+// Connected reports whether the PeerConnection has connected.
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// Wait polls cond every 10 ms until it holds or ctx ends.
+func Wait(ctx context.Context, cond func() bool) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Errors returns the error messages received so far.
+func (c *Client) Errors() []ErrorMsg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]ErrorMsg(nil), c.errors...)
+}
+
+// HasError reports whether an error with code arrived.
+func (c *Client) HasError(code string) bool {
+	for _, e := range c.Errors() {
+		if e.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// Bye returns the reason of the server's "bye", or "".
+func (c *Client) Bye() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bye
+}
+
+// Closed is closed when the signaling socket is gone.
+func (c *Client) Closed() <-chan struct{} { return c.closed }
+
+// Participants returns the other members as id -> name.
+func (c *Client) Participants() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]string, len(c.participants))
+	for k, v := range c.participants {
+		out[k] = v
+	}
+	return out
+}
+
+// Publisher returns the participant that publishes track id, per the
+// server's track events.
+func (c *Client) Publisher(trackID string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.published[trackID]
+	return p, ok
+}
+
+// WriteRTCP sends RTCP to the server.
+func (c *Client) WriteRTCP(pkts []rtcp.Packet) error { return c.pc.WriteRTCP(pkts) }
+
+// Leave sends "leave" and closes everything.
+func (c *Client) Leave() {
+	_ = c.SendJSON(map[string]string{"type": sig.TypeLeave})
+	select {
+	case <-c.closed:
+	case <-time.After(2 * time.Second):
+	}
+	c.Abort()
+}
+
+// Abort drops the socket and the PeerConnection without a word, like a
+// browser tab that crashed.
+func (c *Client) Abort() {
+	_ = c.ws.Close()
+	if c.pc != nil {
+		_ = c.pc.Close()
+	}
+	c.mu.Lock()
+	local := c.local
+	c.mu.Unlock()
+	for _, l := range local {
+		l.stop()
+	}
+	c.wg.Wait()
+}
+
+// errClosed is returned by SendData before the data channel opened.
+var errClosed = errors.New("client: data channel not open")

@@ -1,0 +1,325 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
+)
+
+// LocalTrack is a synthetic track the client publishes.
+type LocalTrack struct {
+	track  *webrtc.TrackLocalStaticRTP
+	sender *webrtc.RTPSender
+	index  byte
+	video  bool
+	cfg    Config
+	id     func() string
+
+	Sent         atomic.Uint64 // RTP packets written
+	PLIsReceived atomic.Uint64
+	NACKs        atomic.Uint64
+	wantKey      atomic.Bool
+	done         chan struct{}
+	stopOnce     sync.Once
+	wg           sync.WaitGroup
+}
+
+func (c *Client) addLocal(kind webrtc.RTPCodecType, index int) error {
+	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	name := fmt.Sprintf("audio%d", index)
+	if kind == webrtc.RTPCodecTypeVideo {
+		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+		name = fmt.Sprintf("video%d", index)
+	}
+	tr, err := webrtc.NewTrackLocalStaticRTP(codec, name, "local")
+	if err != nil {
+		return fmt.Errorf("local track: %w", err)
+	}
+	sender, err := c.pc.AddTrack(tr)
+	if err != nil {
+		return fmt.Errorf("add track: %w", err)
+	}
+	l := &LocalTrack{track: tr, sender: sender, index: byte(index), video: kind == webrtc.RTPCodecTypeVideo,
+		cfg: c.cfg, done: make(chan struct{}), id: func() string { return c.ID }}
+	c.mu.Lock()
+	c.local = append(c.local, l)
+	c.mu.Unlock()
+	l.wg.Add(2)
+	go l.readRTCP()
+	go l.sendLoop()
+	return nil
+}
+
+// Local returns the published tracks.
+func (c *Client) Local() []*LocalTrack {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*LocalTrack(nil), c.local...)
+}
+
+// Video reports whether the track is video.
+func (l *LocalTrack) Video() bool { return l.video }
+
+func (l *LocalTrack) stop() {
+	l.stopOnce.Do(func() { close(l.done) })
+	l.wg.Wait()
+}
+
+func (l *LocalTrack) readRTCP() {
+	defer l.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := l.sender.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				l.PLIsReceived.Add(1)
+				l.wantKey.Store(true)
+			case *rtcp.TransportLayerNack:
+				l.NACKs.Add(1)
+			}
+		}
+	}
+}
+
+// sendLoop writes synthetic media: video frames at VideoFPS (a keyframe at
+// start, every KeyframeInterval and after a PLI), audio every 20 ms.
+func (l *LocalTrack) sendLoop() {
+	defer l.wg.Done()
+	interval := 20 * time.Millisecond
+	clock := uint32(960)
+	if l.video {
+		interval = time.Second / time.Duration(l.cfg.VideoFPS)
+		clock = 90000 / uint32(l.cfg.VideoFPS)
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var (
+		seq     uint16
+		ts      uint32
+		counter uint64
+		lastKey time.Time
+		buf     []byte
+	)
+	l.wantKey.Store(true)
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2}}
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-tick.C:
+		}
+		id := l.id()
+		n := 1
+		key := false
+		if l.video {
+			n = l.cfg.PacketsPerFrame
+			if l.wantKey.Swap(false) || time.Since(lastKey) >= l.cfg.KeyframeInterval {
+				key, lastKey = true, time.Now()
+				n *= 3
+			}
+		}
+		size := l.cfg.PacketSize
+		if !l.video {
+			size = 120
+		}
+		for i := 0; i < n; i++ {
+			counter++
+			buf = AppendPayload(buf[:0], Payload{Video: l.video, Start: i == 0, Keyframe: key, ID: id,
+				Track: l.index, Counter: counter, Sent: time.Now(), Size: size})
+			pkt.SequenceNumber = seq
+			pkt.Timestamp = ts
+			pkt.Marker = !l.video || i == n-1
+			pkt.Payload = buf
+			seq++
+			if err := l.track.WriteRTP(pkt); err != nil {
+				if errors.Is(err, errClosed) {
+					return
+				}
+				continue
+			}
+			l.Sent.Add(1)
+		}
+		ts += clock
+	}
+}
+
+// RemoteTrack is a track the server forwards to the client, with what the
+// client observed of it.
+type RemoteTrack struct {
+	StreamID string // the publisher's participant id (msid stream id)
+	TrackID  string // the server's track id (msid track id)
+	Kind     webrtc.RTPCodecType
+	SSRC     uint32
+
+	mu            sync.Mutex
+	packets       int
+	bad           int
+	dups          int
+	keyframes     int
+	started       time.Time
+	firstPacket   time.Time
+	firstKeyframe time.Time
+	ended         bool
+	lastSeq       uint16
+	seqGaps       int
+	latency       []time.Duration
+	seen          map[uint16]bool
+	payloadIDs    map[string]int
+}
+
+// Stats is a snapshot of a RemoteTrack.
+type Stats struct {
+	Packets, Bad, Dups, Keyframes, SeqGaps int
+	Started, FirstPacket, FirstKeyframe    time.Time
+	Ended                                  bool
+	PayloadIDs                             map[string]int // publisher ids found in payloads
+}
+
+// Stats returns what was observed so far.
+func (r *RemoteTrack) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := make(map[string]int, len(r.payloadIDs))
+	for k, v := range r.payloadIDs {
+		ids[k] = v
+	}
+	return Stats{Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
+		Started: r.started, FirstPacket: r.firstPacket, FirstKeyframe: r.firstKeyframe, Ended: r.ended, PayloadIDs: ids}
+}
+
+// Remote returns the tracks received so far (ended ones included).
+func (c *Client) Remote() []*RemoteTrack {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*RemoteTrack, 0, len(c.remote))
+	for _, r := range c.remote {
+		out = append(out, r)
+	}
+	return out
+}
+
+// ActiveRemote returns the received tracks that have not ended.
+func (c *Client) ActiveRemote() []*RemoteTrack {
+	var out []*RemoteTrack
+	for _, r := range c.Remote() {
+		if !r.Stats().Ended {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	r := &RemoteTrack{StreamID: t.StreamID(), TrackID: t.ID(), Kind: t.Kind(), SSRC: uint32(t.SSRC()),
+		started: time.Now(), seen: map[uint16]bool{}, payloadIDs: map[string]int{}}
+	c.mu.Lock()
+	c.remote[t.ID()+"/"+fmt.Sprint(t.SSRC())] = r
+	c.mu.Unlock()
+	c.wg.Add(2)
+	go func() {
+		defer c.wg.Done()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := recv.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		defer c.wg.Done()
+		video := t.Kind() == webrtc.RTPCodecTypeVideo
+		for {
+			p, _, err := t.ReadRTP()
+			if err != nil {
+				r.mu.Lock()
+				r.ended = true
+				r.mu.Unlock()
+				return
+			}
+			r.observe(p, video)
+		}
+	}()
+}
+
+func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
+	pl, err := ParsePayload(p.Payload, video)
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen[p.SequenceNumber] {
+		r.dups++
+		return
+	}
+	r.seen[p.SequenceNumber] = true
+	if r.packets > 0 && p.SequenceNumber != r.lastSeq+1 && int16(p.SequenceNumber-r.lastSeq) > 0 {
+		r.seqGaps++
+	}
+	if r.packets == 0 || int16(p.SequenceNumber-r.lastSeq) > 0 {
+		r.lastSeq = p.SequenceNumber
+	}
+	r.packets++
+	if r.firstPacket.IsZero() {
+		r.firstPacket = now
+	}
+	if err != nil {
+		r.bad++
+		return
+	}
+	r.payloadIDs[pl.ID]++
+	if pl.Keyframe {
+		r.keyframes++
+		if r.firstKeyframe.IsZero() {
+			r.firstKeyframe = now
+		}
+	}
+}
+
+// WaitDataChannel waits until the data channel is open.
+func (c *Client) WaitDataChannel(timeout time.Duration) error {
+	select {
+	case <-c.dcOpen:
+		return nil
+	case <-time.After(timeout):
+		return errClosed
+	}
+}
+
+// SendText sends a text data-channel message.
+func (c *Client) SendText(s string) error { return c.dc.SendText(s) }
+
+// SendBinary sends a binary data-channel message.
+func (c *Client) SendBinary(b []byte) error { return c.dc.Send(b) }
+
+func (c *Client) onData(m webrtc.DataChannelMessage) {
+	from, data := "", m.Data
+	for i, b := range m.Data {
+		if b == ':' {
+			from, data = string(m.Data[:i]), m.Data[i+1:]
+			break
+		}
+	}
+	c.mu.Lock()
+	c.data = append(c.data, DataMsg{From: from, Data: append([]byte(nil), data...), IsString: m.IsString})
+	c.mu.Unlock()
+}
+
+// Data returns the data-channel messages received so far.
+func (c *Client) Data() []DataMsg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]DataMsg(nil), c.data...)
+}
