@@ -55,7 +55,8 @@ type DownTrack struct {
 	writer webrtc.TrackLocalWriter
 
 	// writer goroutine only
-	hdr  rtp.Header
+	waiting bool // pion dropped writes: the transport is not ready yet
+	hdr     rtp.Header
 	buf  [maxPacketSize]byte
 	sent [sentHistory]uint64 // ext+1, indexed by outgoing seq
 }
@@ -71,6 +72,9 @@ func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
 		done: make(chan struct{}),
 	}
 	d.hdr.CSRC = make([]uint32, 0, 15)
+	// A new subscriber needs a keyframe to start decoding: it is requested
+	// as soon as the first packet actually reaches the subscriber.
+	d.waiting = true
 	return d
 }
 
@@ -116,8 +120,6 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	go d.writeLoop()
 	d.up.addDown(d)
 	d.stats.Subscriptions.Add(1)
-	// A new subscriber needs a keyframe to start decoding.
-	d.up.RequestKeyframe()
 	return *match, nil
 }
 
@@ -202,9 +204,20 @@ func (d *DownTrack) send(ext uint64, seq uint16) bool {
 		return false
 	}
 	Rewrite(&d.hdr, d.ssrc, d.pt, seq)
-	if _, err := d.writer.WriteRTP(&d.hdr, d.buf[hl:n]); err != nil {
+	written, err := d.writer.WriteRTP(&d.hdr, d.buf[hl:n])
+	if err != nil {
 		d.stats.Drop(DropWriteError)
 		return false
+	}
+	if written == 0 {
+		// pion drops writes until DTLS/SRTP is up; a keyframe sent now
+		// would be lost, so wait for the first write that goes through.
+		d.waiting = true
+		return false
+	}
+	if d.waiting {
+		d.waiting = false
+		d.up.RequestKeyframe()
 	}
 	d.stats.PacketsOut[d.kind].Add(1)
 	d.stats.BytesOut[d.kind].Add(uint64(n))

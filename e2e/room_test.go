@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/signal"
+)
+
+func videoTrack(c *client.Client) *client.RemoteTrack {
+	for _, r := range c.ActiveRemote() {
+		if r.Kind == webrtc.RTPCodecTypeVideo {
+			return r
+		}
+	}
+	return nil
+}
+
+// Test 2: a participant that joins late receives the existing tracks and its
+// first video keyframe within 1 s. The publisher sends periodic keyframes
+// only every 10 minutes, so the keyframe can only come from the server's
+// request for the new subscriber.
+func TestLateJoinerGetsKeyframe(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	pubCfg := client.Config{URL: s.WSURL(), Room: "late", Name: "early", Audio: 1, Video: 1, KeyframeInterval: 10 * time.Minute}
+	pub, err := client.Join(ctx, pubCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Abort)
+	waitFor(t, ctx, "publisher connected", pub.Connected)
+	time.Sleep(1500 * time.Millisecond) // the publisher's first keyframe is long gone
+
+	start := time.Now()
+	late := s.join(ctx, "late", "late", 0, 0)
+	waitFor(t, ctx, "two tracks at the late joiner", func() bool { return len(late.ActiveRemote()) == 2 })
+	t.Logf("pli at publisher: %d, server keyframe requests sent %d", pub.Local()[1].PLIsReceived.Load(), s.Engine.Stats().KeyframesSent.Load())
+	waitFor(t, ctx, "a keyframe", func() bool {
+		v := videoTrack(late)
+		return v != nil && v.Stats().Keyframes > 0
+	})
+	st := videoTrack(late).Stats()
+	sinceJoin := st.FirstKeyframe.Sub(start)
+	sinceMedia := st.FirstKeyframe.Sub(st.Started)
+	t.Logf("first keyframe %v after join, %v after the track arrived", sinceJoin, sinceMedia)
+	if sinceMedia > time.Second {
+		t.Errorf("first keyframe %v after the track arrived, want < 1s", sinceMedia)
+	}
+	if sinceJoin > 2*time.Second {
+		t.Errorf("first keyframe %v after joining, want < 2s", sinceJoin)
+	}
+	if pli := pub.Local()[1].PLIsReceived.Load(); pli == 0 {
+		t.Errorf("publisher got no keyframe request")
+	}
+}
+
+// Test 3: a data-channel message from A reaches B, C and D exactly once,
+// tagged with A's id, and never A; text and binary both work; an oversize
+// message is refused with an error and forwarded to nobody.
+func TestDataChannelFanout(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	var cs []*client.Client
+	for _, n := range []string{"a", "b", "c", "d"} {
+		c := s.join(ctx, "data", n, 0, 0)
+		if err := c.WaitDataChannel(10 * time.Second); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		cs = append(cs, c)
+	}
+	a := cs[0]
+	if err := a.SendText("hello from a"); err != nil {
+		t.Fatal(err)
+	}
+	bin := []byte{0, 1, 2, ':', 255}
+	if err := a.SendBinary(bin); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 16<<10+1)
+	if err := a.SendText(big); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "oversize error", func() bool { return a.HasError(signal.CodeDataTooLarge) })
+	if err := a.SendText("after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs[1:] {
+		c := c
+		waitFor(t, ctx, "three messages", func() bool { return len(c.Data()) >= 3 })
+	}
+	time.Sleep(200 * time.Millisecond) // would-be duplicates have time to arrive
+	for _, c := range cs[1:] {
+		got := c.Data()
+		if len(got) != 3 {
+			t.Fatalf("%s got %d messages, want 3: %+v", c.ID, len(got), got)
+		}
+		for _, m := range got {
+			if m.From != a.ID {
+				t.Errorf("message from %q, want %q", m.From, a.ID)
+			}
+		}
+		if !got[0].IsString || string(got[0].Data) != "hello from a" {
+			t.Errorf("text message: %+v", got[0])
+		}
+		if got[1].IsString || !bytes.Equal(got[1].Data, bin) {
+			t.Errorf("binary message: %+v", got[1])
+		}
+		if string(got[2].Data) != "after" {
+			t.Errorf("third message %q, want the one after the oversize one", got[2].Data)
+		}
+	}
+	if n := len(a.Data()); n != 0 {
+		t.Errorf("sender received %d of its own messages", n)
+	}
+}
+
+// Test 4: two rooms side by side; nothing crosses: media, data, events.
+func TestRoomsAreIsolated(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	x1, x2 := s.join(ctx, "x", "x1", 1, 1), s.join(ctx, "x", "x2", 1, 1)
+	y1, y2 := s.join(ctx, "y", "y1", 1, 1), s.join(ctx, "y", "y2", 1, 1)
+	room := map[string]string{x1.ID: "x", x2.ID: "x", y1.ID: "y", y2.ID: "y"}
+	all := []*client.Client{x1, x2, y1, y2}
+	for _, c := range all {
+		c := c
+		waitFor(t, ctx, "media", func() bool {
+			rs := c.ActiveRemote()
+			return len(rs) == 2 && rs[0].Stats().Packets > 10 && rs[1].Stats().Packets > 10
+		})
+		if err := c.WaitDataChannel(5 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendText("from " + c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range all {
+		c := c
+		waitFor(t, ctx, "data", func() bool { return len(c.Data()) >= 1 })
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, c := range all {
+		mine := room[c.ID]
+		for _, r := range c.Remote() {
+			for id := range r.Stats().PayloadIDs {
+				if room[id] != mine || id == c.ID {
+					t.Errorf("%s (room %s) received media of %s (room %s)", c.ID, mine, id, room[id])
+				}
+			}
+		}
+		for _, m := range c.Data() {
+			if room[m.From] != mine || m.From == c.ID {
+				t.Errorf("%s (room %s) received data from %s", c.ID, mine, m.From)
+			}
+		}
+		if len(c.Data()) != 1 {
+			t.Errorf("%s received %d messages, want 1", c.ID, len(c.Data()))
+		}
+		for id := range c.Participants() {
+			if room[id] != mine {
+				t.Errorf("%s (room %s) knows participant %s of room %s", c.ID, mine, id, room[id])
+			}
+		}
+	}
+}
+
+// Test 5: leave and abrupt disconnect: the others see the tracks go away
+// (renegotiation), the room is removed when empty, and the goroutine count
+// returns to its starting level.
+func TestLeaveAndVanish(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 40*time.Second)
+	a, b, c := s.join(ctx, "bye", "a", 1, 1), s.join(ctx, "bye", "b", 1, 1), s.join(ctx, "bye", "c", 1, 1)
+	for _, x := range []*client.Client{a, b, c} {
+		x := x
+		waitFor(t, ctx, "four remote tracks", func() bool { return len(x.ActiveRemote()) == 4 })
+	}
+	c.Leave()
+	for _, x := range []*client.Client{a, b} {
+		x := x
+		waitFor(t, ctx, "c's tracks to end", func() bool { return len(x.ActiveRemote()) == 2 })
+		waitFor(t, ctx, "c to leave the list", func() bool { _, ok := x.Participants()[c.ID]; return !ok })
+	}
+	if c.Bye() != "left" {
+		t.Errorf("bye reason %q, want left", c.Bye())
+	}
+	b.Abort() // no leave, socket and UDP just stop
+	waitFor(t, ctx, "b's tracks to end at a", func() bool { return len(a.ActiveRemote()) == 0 })
+	waitFor(t, ctx, "b to leave a's list", func() bool { return len(a.Participants()) == 0 })
+	if rooms, parts := s.Rooms.Counts(); rooms != 1 || parts != 1 {
+		t.Errorf("rooms %d participants %d, want 1 and 1", rooms, parts)
+	}
+	a.Leave()
+	waitFor(t, ctx, "the room to be removed", func() bool { r, p := s.Rooms.Counts(); return r == 0 && p == 0 })
+	st := s.Engine.Stats()
+	waitFor(t, ctx, "media gauges at zero", func() bool {
+		return st.Peers.Load() == 0 && st.Subscriptions.Load() == 0 &&
+			st.UpTracks[0].Load() == 0 && st.UpTracks[1].Load() == 0
+	})
+}
