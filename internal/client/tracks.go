@@ -175,6 +175,7 @@ type RemoteTrack struct {
 	firstKeyframe time.Time
 	ended         bool
 	lastSeq       uint16
+	firstSeq      uint16
 	seqGaps       int
 	latency       []time.Duration
 	seen          map[uint16]bool
@@ -184,9 +185,12 @@ type RemoteTrack struct {
 // Stats is a snapshot of a RemoteTrack.
 type Stats struct {
 	Packets, Bad, Dups, Keyframes, SeqGaps int
-	Started, FirstPacket, FirstKeyframe    time.Time
-	Ended                                  bool
-	PayloadIDs                             map[string]int // publisher ids found in payloads
+	// Missing counts sequence numbers between the first and the highest
+	// received that never arrived.
+	Missing                             int
+	Started, FirstPacket, FirstKeyframe time.Time
+	Ended                               bool
+	PayloadIDs                          map[string]int // publisher ids found in payloads
 }
 
 // Stats returns what was observed so far.
@@ -197,7 +201,12 @@ func (r *RemoteTrack) Stats() Stats {
 	for k, v := range r.payloadIDs {
 		ids[k] = v
 	}
-	return Stats{Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
+	missing := 0
+	if r.packets > 0 {
+		span := int(uint16(r.lastSeq-r.firstSeq)) + 1
+		missing = span - len(r.seen)
+	}
+	return Stats{Missing: missing, Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
 		Started: r.started, FirstPacket: r.firstPacket, FirstKeyframe: r.firstKeyframe, Ended: r.ended, PayloadIDs: ids}
 }
 
@@ -268,6 +277,9 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 	if r.packets > 0 && p.SequenceNumber != r.lastSeq+1 && int16(p.SequenceNumber-r.lastSeq) > 0 {
 		r.seqGaps++
 	}
+	if r.packets == 0 {
+		r.firstSeq = p.SequenceNumber
+	}
 	if r.packets == 0 || int16(p.SequenceNumber-r.lastSeq) > 0 {
 		r.lastSeq = p.SequenceNumber
 	}
@@ -322,4 +334,11 @@ func (c *Client) Data() []DataMsg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]DataMsg(nil), c.data...)
+}
+
+// LastSeq returns the highest sequence number received.
+func (r *RemoteTrack) LastSeq() uint16 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSeq
 }

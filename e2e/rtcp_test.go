@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/server"
+)
+
+// Test 6a: a subscriber's NACK is answered with the retransmitted packet,
+// byte-identical to the original. The server's link to the subscriber loses
+// every 25th video packet (the first time it is sent); the subscriber's pion
+// NACK generator asks for it and the server resends it from its cache.
+func TestNACKIsAnswered(t *testing.T) {
+	checkGoroutines(t)
+	lossy := &impairFactory{dropEvery: 25}
+	lossy.target.Store(1) // the subscriber's PeerConnection
+	s := startServer(t, withInterceptor(lossy))
+	ctx := testContext(t, 30*time.Second)
+	pub := s.join(ctx, "nack", "pub", 0, 1)
+	sub := s.join(ctx, "nack", "sub", 0, 0)
+	waitFor(t, ctx, "video at the subscriber", func() bool {
+		v := videoTrack(sub)
+		return v != nil && v.Stats().Packets > 200
+	})
+	v := videoTrack(sub)
+	pub.Leave() // stop the stream; what is missing now stays missing
+	time.Sleep(500 * time.Millisecond)
+	st := v.Stats()
+	dropped := lossy.dropped.Load()
+	t.Logf("dropped %d, server got %d NACKs and resent %d; subscriber: %d packets, %d gaps, %d missing",
+		dropped, s.Engine.Stats().NACKsReceived.Load(), s.Engine.Stats().Retransmits.Load(), st.Packets, st.SeqGaps, st.Missing)
+	if dropped < 5 {
+		t.Fatalf("only %d packets dropped: the impairment did not work", dropped)
+	}
+	if s.Engine.Stats().NACKsReceived.Load() == 0 || s.Engine.Stats().Retransmits.Load() == 0 {
+		t.Errorf("no NACK answered")
+	}
+	if st.Bad != 0 {
+		t.Errorf("%d payloads differ from what was sent", st.Bad)
+	}
+	// Everything but possibly the last loss (whose NACK may not have been
+	// sent before the stream ended) was repaired.
+	if st.Missing > 1 {
+		t.Errorf("%d packets never arrived", st.Missing)
+	}
+}
+
+// Test 6b: a storm of PLIs from subscribers reaches the publisher as at most
+// two keyframe requests per second.
+func TestPLIStormIsThrottled(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	pub := s.join(ctx, "pli", "pub", 0, 1)
+	subs := []*client.Client{s.join(ctx, "pli", "s1", 0, 0), s.join(ctx, "pli", "s2", 0, 0)}
+	for _, sub := range subs {
+		sub := sub
+		waitFor(t, ctx, "video", func() bool { v := videoTrack(sub); return v != nil && v.Stats().Keyframes > 0 })
+	}
+	time.Sleep(600 * time.Millisecond) // the joins' own requests are over
+	lt := pub.Local()[0]
+	before := lt.PLIsReceived.Load()
+	const storm = 3 * time.Second
+	end := time.Now().Add(storm)
+	sent := 0
+	for time.Now().Before(end) {
+		for _, sub := range subs {
+			pli := &rtcp.PictureLossIndication{MediaSSRC: videoTrack(sub).SSRC}
+			if err := sub.WriteRTCP([]rtcp.Packet{pli}); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(600 * time.Millisecond) // a deferred request may still come
+	got := lt.PLIsReceived.Load() - before
+	t.Logf("%d PLIs sent by subscribers in %v, %d reached the publisher", sent, storm, got)
+	// One at the start, then one per 500 ms, plus the trailing one.
+	if max := uint64(2*storm/time.Second) + 2; got > max || got < 4 {
+		t.Errorf("publisher got %d keyframe requests, want 4..%d", got, max)
+	}
+}
+
+// impairFactory builds interceptors that impair the RTP a selected
+// PeerConnection sends (selected by creation order): each write sleeps for
+// delay, and every dropEvery-th packet is dropped the first time it is sent.
+type impairFactory struct {
+	target    atomic.Int32
+	count     atomic.Int32
+	delay     time.Duration
+	dropEvery int
+	dropped   atomic.Int64
+}
+
+func withInterceptor(f interceptor.Factory) serverOpt {
+	return func(_ *server.Config, extra *[]interceptor.Factory) { *extra = append(*extra, f) }
+}
+
+func (f *impairFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	n := f.count.Add(1) - 1
+	return &impairInterceptor{f: f, on: n == f.target.Load()}, nil
+}
+
+type impairInterceptor struct {
+	interceptor.NoOp
+	f  *impairFactory
+	on bool
+}
+
+func (i *impairInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if !i.on {
+		return w
+	}
+	var mu sync.Mutex
+	seen := map[uint16]bool{}
+	n := 0
+	video := strings.HasPrefix(info.MimeType, "video/")
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
+		if i.f.delay > 0 {
+			time.Sleep(i.f.delay)
+		}
+		if i.f.dropEvery > 0 && video {
+			mu.Lock()
+			first := !seen[h.SequenceNumber]
+			seen[h.SequenceNumber] = true
+			n++
+			drop := first && n%i.f.dropEvery == 0
+			mu.Unlock()
+			if drop {
+				i.f.dropped.Add(1)
+				return len(p), nil
+			}
+		}
+		return w.Write(h, p, a)
+	})
+}
+
+// Test 7: a subscriber whose link takes 40 ms per packet (25 packets/s, a
+// sixth of the publisher's 150) does not reduce what the other subscribers
+// receive, and does not slow the publisher.
+func TestSlowSubscriberDoesNotHurtOthers(t *testing.T) {
+	checkGoroutines(t)
+	slow := &impairFactory{delay: 40 * time.Millisecond}
+	slow.target.Store(1) // the second PeerConnection: the first subscriber
+	s := startServer(t, withInterceptor(slow))
+	ctx := testContext(t, 40*time.Second)
+	pub, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "slow", Name: "pub", Video: 1, PacketsPerFrame: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Abort)
+	slowSub := s.join(ctx, "slow", "slow", 0, 0)
+	fast := []*client.Client{s.join(ctx, "slow", "f1", 0, 0), s.join(ctx, "slow", "f2", 0, 0)}
+	for _, c := range append(fast, slowSub) {
+		c := c
+		waitFor(t, ctx, "video", func() bool { v := videoTrack(c); return v != nil && v.Stats().Packets > 0 })
+	}
+	lt := pub.Local()[0]
+	sentBefore := lt.Sent.Load()
+	fastBefore := []int{videoTrack(fast[0]).Stats().Packets, videoTrack(fast[1]).Stats().Packets}
+	slowBefore := videoTrack(slowSub).Stats().Packets
+	measure(ctx, 4*time.Second)
+	sent := int(lt.Sent.Load() - sentBefore)
+	time.Sleep(300 * time.Millisecond) // in flight
+	for i, c := range fast {
+		got := videoTrack(c).Stats().Packets - fastBefore[i]
+		t.Logf("fast subscriber %d: %d of %d packets", i, got, sent)
+		if float64(got) < 0.99*float64(sent) {
+			t.Errorf("fast subscriber %d received %d of %d packets", i, got, sent)
+		}
+	}
+	slowGot := videoTrack(slowSub).Stats().Packets - slowBefore
+	t.Logf("slow subscriber: %d of %d packets; server dropped %d (queue full) + %d (rest of frame)",
+		slowGot, sent, s.Engine.Stats().Dropped[0].Load(), s.Engine.Stats().Dropped[1].Load())
+	if slowGot >= sent/2 {
+		t.Errorf("slow subscriber received %d of %d packets: the impairment did not work", slowGot, sent)
+	}
+	if s.Engine.Stats().Dropped[0].Load() == 0 {
+		t.Errorf("no queue_full drops counted")
+	}
+	// The publisher kept its pace: 30 fps x 5 packets (more on keyframes).
+	if sent < 500 {
+		t.Errorf("publisher sent only %d packets in 4s", sent)
+	}
+	if st := videoTrack(slowSub).Stats(); st.Bad != 0 || st.SeqGaps > st.Packets/2 {
+		t.Errorf("slow subscriber: %d bad payloads, %d sequence gaps", st.Bad, st.SeqGaps)
+	}
+}
+
+func measure(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
