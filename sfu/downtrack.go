@@ -57,8 +57,8 @@ type DownTrack struct {
 	// writer goroutine only
 	waiting bool // pion dropped writes: the transport is not ready yet
 	hdr     rtp.Header
-	buf  [maxPacketSize]byte
-	sent [sentHistory]uint64 // ext+1, indexed by outgoing seq
+	buf     [maxPacketSize]byte
+	sent    [sentHistory]uint64 // ext+1, indexed by outgoing seq
 }
 
 func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {

@@ -1,0 +1,252 @@
+package sfu
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
+)
+
+var vp8 = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000},
+	PayloadType:        96,
+}
+
+// fakeWriter stands for pion's SRTP write stream: it counts packets and,
+// when block is set, waits for release before each write.
+type fakeWriter struct {
+	n       atomic.Uint64
+	block   chan struct{}
+	lastSeq atomic.Uint32
+}
+
+func (w *fakeWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
+	if w.block != nil {
+		<-w.block
+	}
+	w.lastSeq.Store(uint32(h.SequenceNumber))
+	w.n.Add(1)
+	return 12 + len(p), nil
+}
+func (w *fakeWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// fakeContext is a bound sender as pion would describe it.
+type fakeContext struct {
+	ssrc webrtc.SSRC
+	w    webrtc.TrackLocalWriter
+}
+
+func (c fakeContext) CodecParameters() []webrtc.RTPCodecParameters {
+	return []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8.RTPCodecCapability, PayloadType: 100}}
+}
+func (c fakeContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
+func (c fakeContext) SSRC() webrtc.SSRC                                      { return c.ssrc }
+func (c fakeContext) WriteStream() webrtc.TrackLocalWriter                   { return c.w }
+func (c fakeContext) ID() string                                             { return "fake" }
+func (c fakeContext) RTCPReader() interceptor.RTCPReader                     { return nil }
+
+// rig is one UpTrack with n bound DownTracks.
+type rig struct {
+	up               *UpTrack
+	downs            []*DownTrack
+	writers          []*fakeWriter
+	stats            *Stats
+	keyframeRequests atomic.Int64
+	hdr              rtp.Header
+	unwrap           SeqUnwrapper
+	pkt              []byte
+	seq              uint16
+}
+
+func newRig(t testing.TB, n int, blocked ...int) *rig {
+	r := &rig{stats: &Stats{}}
+	r.up = newUpTrack("TR1", "pub", webrtc.RTPCodecTypeVideo, vp8, 1234, r.stats,
+		func([]rtcp.Packet) error { r.keyframeRequests.Add(1); return nil })
+	isBlocked := map[int]bool{}
+	for _, b := range blocked {
+		isBlocked[b] = true
+	}
+	for i := 0; i < n; i++ {
+		w := &fakeWriter{}
+		if isBlocked[i] {
+			w.block = make(chan struct{})
+		}
+		d := newDownTrack(r.up, r.stats)
+		d.waiting = false // no keyframe request: the rig has no publisher
+		if _, err := d.Bind(fakeContext{ssrc: webrtc.SSRC(5000 + i), w: w}); err != nil {
+			t.Fatal(err)
+		}
+		r.downs = append(r.downs, d)
+		r.writers = append(r.writers, w)
+	}
+	h := rtp.Header{Version: 2, PayloadType: 96, SSRC: 1234, Timestamp: 1}
+	payload := make([]byte, 1100)
+	r.pkt, _ = (&rtp.Packet{Header: h, Payload: payload}).Marshal()
+	r.hdr.CSRC = make([]uint32, 0, 15)
+	t.Cleanup(r.close)
+	return r
+}
+
+// send forwards one packet; every packet ends a frame.
+func (r *rig) send() {
+	r.pkt[2], r.pkt[3] = byte(r.seq>>8), byte(r.seq)
+	r.pkt[1] |= 0x80 // marker
+	r.seq++
+	r.up.forward(r.pkt, &r.hdr, &r.unwrap, KindVideo)
+}
+
+// wait spins until every unblocked writer has written want packets.
+func (r *rig) wait(want uint64) {
+	for _, w := range r.writers {
+		if w.block != nil {
+			continue
+		}
+		for w.n.Load() < want {
+			runtime.Gosched()
+		}
+	}
+}
+
+func (r *rig) close() {
+	for _, w := range r.writers {
+		if w.block != nil {
+			close(w.block) // a closed channel never blocks again
+		}
+	}
+	for _, d := range r.downs {
+		d.close()
+	}
+}
+
+// BenchmarkForward measures one packet in, N out through the real
+// forwarding code (cache, queues, writer goroutines, header rewriting); the
+// writer stands in for pion's SRTP. ns/pkt-out is the cost per forwarded
+// packet; allocs/op must be 0.
+func BenchmarkForward(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			r := newRig(b, n)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(r.pkt) * n))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.send()
+				if i%64 == 63 {
+					r.wait(uint64(i + 1))
+				}
+			}
+			r.wait(uint64(b.N))
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/pkt-out")
+			if d := r.stats.Dropped[DropQueueFull].Load(); d > 0 {
+				b.Fatalf("%d packets dropped", d)
+			}
+		})
+	}
+}
+
+// BenchmarkPacketCache measures Put and Get of a 1,200-byte packet.
+func BenchmarkPacketCache(b *testing.B) {
+	c := NewPacketCache(videoCacheSize)
+	pkt := make([]byte, 1200)
+	dst := make([]byte, maxPacketSize)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c.Put(uint64(i), pkt)
+		c.Get(uint64(i), dst)
+	}
+}
+
+// BenchmarkRewrite measures parsing and rewriting one header.
+func BenchmarkRewrite(b *testing.B) {
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, SSRC: 1}, Payload: make([]byte, 1100)}
+	if err := p.SetExtension(1, []byte{1}); err != nil {
+		b.Fatal(err)
+	}
+	pkt, _ := p.Marshal()
+	var h rtp.Header
+	h.CSRC = make([]uint32, 0, 15)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := h.Unmarshal(pkt); err != nil {
+			b.Fatal(err)
+		}
+		Rewrite(&h, 77, 96, uint16(i))
+	}
+}
+
+// A subscriber whose writes never return must not stop the publisher's
+// loop nor the other subscribers: its queue fills, its packets are dropped
+// and counted, and the others get every packet with contiguous numbers.
+func TestBlockedSubscriberNeverBlocksForwarding(t *testing.T) {
+	r := newRig(t, 3, 1)
+	const packets = 2000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < packets; i++ {
+			r.send()
+			if i%32 == 31 {
+				r.wait(uint64(i + 1))
+			}
+		}
+		r.wait(packets)
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("forwarding blocked behind a subscriber that does not drain")
+	}
+	for _, i := range []int{0, 2} {
+		if n := r.writers[i].n.Load(); n != packets {
+			t.Errorf("subscriber %d got %d packets, want %d", i, n, packets)
+		}
+		if s := r.writers[i].lastSeq.Load(); s != packets-1 {
+			t.Errorf("subscriber %d last seq %d, want %d", i, s, packets-1)
+		}
+	}
+	queued := uint64(videoQueueLen + 1) // the queue plus the write in progress
+	if d := r.stats.Dropped[DropQueueFull].Load(); d != packets-queued {
+		t.Errorf("dropped %d, want %d", d, packets-queued)
+	}
+	// Every drop asks for a keyframe; the throttle lets few through.
+	if k := r.keyframeRequests.Load(); k < 1 || k > 5 {
+		t.Errorf("%d keyframe requests sent to the publisher, want 1..5", k)
+	}
+}
+
+// A queue that overflows in the middle of a frame drops the rest of that
+// frame, and the subscriber's sequence numbers stay contiguous.
+func TestDropToFrameBoundary(t *testing.T) {
+	stats := &Stats{}
+	up := newUpTrack("TR", "pub", webrtc.RTPCodecTypeVideo, vp8, 1, stats, func([]rtcp.Packet) error { return nil })
+	d := newDownTrack(up, stats) // not bound: nothing drains the queue
+	for i := 0; i < videoQueueLen; i++ {
+		d.enqueue(uint64(i), true)
+	}
+	// A three-packet frame: the first packet does not fit, so all three go.
+	d.enqueue(1000, false)
+	d.enqueue(1001, false)
+	d.enqueue(1002, true)
+	if got := stats.Dropped[DropQueueFull].Load(); got != 1 {
+		t.Errorf("queue_full drops %d, want 1", got)
+	}
+	if got := stats.Dropped[DropFrameSkip].Load(); got != 2 {
+		t.Errorf("frame_skip drops %d, want 2", got)
+	}
+	<-d.queue // room again: the next frame is queued, 3 packets later in seq space
+	d.enqueue(1003, true)
+	var last queued
+	for len(d.queue) > 0 {
+		last = <-d.queue
+	}
+	if last.ext != 1003 || last.skipped != 3 || uint16(last.ext-last.skipped) != 1000 {
+		t.Errorf("after the skip: %+v, want ext 1003 skipped 3 (outgoing seq 1000)", last)
+	}
+}
