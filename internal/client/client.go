@@ -85,6 +85,7 @@ type Client struct {
 	dc      *webrtc.DataChannel
 	dcOpen  chan struct{}
 	joined  chan sig.Inbound
+	joinErr chan ErrorMsg
 	closed  chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
@@ -171,6 +172,9 @@ func Join(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	select {
 	case <-c.joined:
+	case e := <-c.joinErr:
+		c.Abort()
+		return nil, fmt.Errorf("join %s: %s: %s", cfg.Room, e.Code, e.Message)
 	case <-c.closed:
 		c.Abort()
 		return nil, fmt.Errorf("join %s: %s", cfg.Room, c.lastError())
@@ -198,7 +202,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg: cfg, ws: ws,
-		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), closed: make(chan struct{}),
+		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
+		closed: make(chan struct{}),
 		participants: map[string]string{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},
 	}
 	c.wg.Add(1)
@@ -361,9 +366,17 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		}
 		_ = c.pc.AddICECandidate(*m.Candidate)
 	case sig.TypeError:
+		e := ErrorMsg{Code: m.Code, Message: m.Message}
 		c.mu.Lock()
-		c.errors = append(c.errors, ErrorMsg{Code: m.Code, Message: m.Message})
+		c.errors = append(c.errors, e)
+		joined := c.ID != ""
 		c.mu.Unlock()
+		if !joined {
+			select {
+			case c.joinErr <- e:
+			default:
+			}
+		}
 	case sig.TypeBye:
 		c.mu.Lock()
 		c.bye = m.Reason

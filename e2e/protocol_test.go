@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/interceptor"
+	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/server"
+	"github.com/roundtable-sfu/roundtable/signal"
+)
+
+// Bad input gets a specific error code (or a clean close) and the members
+// of the room carry on: their media keeps flowing throughout.
+func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) {})
+	ctx := testContext(t, 40*time.Second)
+	a, b := s.join(ctx, "calm", "a", 1, 1), s.join(ctx, "calm", "b", 1, 1)
+	waitFor(t, ctx, "media", func() bool { return len(b.ActiveRemote()) == 2 && videoTrack(b).Stats().Packets > 10 })
+
+	steps := []struct {
+		name  string
+		join  bool // send a valid join first
+		frame string
+		bin   bool
+		code  string
+	}{
+		{"malformed json", false, `{"type":`, false, signal.CodeBadJSON},
+		{"unknown type", false, `{"type":"dance"}`, false, signal.CodeUnknownType},
+		{"binary frame", false, `{"type":"leave"}`, true, signal.CodeBadMessage},
+		{"offer before join", false, `{"type":"offer","sdp":"v=0"}`, false, signal.CodeNotJoined},
+		{"candidate before join", false, `{"type":"candidate","candidate":{"candidate":"x"}}`, false, signal.CodeNotJoined},
+		{"join without name", false, `{"type":"join","room":"calm"}`, false, signal.CodeBadMessage},
+		{"bad room name", false, `{"type":"join","room":"no spaces","name":"x"}`, false, signal.CodeBadRoom},
+		{"control characters in name", false, `{"type":"join","room":"calm","name":"a\u0007b"}`, false, signal.CodeBadName},
+		{"200-character name", false, `{"type":"join","room":"calm","name":"` + strings.Repeat("n", 200) + `"}`, false, signal.CodeBadName},
+		{"second join", true, `{"type":"join","room":"calm","name":"again"}`, false, signal.CodeAlreadyJoined},
+		{"bogus sdp", true, `{"type":"offer","sdp":"this is not sdp"}`, false, signal.CodeBadSDP},
+		{"answer without offer", true, `{"type":"answer","sdp":"v=0"}`, false, signal.CodeBadSDP},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			c, err := client.Dial(ctx, client.Config{URL: s.WSURL()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Abort()
+			if st.join {
+				if err := c.SendJSON(map[string]string{"type": "join", "room": "calm", "name": "hostile"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			typ := websocket.TextMessage
+			if st.bin {
+				typ = websocket.BinaryMessage
+			}
+			if err := c.SendRaw(typ, []byte(st.frame)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, ctx, "error "+st.code, func() bool { return c.HasError(st.code) })
+		})
+	}
+
+	t.Run("oversize frame closes the socket", func(t *testing.T) {
+		c, err := client.Dial(ctx, client.Config{URL: s.WSURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		_ = c.SendRaw(websocket.TextMessage, []byte(`{"type":"offer","sdp":"`+strings.Repeat("x", 10<<20)+`"}`))
+		select {
+		case <-c.Closed():
+		case <-time.After(10 * time.Second):
+			t.Fatal("socket still open after a 10 MiB frame")
+		}
+	})
+
+	t.Run("room full", func(t *testing.T) {
+		full := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) { c.MaxParticipants = 1 })
+		first := full.join(ctx, "tiny", "first", 0, 0)
+		_ = first
+		_, err := client.Join(ctx, client.Config{URL: full.WSURL(), Room: "tiny", Name: "second"})
+		if err == nil || !strings.Contains(err.Error(), signal.CodeRoomFull) {
+			t.Fatalf("second join: %v, want %s", err, signal.CodeRoomFull)
+		}
+	})
+
+	// The members never noticed.
+	v := videoTrack(b)
+	before := v.Stats().Packets
+	time.Sleep(500 * time.Millisecond)
+	if got := v.Stats().Packets - before; got < 20 {
+		t.Errorf("b received %d video packets in 500 ms after the abuse", got)
+	}
+	if len(a.Errors())+len(b.Errors()) != 0 {
+		t.Errorf("members got errors: %v %v", a.Errors(), b.Errors())
+	}
+	if _, parts := s.Rooms.Counts(); parts != 2 {
+		t.Errorf("%d participants, want 2 (hostile joins must be gone)", parts)
+	}
+}
