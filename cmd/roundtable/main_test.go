@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roundtable-sfu/roundtable/internal/client"
+)
+
+// TestMain lets the test binary act as the roundtable command, so the tests
+// below run the real main in a child process.
+func TestMain(m *testing.M) {
+	if os.Getenv("RT_BE_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestParseConfig(t *testing.T) {
+	env := map[string]string{
+		"ROUNDTABLE_LISTEN":           "127.0.0.1:9000",
+		"ROUNDTABLE_ICE_PORT":         "7000",
+		"ROUNDTABLE_NAT_IP":           "203.0.113.7, 203.0.113.8",
+		"ROUNDTABLE_ICE_SERVERS":      "stun:stun.example.org:3478",
+		"ROUNDTABLE_MAX_PARTICIPANTS": "9",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := parseConfig([]string{"-ice-port", "7100", "-log-format", "json"}, lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9000" || cfg.MaxParticipants != 9 {
+		t.Errorf("environment not applied: %+v", cfg)
+	}
+	if cfg.ICEPort != 7100 {
+		t.Errorf("ice port %d: the flag must win over the environment", cfg.ICEPort)
+	}
+	if len(cfg.NAT1To1IPs) != 2 || cfg.NAT1To1IPs[1] != "203.0.113.8" {
+		t.Errorf("nat ips %v", cfg.NAT1To1IPs)
+	}
+	if cfg.LogFormat != "json" || len(cfg.ICEServers) != 1 {
+		t.Errorf("config %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid config rejected: %v", err)
+	}
+	if _, err := parseConfig(nil, func(k string) (string, bool) {
+		return "many", k == "ROUNDTABLE_ICE_PORT"
+	}, io.Discard); err == nil || !strings.Contains(err.Error(), "ROUNDTABLE_ICE_PORT") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestValidateRejectsBadValues(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-listen", "nonsense"}, "listen"},
+		{[]string{"-ice-port", "70000"}, "ice-port"},
+		{[]string{"-nat-ip", "not-an-ip"}, "nat-ip"},
+		{[]string{"-ice-servers", "http://x"}, "ice-servers"},
+		{[]string{"-log-format", "xml"}, "log-format"},
+		{[]string{"-log-level", "loud"}, "log-level"},
+		{[]string{"-max-participants", "0"}, "max-participants"},
+		{[]string{"-data-max-message", "100000"}, "data-max-message"},
+	}
+	for _, tt := range tests {
+		cfg, err := parseConfig(tt.args, func(string) (string, bool) { return "", false }, io.Discard)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want one naming %s", tt.args, err, tt.want)
+		}
+	}
+}
+
+func startMain(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "RT_BE_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, bufio.NewReader(stdout), &stderr
+}
+
+// The binary prints its URL, serves the client, /healthz and /metrics,
+// says bye to participants on SIGTERM and exits 0.
+func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
+	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
+		"-ice-ipv4-only", "-mdns=false", "-log-format", "json")
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no URL printed: %v; stderr:\n%s", err, stderr)
+	}
+	url := regexp.MustCompile(`http://\S+/`).FindString(line)
+	if url == "" {
+		t.Fatalf("no URL in %q", line)
+	}
+	for _, path := range []string{"", "r/some-room?name=x", "healthz", "metrics", "app.js"} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /%s: %s", path, resp.Status)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws := "ws" + strings.TrimPrefix(url, "http") + "ws"
+	c, err := client.Join(ctx, client.Config{URL: ws, Room: "r", Name: "n", Audio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	if err := client.Wait(ctx, c.Connected); err != nil {
+		t.Fatal("client never connected")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v; stderr:\n%s", err, stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("still running 15 s after SIGTERM")
+	}
+	if err := client.Wait(ctx, func() bool { return c.Bye() != "" }); err != nil || c.Bye() != "shutdown" {
+		t.Errorf("participant got bye %q, want shutdown", c.Bye())
+	}
+	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
+		t.Errorf("no structured stop log:\n%s", stderr)
+	}
+}
+
+func TestBinaryRejectsBadConfig(t *testing.T) {
+	cmd, _, stderr := startMain(t, "-log-format", "xml", "-ice-port", "-1")
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit %v, want code 2", err)
+	}
+	for _, want := range []string{"log-format", "ice-port"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not name %s:\n%s", want, stderr)
+		}
+	}
+}
