@@ -69,6 +69,8 @@ func TestPLIStormIsThrottled(t *testing.T) {
 	time.Sleep(600 * time.Millisecond) // the joins' own requests are over
 	lt := pub.Local()[0]
 	before := lt.PLIsReceived.Load()
+	srvBefore := s.Engine.Stats().KeyframesSent.Load()
+	defer func() { t.Logf("server sent %d keyframe requests", s.Engine.Stats().KeyframesSent.Load()-srvBefore) }()
 	const storm = 3 * time.Second
 	end := time.Now().Add(storm)
 	sent := 0
@@ -84,10 +86,18 @@ func TestPLIStormIsThrottled(t *testing.T) {
 	}
 	time.Sleep(600 * time.Millisecond) // a deferred request may still come
 	got := lt.PLIsReceived.Load() - before
+	times := lt.PLITimes()[before:]
 	t.Logf("%d PLIs sent by subscribers in %v, %d reached the publisher", sent, storm, got)
-	// One at the start, then one per 500 ms, plus the trailing one.
-	if max := uint64(2*storm/time.Second) + 2; got > max || got < 4 {
+	// One at the start, then one per 500 ms (the last one deferred).
+	if max := uint64(2*storm/time.Second) + 1; got > max || got < 4 {
 		t.Errorf("publisher got %d keyframe requests, want 4..%d", got, max)
+	}
+	// At most two per second: consecutive requests are >= 500 ms apart
+	// (less 50 ms for loopback and scheduling jitter).
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < 450*time.Millisecond {
+			t.Errorf("keyframe requests %d and %d only %v apart", i-1, i, gap)
+		}
 	}
 }
 

@@ -185,6 +185,29 @@ func TestThrottle(t *testing.T) {
 			t.Errorf("fire %d at %v, want %v", i, fired[i], want[i])
 		}
 	}
+	// A request that finds the deferred run due but its timer late runs
+	// now and replaces it: never two runs back to back.
+	th.Request() // 1500 ms + ε: deferred to 2000 ms
+	clk.mu.Lock()
+	late := clk.pending
+	clk.pending, clk.at = nil, nil // the timer has not fired yet...
+	clk.now = clk.now.Add(600 * time.Millisecond)
+	clk.mu.Unlock()
+	if !th.Request() { // ...when this request comes, 600 ms later
+		t.Errorf("request after the interval did not run")
+	}
+	clk.Advance(100 * time.Millisecond)
+	th.Request() // a new deferred run, not the late timer's
+	for _, f := range late {
+		f() // the late timer fires: it must run neither its own nor the new one
+	}
+	if len(fired) != 5 {
+		t.Errorf("fired %d times, want 5: %v", len(fired), fired)
+	}
+	clk.Advance(400 * time.Millisecond) // the new deferred run is due
+	if len(fired) != 6 {
+		t.Errorf("fired %d times, want 6: %v", len(fired), fired)
+	}
 	th.Stop()
 	if th.Request() {
 		t.Errorf("stopped throttle ran")

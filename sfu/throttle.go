@@ -18,6 +18,7 @@ type Throttle struct {
 	mu      sync.Mutex
 	last    time.Time
 	pending bool
+	gen     uint64 // identifies the scheduled deferred run
 	stopped bool
 	stop    func() bool
 }
@@ -44,21 +45,31 @@ func (t *Throttle) Request() bool {
 	now := t.now()
 	if t.last.IsZero() || now.Sub(t.last) >= t.interval {
 		t.last = now
+		if t.pending {
+			// The deferred run is due but its timer has not fired yet:
+			// this run replaces it.
+			t.pending = false
+			t.stop()
+		}
 		t.mu.Unlock()
 		t.fire()
 		return true
 	}
 	if !t.pending {
 		t.pending = true
-		t.stop = t.after(t.interval-now.Sub(t.last), t.deferred)
+		t.gen++
+		gen := t.gen
+		t.stop = t.after(t.interval-now.Sub(t.last), func() { t.deferred(gen) })
 	}
 	t.mu.Unlock()
 	return false
 }
 
-func (t *Throttle) deferred() {
+// deferred runs the deferred action, unless it was replaced: a timer that
+// fires late may find a newer deferred run pending, which is not its own.
+func (t *Throttle) deferred(gen uint64) {
 	t.mu.Lock()
-	if t.stopped || !t.pending {
+	if t.stopped || !t.pending || gen != t.gen {
 		t.mu.Unlock()
 		return
 	}

@@ -25,6 +25,8 @@ type LocalTrack struct {
 	PLIsReceived atomic.Uint64
 	NACKs        atomic.Uint64
 	wantKey      atomic.Bool
+	pliMu        sync.Mutex
+	pliTimes     []time.Time
 	done         chan struct{}
 	stopOnce     sync.Once
 	wg           sync.WaitGroup
@@ -63,6 +65,13 @@ func (c *Client) Local() []*LocalTrack {
 	return append([]*LocalTrack(nil), c.local...)
 }
 
+// PLITimes returns when each keyframe request (PLI or FIR) arrived.
+func (l *LocalTrack) PLITimes() []time.Time {
+	l.pliMu.Lock()
+	defer l.pliMu.Unlock()
+	return append([]time.Time(nil), l.pliTimes...)
+}
+
 // Video reports whether the track is video.
 func (l *LocalTrack) Video() bool { return l.video }
 
@@ -87,6 +96,9 @@ func (l *LocalTrack) readRTCP() {
 			switch p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				l.PLIsReceived.Add(1)
+				l.pliMu.Lock()
+				l.pliTimes = append(l.pliTimes, time.Now())
+				l.pliMu.Unlock()
 				l.wantKey.Store(true)
 			case *rtcp.TransportLayerNack:
 				l.NACKs.Add(1)

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Roundtable's test command: installs what the tests need when it is
+# missing, then runs every test with the race detector and the benchmarks
+# once so they cannot rot. Usage: ./scripts/test.sh [extra go test flags]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+if ((${#need_apt[@]})); then
+	echo "installing: ${need_apt[*]}"
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+export RT_REQUIRE_TOOLS=1
+go vet ./...
+go test -race -count=1 -timeout 15m "$@" ./...
+# The hot-path benchmarks, once, without the race detector.
+go test -run '^$' -bench . -benchtime 1x -benchmem ./sfu/
