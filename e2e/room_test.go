@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/server"
 	"github.com/roundtable-sfu/roundtable/signal"
 )
 
@@ -207,4 +209,100 @@ func TestLeaveAndVanish(t *testing.T) {
 		return st.Peers.Load() == 0 && st.Subscriptions.Load() == 0 &&
 			st.UpTracks[0].Load() == 0 && st.UpTracks[1].Load() == 0
 	})
+}
+
+// A participant whose PeerConnection dies while its socket stays open is
+// removed when ICE fails: the others see it leave, it gets "bye".
+func TestICEFailureRemovesParticipant(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) {
+		c.ICEDisconnectedTimeout, c.ICEFailedTimeout = 500*time.Millisecond, time.Second
+	})
+	ctx := testContext(t, 30*time.Second)
+	a, b := s.join(ctx, "ice", "a", 1, 1), s.join(ctx, "ice", "b", 1, 1)
+	waitFor(t, ctx, "media", func() bool { return len(a.ActiveRemote()) == 2 && len(b.ActiveRemote()) == 2 })
+	b.ClosePeer()
+	waitFor(t, ctx, "b removed", func() bool { return len(a.Participants()) == 0 && len(a.ActiveRemote()) == 0 })
+	waitFor(t, ctx, "bye to b", func() bool { return b.Bye() != "" })
+	if b.Bye() != "ice_failed" {
+		t.Errorf("bye %q, want ice_failed", b.Bye())
+	}
+}
+
+// Renegotiation is coalesced and targeted: a late joiner gets all existing
+// tracks in one offer, and a receive-only joiner costs the others no offer.
+func TestRenegotiationIsCoalescedAndTargeted(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	var pubs []*client.Client
+	for _, n := range []string{"p1", "p2", "p3"} {
+		p := s.join(ctx, "co", n, 1, 1)
+		pubs = append(pubs, p)
+	}
+	for _, p := range pubs {
+		p := p
+		waitFor(t, ctx, "four remote tracks", func() bool { return len(p.ActiveRemote()) == 4 })
+	}
+	time.Sleep(200 * time.Millisecond)
+	before := make([]int, len(pubs))
+	for i, p := range pubs {
+		before[i] = p.OffersReceived()
+	}
+	late := s.join(ctx, "co", "late", 0, 0)
+	waitFor(t, ctx, "six tracks", func() bool { return len(late.ActiveRemote()) == 6 })
+	time.Sleep(300 * time.Millisecond)
+	if n := late.OffersReceived(); n != 1 {
+		t.Errorf("late joiner got %d offers for 6 tracks, want 1", n)
+	}
+	for i, p := range pubs {
+		if d := p.OffersReceived() - before[i]; d != 0 {
+			t.Errorf("%s got %d offers because a receive-only participant joined", p.ID, d)
+		}
+	}
+	other := s.join(ctx, "elsewhere", "x", 1, 1)
+	waitFor(t, ctx, "x connected", other.Connected)
+	time.Sleep(300 * time.Millisecond)
+	if n := late.OffersReceived(); n != 1 {
+		t.Errorf("a publisher in another room caused offers here: %d", n)
+	}
+}
+
+// A sender over its data-channel rate gets one error and its excess
+// messages are dropped; the others receive the burst and no more.
+func TestDataChannelRateLimit(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	a, b := s.join(ctx, "rate", "a", 0, 0), s.join(ctx, "rate", "b", 0, 0)
+	for _, c := range []*client.Client{a, b} {
+		if err := c.WaitDataChannel(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	const sent = 400
+	for i := 0; i < sent; i++ {
+		if err := a.SendText("m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "rate error", func() bool { return a.HasError(signal.CodeDataRate) })
+	time.Sleep(500 * time.Millisecond)
+	elapsed := time.Since(start)
+	got := len(b.Data())
+	limit := 100 + int(50*elapsed.Seconds()) + 1 // burst + rate
+	t.Logf("%d sent, %d forwarded in %v", sent, got, elapsed)
+	if got < 100 || got > limit {
+		t.Errorf("%d messages forwarded, want 100..%d", got, limit)
+	}
+	errs := 0
+	for _, e := range a.Errors() {
+		if e.Code == signal.CodeDataRate {
+			errs++
+		}
+	}
+	if errs > 1+int(elapsed.Seconds()) {
+		t.Errorf("%d rate errors: at most one per second", errs)
+	}
 }

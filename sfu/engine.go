@@ -34,6 +34,10 @@ type Settings struct {
 	IPv4Only bool
 	// Logger receives pion's warnings and the engine's events.
 	Logger *slog.Logger
+	// ICEDisconnectedTimeout and ICEFailedTimeout tell how long a silent
+	// peer stays connected, then disconnected, before its PeerConnection
+	// fails and the participant is removed (defaults 5 s and 15 s).
+	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
 	// Interceptors are added after Roundtable's own (outermost); tests use
 	// them to impair one PeerConnection.
 	Interceptors []interceptor.Factory
@@ -104,7 +108,14 @@ func NewEngine(s Settings) (*Engine, error) {
 	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleClient); err != nil {
 		return nil, fmt.Errorf("dtls role: %w", err)
 	}
-	se.SetICETimeouts(5*time.Second, 15*time.Second, 2*time.Second)
+	disc, failed := s.ICEDisconnectedTimeout, s.ICEFailedTimeout
+	if disc == 0 {
+		disc = 5 * time.Second
+	}
+	if failed == 0 {
+		failed = 15 * time.Second
+	}
+	se.SetICETimeouts(disc, failed, min(2*time.Second, disc/2))
 	se.SetReceiveMTU(maxPacketSize)
 	if len(s.NAT1To1IPs) > 0 {
 		se.SetNAT1To1IPs(s.NAT1To1IPs, webrtc.ICECandidateTypeHost)

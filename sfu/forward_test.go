@@ -157,6 +157,7 @@ func BenchmarkPacketCache(b *testing.B) {
 	pkt := make([]byte, 1200)
 	dst := make([]byte, maxPacketSize)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c.Put(uint64(i), pkt)
 		c.Get(uint64(i), dst)
@@ -173,6 +174,7 @@ func BenchmarkRewrite(b *testing.B) {
 	var h rtp.Header
 	h.CSRC = make([]uint32, 0, 15)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if _, err := h.Unmarshal(pkt); err != nil {
 			b.Fatal(err)

@@ -47,10 +47,10 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeErrorCodes(t *testing.T) {
 	for in, code := range map[string]string{
-		`nope`:              CodeBadJSON,
-		`{"type":"x"}`:      CodeUnknownType,
-		`{"type":"offer"}`:  CodeBadMessage,
-		`{"type":"join"}`:   CodeBadMessage,
+		`nope`:             CodeBadJSON,
+		`{"type":"x"}`:     CodeUnknownType,
+		`{"type":"offer"}`: CodeBadMessage,
+		`{"type":"join"}`:  CodeBadMessage,
 	} {
 		_, err := Decode([]byte(in))
 		if got := decodeErrorCode(err); got != code {

@@ -101,6 +101,7 @@ type Client struct {
 	local        []*LocalTrack
 	cands        []webrtc.ICECandidateInit
 	connected    atomic.Bool
+	offers       atomic.Int64
 }
 
 type joinedMsg struct {
@@ -203,7 +204,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg: cfg, ws: ws,
 		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
-		closed: make(chan struct{}),
+		closed:       make(chan struct{}),
 		participants: map[string]string{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},
 	}
 	c.wg.Add(1)
@@ -349,6 +350,7 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		delete(c.published, m.TrackID)
 		c.mu.Unlock()
 	case sig.TypeOffer:
+		c.offers.Add(1)
 		c.onOffer(m.SDP)
 	case sig.TypeAnswer:
 		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err == nil {
@@ -410,6 +412,17 @@ func (c *Client) flushCandidates() {
 		_ = c.pc.AddICECandidate(cand)
 	}
 }
+
+// ClosePeer closes only the PeerConnection and keeps the socket, like a
+// client whose network path died while signaling survived.
+func (c *Client) ClosePeer() {
+	if c.pc != nil {
+		_ = c.pc.Close()
+	}
+}
+
+// OffersReceived counts the server's offers.
+func (c *Client) OffersReceived() int { return int(c.offers.Load()) }
 
 // Connected reports whether the PeerConnection has connected.
 func (c *Client) Connected() bool { return c.connected.Load() }

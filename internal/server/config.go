@@ -6,24 +6,28 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"time"
 )
 
 // Config is everything the server can be told. cmd/roundtable fills it from
 // flags and ROUNDTABLE_* environment variables; tests fill it directly.
 type Config struct {
-	Listen         string   // HTTP address (web client, /ws, /metrics)
-	ICEPort        int      // the one UDP port of every PeerConnection; 0 = ephemeral
-	NAT1To1IPs     []string // public IPs to advertise (1:1 NAT)
-	ICEInterfaces  []string // restrict ICE to these interfaces; empty = all
-	ICELoopback    bool     // offer loopback candidates
-	ICEIPv4Only    bool     // no IPv6 candidates
-	MDNS           bool     // resolve browsers' .local candidates
-	ICEServers     []string // STUN/TURN URLs handed to clients
-	ICEUsername    string   // credentials for the turn: URLs
-	ICECredential  string
-	AllowedOrigins []string // extra WebSocket origins
-	LogFormat      string   // text | json
-	LogLevel       string   // debug | info | warn | error
+	Listen        string   // HTTP address (web client, /ws, /metrics)
+	ICEPort       int      // the one UDP port of every PeerConnection; 0 = ephemeral
+	NAT1To1IPs    []string // public IPs to advertise (1:1 NAT)
+	ICEInterfaces []string // restrict ICE to these interfaces; empty = all
+	ICELoopback   bool     // offer loopback candidates
+	ICEIPv4Only   bool     // no IPv6 candidates
+	MDNS          bool     // resolve browsers' .local candidates
+	// ICEDisconnectedTimeout and ICEFailedTimeout: how long a silent peer is
+	// kept before it is removed (0: 5 s and 15 s).
+	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
+	ICEServers                               []string // STUN/TURN URLs handed to clients
+	ICEUsername                              string   // credentials for the turn: URLs
+	ICECredential                            string
+	AllowedOrigins                           []string // extra WebSocket origins
+	LogFormat                                string   // text | json
+	LogLevel                                 string   // debug | info | warn | error
 
 	MaxRooms        int
 	MaxParticipants int
