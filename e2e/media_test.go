@@ -75,6 +75,21 @@ func TestFourParticipantsFullMesh(t *testing.T) {
 			}
 		}
 	}
+	// RTCP reports flow both ways (RFC 3550 §6.4): the server sends sender
+	// reports for every forwarded track and receiver reports to publishers.
+	time.Sleep(time.Second) // the report interval is 1 s
+	for _, c := range cs {
+		for _, r := range c.ActiveRemote() {
+			if r.SRs.Load() == 0 {
+				t.Errorf("%s: no sender report for track %s", c.ID, r.TrackID)
+			}
+		}
+		for _, l := range c.Local() {
+			if l.RRs.Load() == 0 {
+				t.Errorf("%s: no receiver report for its own track", c.ID)
+			}
+		}
+	}
 	for _, c := range cs {
 		c.Leave()
 	}

@@ -54,6 +54,40 @@ func TestNACKIsAnswered(t *testing.T) {
 	}
 }
 
+// Upstream loss: the publisher's link to the server loses every 25th video
+// packet (the first time it is sent). The server's NACK generator asks the
+// publisher again, the publisher's pion NACK responder resends, and the
+// subscriber ends up with every packet.
+func TestUpstreamLossIsRepaired(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	lossy := &impairFactory{dropEvery: 25} // target 0: the publisher's only PeerConnection
+	pub, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "up", Name: "pub", Video: 1,
+		Interceptors: []interceptor.Factory{lossy}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Abort)
+	sub := s.join(ctx, "up", "sub", 0, 0)
+	waitFor(t, ctx, "video", func() bool { v := videoTrack(sub); return v != nil && v.Stats().Packets > 200 })
+	v := videoTrack(sub)
+	pub.Leave()
+	time.Sleep(500 * time.Millisecond)
+	st := v.Stats()
+	t.Logf("dropped upstream %d; server sent %d NACKs; publisher got %d; subscriber: %d packets, %d missing",
+		lossy.dropped.Load(), s.Engine.Stats().NACKsSent.Load(), pub.Local()[0].NACKs.Load(), st.Packets, st.Missing)
+	if lossy.dropped.Load() < 5 {
+		t.Fatalf("impairment did not work")
+	}
+	if s.Engine.Stats().NACKsSent.Load() == 0 || pub.Local()[0].NACKs.Load() == 0 {
+		t.Errorf("no NACK went upstream")
+	}
+	if st.Missing > 1 || st.Bad != 0 {
+		t.Errorf("subscriber: %d missing, %d bad", st.Missing, st.Bad)
+	}
+}
+
 // Test 6b: a storm of PLIs from subscribers reaches the publisher as at most
 // two keyframe requests per second.
 func TestPLIStormIsThrottled(t *testing.T) {

@@ -46,6 +46,9 @@ type Config struct {
 	AllInterfaces bool
 	// Origin header for the WebSocket (default none).
 	Origin string
+	// Interceptors run innermost, before pion's NACK and report
+	// interceptors (tests use them to impair the client's network).
+	Interceptors []interceptor.Factory
 }
 
 func (c *Config) defaults() {
@@ -135,14 +138,14 @@ func newAPI(all bool, extra []interceptor.Factory) (*webrtc.API, error) {
 		return nil, err
 	}
 	r := &interceptor.Registry{}
+	for _, f := range extra {
+		r.Add(f)
+	}
 	if err := webrtc.ConfigureNack(m, r); err != nil {
 		return nil, err
 	}
 	if err := webrtc.ConfigureRTCPReports(r); err != nil {
 		return nil, err
-	}
-	for _, f := range extra {
-		r.Add(f)
 	}
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -243,7 +246,7 @@ func (c *Client) SendRaw(messageType int, b []byte) error {
 }
 
 func (c *Client) startPeer() error {
-	api, err := newAPI(c.cfg.AllInterfaces, nil)
+	api, err := newAPI(c.cfg.AllInterfaces, c.cfg.Interceptors)
 	if err != nil {
 		return fmt.Errorf("client api: %w", err)
 	}

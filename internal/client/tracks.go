@@ -24,6 +24,7 @@ type LocalTrack struct {
 	Sent         atomic.Uint64 // RTP packets written
 	PLIsReceived atomic.Uint64
 	NACKs        atomic.Uint64
+	RRs          atomic.Uint64 // receiver reports about this track
 	wantKey      atomic.Bool
 	pliMu        sync.Mutex
 	pliTimes     []time.Time
@@ -102,6 +103,8 @@ func (l *LocalTrack) readRTCP() {
 				l.wantKey.Store(true)
 			case *rtcp.TransportLayerNack:
 				l.NACKs.Add(1)
+			case *rtcp.ReceiverReport:
+				l.RRs.Add(1)
 			}
 		}
 	}
@@ -176,6 +179,8 @@ type RemoteTrack struct {
 	TrackID  string // the server's track id (msid track id)
 	Kind     webrtc.RTPCodecType
 	SSRC     uint32
+
+	SRs atomic.Uint64 // sender reports received for this track
 
 	mu            sync.Mutex
 	packets       int
@@ -255,8 +260,18 @@ func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		defer c.wg.Done()
 		buf := make([]byte, 1500)
 		for {
-			if _, _, err := recv.Read(buf); err != nil {
+			n, _, err := recv.Read(buf)
+			if err != nil {
 				return
+			}
+			pkts, err := rtcp.Unmarshal(buf[:n])
+			if err != nil {
+				continue
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.SenderReport); ok {
+					r.SRs.Add(1)
+				}
 			}
 		}
 	}()
