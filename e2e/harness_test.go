@@ -77,13 +77,21 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 }
 
 // checkGoroutines fails the test if, after everything it started is torn
-// down (its cleanups run before this one), more goroutines run than before
-// it started. Call it first in the test.
+// down (its cleanups run before this one), more goroutines run or more file
+// descriptors (sockets) are open than before it started. Call it first in
+// the test.
 func checkGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
+	fdsBefore := openFDs()
 	t.Cleanup(func() {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) && openFDs() > fdsBefore {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := openFDs(); n > fdsBefore {
+			t.Errorf("open file descriptors: %d before, %d after", fdsBefore, n)
+		}
 		var now int
 		for time.Now().Before(deadline) {
 			if now = runtime.NumGoroutine(); now <= before {
@@ -95,6 +103,14 @@ func checkGoroutines(t *testing.T) {
 		n := runtime.Stack(buf, true)
 		t.Errorf("goroutines: %d before, %d after\n%s", before, now, summarize(string(buf[:n])))
 	})
+}
+
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
 }
 
 // summarize keeps the first frame of each goroutine's stack.
