@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,17 @@ import (
 type testServer struct {
 	*server.Server
 	t *testing.T
+
+	mu      sync.Mutex
+	clients []*client.Client
+}
+
+// track remembers c so that a failing test shows its state.
+func (s *testServer) track(c *client.Client) *client.Client {
+	s.mu.Lock()
+	s.clients = append(s.clients, c)
+	s.mu.Unlock()
+	return c
 }
 
 type serverOpt func(*server.Config, *[]interceptor.Factory)
@@ -51,6 +63,17 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 	go func() { _ = srv.Serve() }()
 	ts := &testServer{Server: srv, t: t}
 	t.Cleanup(func() {
+		if t.Failed() {
+			ts.mu.Lock()
+			for _, c := range ts.clients {
+				t.Logf("client: %s", c.Debug())
+			}
+			ts.mu.Unlock()
+			st := srv.Engine.Stats()
+			t.Logf("server: peers=%d subscriptions=%d in=%d/%d out=%d/%d drops=%v",
+				st.Peers.Load(), st.Subscriptions.Load(), st.PacketsIn[0].Load(), st.PacketsIn[1].Load(),
+				st.PacketsOut[0].Load(), st.PacketsOut[1].Load(), st.Dropped[0].Load())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
@@ -62,12 +85,19 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 
 func (s *testServer) join(ctx context.Context, room, name string, audio, video int) *client.Client {
 	s.t.Helper()
-	c, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: room, Name: name, Audio: audio, Video: video})
+	return s.joinWith(ctx, client.Config{Room: room, Name: name, Audio: audio, Video: video})
+}
+
+// joinWith joins with a full client configuration (URL filled in).
+func (s *testServer) joinWith(ctx context.Context, cfg client.Config) *client.Client {
+	s.t.Helper()
+	cfg.URL = s.WSURL()
+	c, err := client.Join(ctx, cfg)
 	if err != nil {
-		s.t.Fatalf("%s joins %s: %v", name, room, err)
+		s.t.Fatalf("%s joins %s: %v", cfg.Name, cfg.Room, err)
 	}
 	s.t.Cleanup(c.Abort)
-	return c
+	return s.track(c)
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,28 @@ func TestFourParticipantsFullMesh(t *testing.T) {
 	}
 	for _, c := range cs {
 		c.Leave()
+	}
+}
+
+// VP9 and H.264 are forwarded like VP8: each subscriber is offered the
+// publisher's codec and receives the payload unchanged.
+func TestVideoCodecs(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	for _, codec := range []string{webrtc.MimeTypeVP9, webrtc.MimeTypeH264} {
+		room := strings.ToLower(strings.TrimPrefix(codec, "video/"))
+		pub := s.joinWith(ctx, client.Config{Room: room, Name: "pub", Video: 1, VideoCodec: codec})
+		sub := s.join(ctx, room, "sub", 0, 0)
+		waitFor(t, ctx, codec+" video", func() bool { v := videoTrack(sub); return v != nil && v.Stats().Packets > 30 })
+		v := videoTrack(sub)
+		if !strings.EqualFold(v.Codec, codec) {
+			t.Errorf("subscriber receives %s, publisher sends %s", v.Codec, codec)
+		}
+		if st := v.Stats(); st.Bad != 0 || st.PayloadIDs[pub.ID] != st.Packets {
+			t.Errorf("%s: %d bad payloads, ids %v", codec, st.Bad, st.PayloadIDs)
+		}
+		pub.Leave()
+		sub.Leave()
 	}
 }

@@ -102,3 +102,27 @@ func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
 		t.Errorf("%d participants, want 2 (hostile joins must be gone)", parts)
 	}
 }
+
+// The configured ICE servers reach clients in "joined", and with -nat-ip
+// the server advertises that address instead of its own.
+func TestICEServersAndNATIP(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) {
+		c.ICEServers = []string{"stun:stun.example.org:3478", "turn:turn.example.org:3478"}
+		c.ICEUsername, c.ICECredential = "u", "p"
+		c.NAT1To1IPs = []string{"127.0.0.2"} // not the address the server listens on
+	})
+	ctx := testContext(t, 20*time.Second)
+	c := s.join(ctx, "ice", "a", 0, 0)
+	got := c.ICEServers()
+	if len(got) != 2 || got[0].URLs[0] != "stun:stun.example.org:3478" || got[0].Username != "" ||
+		got[1].Username != "u" || got[1].Credential != "p" {
+		t.Errorf("iceServers %+v", got)
+	}
+	waitFor(t, ctx, "server candidates", func() bool { return len(c.RemoteCandidates()) > 0 })
+	for _, cand := range c.RemoteCandidates() {
+		if !strings.Contains(cand, " 127.0.0.2 ") {
+			t.Errorf("candidate %q does not advertise the NAT address", cand)
+		}
+	}
+}

@@ -30,12 +30,7 @@ func TestLateJoinerGetsKeyframe(t *testing.T) {
 	checkGoroutines(t)
 	s := startServer(t)
 	ctx := testContext(t, 30*time.Second)
-	pubCfg := client.Config{URL: s.WSURL(), Room: "late", Name: "early", Audio: 1, Video: 1, KeyframeInterval: 10 * time.Minute}
-	pub, err := client.Join(ctx, pubCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Abort)
+	pub := s.joinWith(ctx, client.Config{Room: "late", Name: "early", Audio: 1, Video: 1, KeyframeInterval: 10 * time.Minute})
 	waitFor(t, ctx, "publisher connected", pub.Connected)
 	time.Sleep(1500 * time.Millisecond) // the publisher's first keyframe is long gone
 

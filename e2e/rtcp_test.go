@@ -63,12 +63,7 @@ func TestUpstreamLossIsRepaired(t *testing.T) {
 	s := startServer(t)
 	ctx := testContext(t, 30*time.Second)
 	lossy := &impairFactory{dropEvery: 25} // target 0: the publisher's only PeerConnection
-	pub, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "up", Name: "pub", Video: 1,
-		Interceptors: []interceptor.Factory{lossy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Abort)
+	pub := s.joinWith(ctx, client.Config{Room: "up", Name: "pub", Video: 1, Interceptors: []interceptor.Factory{lossy}})
 	sub := s.join(ctx, "up", "sub", 0, 0)
 	waitFor(t, ctx, "video", func() bool { v := videoTrack(sub); return v != nil && v.Stats().Packets > 200 })
 	v := videoTrack(sub)
@@ -198,11 +193,7 @@ func TestSlowSubscriberDoesNotHurtOthers(t *testing.T) {
 	slow.target.Store(1) // the second PeerConnection: the first subscriber
 	s := startServer(t, withInterceptor(slow))
 	ctx := testContext(t, 40*time.Second)
-	pub, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "slow", Name: "pub", Video: 1, PacketsPerFrame: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Abort)
+	pub := s.joinWith(ctx, client.Config{Room: "slow", Name: "pub", Video: 1, PacketsPerFrame: 5})
 	slowSub := s.join(ctx, "slow", "slow", 0, 0)
 	fast := []*client.Client{s.join(ctx, "slow", "f1", 0, 0), s.join(ctx, "slow", "f2", 0, 0)}
 	for _, c := range append(fast, slowSub) {

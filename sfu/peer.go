@@ -107,6 +107,7 @@ type Peer struct {
 	localOpen  bool // first answer sent: local candidates may go out
 	localCands []webrtc.ICECandidateInit
 	upTracks   []*UpTrack
+	closing    bool // set before Close waits: no goroutine may start after
 
 	// run goroutine only
 	subs        map[*UpTrack]*subscription
@@ -205,6 +206,9 @@ func (p *Peer) change(up *UpTrack, add bool) {
 func (p *Peer) Close() error {
 	var err error
 	p.once.Do(func() {
+		p.mu.Lock()
+		p.closing = true
+		p.mu.Unlock()
 		close(p.closed)
 		if cerr := p.pc.Close(); cerr != nil {
 			err = fmt.Errorf("close peer %s: %w", p.cfg.ID, cerr)
@@ -423,20 +427,19 @@ func (p *Peer) openLocalCandidates() {
 }
 
 func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	select {
-	case <-p.closed:
-		return
-	default:
-	}
 	up := newUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), uint32(remote.SSRC()),
 		p.engine.stats, p.pc.WriteRTCP)
 	up.remote, up.receiver = remote, receiver
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		return
+	}
+	p.upTracks = append(p.upTracks, up)
+	p.wg.Add(2) // under mu: never after Close started waiting
+	p.mu.Unlock()
 	k := kindOf(up.kind)
 	p.engine.stats.UpTracks[k].Add(1)
-	p.mu.Lock()
-	p.upTracks = append(p.upTracks, up)
-	p.mu.Unlock()
-	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
 		up.drainRTCP()

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,9 @@ type Config struct {
 	AllInterfaces bool
 	// Origin header for the WebSocket (default none).
 	Origin string
+	// VideoCodec is the MIME type of published video (default video/VP8;
+	// video/VP9 and video/H264 work too: the payload is synthetic either way).
+	VideoCodec string
 	// Interceptors run innermost, before pion's NACK and report
 	// interceptors (tests use them to impair the client's network).
 	Interceptors []interceptor.Factory
@@ -60,6 +64,9 @@ func (c *Config) defaults() {
 	}
 	if c.PacketSize == 0 {
 		c.PacketSize = 1000
+	}
+	if c.VideoCodec == "" {
+		c.VideoCodec = webrtc.MimeTypeVP8
 	}
 	if c.KeyframeInterval == 0 {
 		c.KeyframeInterval = 5 * time.Second
@@ -103,6 +110,7 @@ type Client struct {
 	data         []DataMsg
 	local        []*LocalTrack
 	cands        []webrtc.ICECandidateInit
+	serverCands  []string
 	connected    atomic.Bool
 	offers       atomic.Int64
 }
@@ -302,8 +310,40 @@ func (c *Client) ClosePeer() {
 	}
 }
 
+// ICEServers returns the "iceServers" of "joined".
+func (c *Client) ICEServers() []sig.ICEServer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.joinMsg.ICEServers
+}
+
+// RemoteCandidates returns the server's trickled candidates.
+func (c *Client) RemoteCandidates() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.serverCands...)
+}
+
 // OffersReceived counts the server's offers.
 func (c *Client) OffersReceived() int { return int(c.offers.Load()) }
+
+// Debug describes the client's state in one line, for test failures.
+func (c *Client) Debug() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %q connected=%v", c.ID, c.cfg.Name, c.Connected())
+	if c.pc != nil {
+		fmt.Fprintf(&b, " signaling=%s ice=%s pc=%s", c.pc.SignalingState(), c.pc.ICEConnectionState(), c.pc.ConnectionState())
+	}
+	fmt.Fprintf(&b, " offers=%d errors=%v bye=%q", c.OffersReceived(), c.Errors(), c.Bye())
+	for _, r := range c.Remote() {
+		st := r.Stats()
+		fmt.Fprintf(&b, " [%s %s pkts=%d ended=%v]", r.Kind, r.StreamID, st.Packets, st.Ended)
+	}
+	for _, l := range c.Local() {
+		fmt.Fprintf(&b, " [local sent=%d pli=%d]", l.Sent.Load(), l.PLIsReceived.Load())
+	}
+	return b.String()
+}
 
 // Connected reports whether the PeerConnection has connected.
 func (c *Client) Connected() bool { return c.connected.Load() }

@@ -79,6 +79,9 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		if m.Candidate == nil || c.pc == nil {
 			return
 		}
+		c.mu.Lock()
+		c.serverCands = append(c.serverCands, m.Candidate.Candidate)
+		c.mu.Unlock()
 		if c.pc.RemoteDescription() == nil {
 			c.mu.Lock()
 			c.cands = append(c.cands, *m.Candidate)

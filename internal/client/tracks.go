@@ -37,7 +37,10 @@ func (c *Client) addLocal(kind webrtc.RTPCodecType, index int) error {
 	codec := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
 	name := fmt.Sprintf("audio%d", index)
 	if kind == webrtc.RTPCodecTypeVideo {
-		codec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+		codec = webrtc.RTPCodecCapability{MimeType: c.cfg.VideoCodec, ClockRate: 90000}
+		if c.cfg.VideoCodec == webrtc.MimeTypeH264 {
+			codec.SDPFmtpLine = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+		}
 		name = fmt.Sprintf("video%d", index)
 	}
 	tr, err := webrtc.NewTrackLocalStaticRTP(codec, name, "local")
@@ -179,6 +182,7 @@ type RemoteTrack struct {
 	TrackID  string // the server's track id (msid track id)
 	Kind     webrtc.RTPCodecType
 	SSRC     uint32
+	Codec    string // MIME type
 
 	SRs atomic.Uint64 // sender reports received for this track
 
@@ -250,7 +254,7 @@ func (c *Client) ActiveRemote() []*RemoteTrack {
 }
 
 func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	r := &RemoteTrack{StreamID: t.StreamID(), TrackID: t.ID(), Kind: t.Kind(), SSRC: uint32(t.SSRC()),
+	r := &RemoteTrack{StreamID: t.StreamID(), TrackID: t.ID(), Kind: t.Kind(), SSRC: uint32(t.SSRC()), Codec: t.Codec().MimeType,
 		started: time.Now(), seen: map[uint16]bool{}, payloadIDs: map[string]int{}}
 	c.mu.Lock()
 	c.remote[t.ID()+"/"+fmt.Sprint(t.SSRC())] = r
