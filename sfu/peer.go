@@ -106,7 +106,6 @@ type Peer struct {
 	dc         *webrtc.DataChannel
 	localOpen  bool // first answer sent: local candidates may go out
 	localCands []webrtc.ICECandidateInit
-	upTracks   []*UpTrack
 	closing    bool // set before Close waits: no goroutine may start after
 
 	// run goroutine only
@@ -435,7 +434,6 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		p.mu.Unlock()
 		return
 	}
-	p.upTracks = append(p.upTracks, up)
 	p.wg.Add(2) // under mu: never after Close started waiting
 	p.mu.Unlock()
 	k := kindOf(up.kind)
@@ -455,21 +453,6 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 			p.cfg.OnTrackEnded(up)
 		}
 	}()
-}
-
-// UpTracks returns the tracks the remote publishes and has not stopped.
-func (p *Peer) UpTracks() []*UpTrack {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]*UpTrack, 0, len(p.upTracks))
-	for _, u := range p.upTracks {
-		select {
-		case <-u.done:
-		default:
-			out = append(out, u)
-		}
-	}
-	return out
 }
 
 // WriteRTCP sends RTCP to the remote (used by tests and tools).
