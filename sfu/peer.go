@@ -379,7 +379,10 @@ func (p *Peer) offer() error {
 
 func (p *Peer) subscribe(up *UpTrack) error {
 	d := newDownTrack(up, p.engine.stats)
-	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	// sendrecv, not sendonly: a browser's addTrack reuses a transceiver the
+	// remote created (JSEP 5.2.2), so a client's next published track may
+	// arrive on this m-line, and the server must be able to receive it.
+	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 	if err != nil {
 		return fmt.Errorf("add transceiver: %w", err)
 	}

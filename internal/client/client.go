@@ -111,6 +111,11 @@ type Client struct {
 	local        []*LocalTrack
 	cands        []webrtc.ICECandidateInit
 	serverCands  []string
+	failures     []string
+	negMu        sync.Mutex // serializes offers and answers
+	collide      atomic.Bool
+	collisions   atomic.Int64
+	answers      atomic.Int64
 	connected    atomic.Bool
 	offers       atomic.Int64
 }
@@ -292,14 +297,58 @@ func (c *Client) startPeer() error {
 			return err
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return fmt.Errorf("create offer: %w", err)
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	return c.offerLocked()
+}
+
+// Publish adds a synthetic track and renegotiates (a client-initiated
+// offer, as a browser sends when it starts a screen share).
+func (c *Client) Publish(kind webrtc.RTPCodecType) error {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	return c.publishLocked(kind)
+}
+
+func (c *Client) publishLocked(kind webrtc.RTPCodecType) error {
+	c.mu.Lock()
+	index := len(c.local)
+	c.mu.Unlock()
+	if err := c.addLocal(kind, index); err != nil {
+		return err
 	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return fmt.Errorf("set offer: %w", err)
+	return c.offerLocked()
+}
+
+// Unpublish stops a local track and renegotiates.
+func (c *Client) Unpublish(l *LocalTrack) error {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	if err := c.pc.RemoveTrack(l.sender); err != nil {
+		return fmt.Errorf("remove track: %w", err)
 	}
-	return c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": pc.LocalDescription().SDP})
+	l.stop()
+	return c.offerLocked()
+}
+
+// CollideOnNextOffer makes the client behave, at the next server offer, as
+// a polite browser that started a screen share at that very moment: it
+// sends an offer of its own that crosses the server's, then (having "rolled
+// back") answers the server's offer, then publishes a video track with a
+// new offer.
+func (c *Client) CollideOnNextOffer() { c.collide.Store(true) }
+
+// AnswersReceived counts the server's answers.
+func (c *Client) AnswersReceived() int { return int(c.answers.Load()) }
+
+// Collisions counts the collisions CollideOnNextOffer staged.
+func (c *Client) Collisions() int { return int(c.collisions.Load()) }
+
+// Failures returns client-side negotiation failures.
+func (c *Client) Failures() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.failures...)
 }
 
 // ClosePeer closes only the PeerConnection and keeps the socket, like a
@@ -334,7 +383,7 @@ func (c *Client) Debug() string {
 	if c.pc != nil {
 		fmt.Fprintf(&b, " signaling=%s ice=%s pc=%s", c.pc.SignalingState(), c.pc.ICEConnectionState(), c.pc.ConnectionState())
 	}
-	fmt.Fprintf(&b, " offers=%d errors=%v bye=%q", c.OffersReceived(), c.Errors(), c.Bye())
+	fmt.Fprintf(&b, " offers=%d answers=%d errors=%v failures=%v bye=%q", c.OffersReceived(), c.AnswersReceived(), c.Errors(), c.Failures(), c.Bye())
 	for _, r := range c.Remote() {
 		st := r.Stats()
 		fmt.Fprintf(&b, " [%s %s pkts=%d ended=%v]", r.Kind, r.StreamID, st.Packets, st.Ended)

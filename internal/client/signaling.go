@@ -5,6 +5,7 @@ package client
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"github.com/pion/webrtc/v3"
 	sig "github.com/roundtable-sfu/roundtable/signal"
@@ -72,9 +73,7 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		c.offers.Add(1)
 		c.onOffer(m.SDP)
 	case sig.TypeAnswer:
-		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err == nil {
-			c.flushCandidates()
-		}
+		c.onAnswer(m.SDP)
 	case sig.TypeCandidate:
 		if m.Candidate == nil || c.pc == nil {
 			return
@@ -108,21 +107,87 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 	}
 }
 
-// onOffer answers a server offer. The client offers only once, before any
-// server offer, so it never meets an offer collision.
+// onOffer answers a server offer. A browser is the polite peer and rolls
+// its own pending offer back when offers collide; pion v3 cannot roll back
+// from have-local-offer, so this client avoids collisions instead: it
+// offers only at start and in Publish/Unpublish, and a collision is
+// recorded as a failure. CollideOnNextOffer stages the server's half of a
+// collision (see there).
 func (c *Client) onOffer(sdp string) {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	staged := c.collide.Swap(false)
+	if staged {
+		// What the server sees of a polite browser's collision: an offer
+		// that crosses its own. The browser would then roll back, which
+		// happens only in the browser; so this offer is never set locally.
+		c.collisions.Add(1)
+		offer, err := c.pc.CreateOffer(nil)
+		if err != nil {
+			c.fail(fmt.Errorf("colliding offer: %w", err))
+			return
+		}
+		_ = c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": offer.SDP})
+	}
+	if c.pc.SignalingState() != webrtc.SignalingStateStable {
+		c.fail(fmt.Errorf("offer collision in state %s: pion cannot roll back", c.pc.SignalingState()))
+		return
+	}
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		c.fail(fmt.Errorf("apply server offer: %w", err))
 		return
 	}
 	c.flushCandidates()
 	ans, err := c.pc.CreateAnswer(nil)
 	if err != nil {
+		c.fail(fmt.Errorf("create answer: %w", err))
 		return
 	}
 	if err := c.pc.SetLocalDescription(ans); err != nil {
+		c.fail(fmt.Errorf("set answer: %w", err))
 		return
 	}
 	_ = c.SendJSON(map[string]string{"type": sig.TypeAnswer, "sdp": c.pc.LocalDescription().SDP})
+	if staged {
+		// The rolled-back change, offered again after answering.
+		if err := c.publishLocked(webrtc.RTPCodecTypeVideo); err != nil {
+			c.fail(err)
+		}
+	}
+}
+
+func (c *Client) onAnswer(sdp string) {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	c.answers.Add(1)
+	if c.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		c.fail(fmt.Errorf("answer in state %s", c.pc.SignalingState()))
+		return
+	}
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		c.fail(fmt.Errorf("apply answer: %w", err))
+		return
+	}
+	c.flushCandidates()
+}
+
+// offerLocked sends an offer; negMu is held.
+func (c *Client) offerLocked() error {
+	offer, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		return fmt.Errorf("create offer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("set offer: %w", err)
+	}
+	return c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": c.pc.LocalDescription().SDP})
+}
+
+// fail records a client-side negotiation failure (see Failures).
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	c.failures = append(c.failures, err.Error())
+	c.mu.Unlock()
 }
 
 func (c *Client) flushCandidates() {
