@@ -42,6 +42,9 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(ns, "", name), help, labels, nil)
 }
 
+// collector is called by the Prometheus handler, possibly from several
+// scrapes at once; it only reads atomics and takes the room manager's lock
+// briefly (Counts).
 type collector struct {
 	src Sources
 

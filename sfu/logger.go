@@ -9,7 +9,10 @@ import (
 )
 
 // pionLoggerFactory bridges pion's loggers into the server's slog logger.
-// pion's trace and debug output is dropped; info and above keep their level.
+// pion warns about normal events (ICE checks before candidates arrive,
+// streams closing with their PeerConnection), several times per join, so
+// its levels are shifted down: warn becomes debug, error becomes warn, and
+// its trace, debug and info output is dropped.
 type pionLoggerFactory struct{ log *slog.Logger }
 
 func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
@@ -32,15 +35,15 @@ func (pionLogger) Trace(string)          {}
 func (pionLogger) Tracef(string, ...any) {}
 func (pionLogger) Debug(string)          {}
 func (pionLogger) Debugf(string, ...any) {}
-func (l pionLogger) Info(m string)       { l.emit(slog.LevelDebug, m) }
-func (l pionLogger) Infof(f string, a ...any) {
-	l.emit(slog.LevelDebug, fmt.Sprintf(f, a...))
-}
-func (l pionLogger) Warn(m string) { l.emit(slog.LevelWarn, m) }
+func (pionLogger) Info(string)           {}
+func (pionLogger) Infof(string, ...any)  {}
+func (l pionLogger) Warn(m string)       { l.emit(slog.LevelDebug, m) }
 func (l pionLogger) Warnf(f string, a ...any) {
-	l.emit(slog.LevelWarn, fmt.Sprintf(f, a...))
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.emit(slog.LevelDebug, fmt.Sprintf(f, a...))
+	}
 }
-func (l pionLogger) Error(m string) { l.emit(slog.LevelError, m) }
+func (l pionLogger) Error(m string) { l.emit(slog.LevelWarn, m) }
 func (l pionLogger) Errorf(f string, a ...any) {
-	l.emit(slog.LevelError, fmt.Sprintf(f, a...))
+	l.emit(slog.LevelWarn, fmt.Sprintf(f, a...))
 }

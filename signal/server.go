@@ -1,5 +1,9 @@
 package signal
 
+// Ownership: net/http runs ServeHTTP in one goroutine per socket, which
+// becomes that Session's reader. mu guards the set of live sessions (for
+// CloseAll); the counters are atomics.
+
 import (
 	"context"
 	"log/slog"
