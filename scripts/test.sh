@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Roundtable's test command: installs what the tests need when it is
-# missing, then runs every test with the race detector and the benchmarks
+# missing (promtool from the prometheus package, Debian's chromium), then runs every test with the race detector and the benchmarks
 # once so they cannot rot. Usage: ./scripts/test.sh [extra go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"
 	sudo=""

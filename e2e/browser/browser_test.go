@@ -1,0 +1,169 @@
+// Package browser tests the web client in headless Debian Chromium with a
+// fake camera and microphone, against a real server on 127.0.0.1.
+package browser
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/roundtable-sfu/roundtable/internal/server"
+)
+
+func chromiumPath(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("RT_REQUIRE_TOOLS") != "" {
+		t.Fatal("chromium not installed (scripts/test.sh installs it)")
+	}
+	t.Skip("chromium not installed; run scripts/test.sh")
+	return ""
+}
+
+func startServer(t *testing.T) *server.Server {
+	cfg := server.DefaultConfig()
+	cfg.Listen, cfg.ICEPort = "127.0.0.1:0", 0
+	cfg.ICEInterfaces, cfg.ICELoopback, cfg.ICEIPv4Only, cfg.MDNS = []string{"lo"}, true, true, false
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return srv
+}
+
+// browser starts one headless Chromium; tabs are contexts derived from the
+// first one (the first tab must be opened before its siblings).
+type browser struct {
+	t    *testing.T
+	tabs []context.Context
+	root context.Context
+}
+
+func newBrowser(t *testing.T) *browser {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("allow-loopback-in-peer-connection", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	root, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	return &browser{t: t, root: root}
+}
+
+// open navigates a new tab (the first tab reuses the browser's first target).
+func (b *browser) open(url string) context.Context {
+	b.t.Helper()
+	ctx := b.root
+	if len(b.tabs) > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = chromedp.NewContext(b.root)
+		b.t.Cleanup(cancel)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Navigate(url)); err != nil {
+		b.t.Fatalf("open %s: %v", url, err)
+	}
+	b.tabs = append(b.tabs, ctx)
+	return ctx
+}
+
+// screenshots saves every tab when the test failed.
+func (b *browser) screenshots() {
+	if !b.t.Failed() {
+		return
+	}
+	dir := os.Getenv("RT_ARTIFACTS")
+	if dir == "" {
+		dir = b.t.TempDir()
+	}
+	for i, ctx := range b.tabs {
+		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			p := filepath.Join(dir, fmt.Sprintf("%s-tab%d.png", b.t.Name(), i+1))
+			_ = os.WriteFile(p, png, 0o644)
+			b.t.Logf("screenshot: %s", p)
+		}
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %q: %v", js, err)
+	}
+	return v
+}
+
+func waitJS(t *testing.T, ctx context.Context, what, js string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise)); err == nil && ok {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// remoteVideosPlaying is true when n remote tiles show video whose decoded
+// frame count grows.
+const remoteVideosPlaying = `(async (n) => {
+  const rt = window.roundtable;
+  if (!rt || !rt.pc) return false;
+  const vids = [...document.querySelectorAll('.tile:not(.self) video')].filter(v => v.videoWidth > 0);
+  if (vids.length < n) return false;
+  const frames = async () => {
+    let total = 0, count = 0;
+    (await rt.pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video') { total += s.framesDecoded || 0; count++; } });
+    return [total, count];
+  };
+  const [a, c] = await frames();
+  await new Promise(r => setTimeout(r, 500));
+  const [b] = await frames();
+  return c >= n && b > a;
+})`
+
+// The brief's first command: two tabs on the printed URL make a working
+// video room, and chat works over the data channel.
+func TestTwoTabsMakeAVideoRoom(t *testing.T) {
+	srv := startServer(t)
+	b := newBrowser(t)
+	defer b.screenshots()
+	base := srv.URL()
+	tab1 := b.open(base + "r/smoke?name=Ann")
+	tab2 := b.open(base + "r/smoke?name=Bob")
+	for i, tab := range []context.Context{tab1, tab2} {
+		waitJS(t, tab, fmt.Sprintf("remote video playing in tab %d", i+1), remoteVideosPlaying+"(1)", 20*time.Second)
+	}
+	if got := eval[string](t, tab2, `document.querySelector('.tile:not(.self) .label').textContent`); got != "Ann" {
+		t.Errorf("tab 2 labels the remote tile %q, want Ann", got)
+	}
+	eval[bool](t, tab1, `document.getElementById('chat-input').value = 'hello from Ann';
+		document.getElementById('chat-form').requestSubmit(); true`)
+	waitJS(t, tab2, "the chat message", `document.getElementById('messages').textContent.includes('Ann: hello from Ann')`, 5*time.Second)
+}
