@@ -7,6 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
 	"github.com/roundtable-sfu/roundtable/signal"
@@ -124,5 +125,46 @@ func TestICEServersAndNATIP(t *testing.T) {
 		if !strings.Contains(cand, " 127.0.0.2 ") {
 			t.Errorf("candidate %q does not advertise the NAT address", cand)
 		}
+	}
+}
+
+// A candidate that arrives before the client's offer is buffered, then
+// applied with the offer: no error, and the offer is answered.
+func TestCandidateBeforeOfferIsBuffered(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 20*time.Second)
+	c, err := client.Dial(ctx, client.Config{URL: s.WSURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	if err := c.SendJSON(map[string]string{"type": "join", "room": "early", "name": "e"}); err != nil {
+		t.Fatal(err)
+	}
+	mid, zero := "0", uint16(0)
+	cand := webrtc.ICECandidateInit{Candidate: "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", SDPMid: &mid, SDPMLineIndex: &zero}
+	if err := c.SendJSON(map[string]any{"type": "candidate", "candidate": cand}); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.CreateDataChannel("roundtable", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendJSON(map[string]string{"type": "offer", "sdp": offer.SDP}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the answer", func() bool { return c.AnswersReceived() == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if errs := c.Errors(); len(errs) != 0 {
+		t.Errorf("errors: %v", errs)
 	}
 }

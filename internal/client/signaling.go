@@ -116,6 +116,9 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 func (c *Client) onOffer(sdp string) {
 	c.negMu.Lock()
 	defer c.negMu.Unlock()
+	if c.pc == nil {
+		return
+	}
 	staged := c.collide.Swap(false)
 	if staged {
 		// What the server sees of a polite browser's collision: an offer
@@ -160,6 +163,9 @@ func (c *Client) onAnswer(sdp string) {
 	c.negMu.Lock()
 	defer c.negMu.Unlock()
 	c.answers.Add(1)
+	if c.pc == nil {
+		return // a Dial-only client that offered from its own PeerConnection
+	}
 	if c.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 		c.fail(fmt.Errorf("answer in state %s", c.pc.SignalingState()))
 		return
