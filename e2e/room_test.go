@@ -301,3 +301,31 @@ func TestDataChannelRateLimit(t *testing.T) {
 		t.Errorf("%d rate errors: at most one per second", errs)
 	}
 }
+
+// A publisher's track updates (source, muted) reach the others with the
+// track, later as track-updated, and a late joiner in "joined".
+func TestTrackUpdates(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	a := s.join(ctx, "meta", "a", 1, 1) // local ids audio0, video1
+	if err := a.UpdateTrack("video1", "camera", false); err != nil {
+		t.Fatal(err)
+	}
+	b := s.join(ctx, "meta", "b", 0, 0)
+	waitFor(t, ctx, "a's video at b", func() bool { return videoTrack(b) != nil })
+	v := videoTrack(b)
+	waitFor(t, ctx, "source camera", func() bool { ti, _ := b.TrackInfo(v.TrackID); return ti.Source == "camera" })
+	if err := a.UpdateTrack("video1", "camera", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "muted at b", func() bool { ti, _ := b.TrackInfo(v.TrackID); return ti.Muted })
+	c := s.join(ctx, "meta", "c", 0, 0)
+	if ti, ok := c.TrackInfo(v.TrackID); !ok || ti.Source != "camera" || !ti.Muted {
+		t.Errorf("late joiner sees %+v (known %v), want camera, muted", ti, ok)
+	}
+	if err := a.UpdateTrack("video1", "hologram", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "bad source refused", func() bool { return a.HasError(signal.CodeBadMessage) })
+}

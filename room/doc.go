@@ -26,6 +26,9 @@ var (
 	ErrDataTooLarge = errors.New("room: data message too large")
 	// ErrDataRate: a participant sends data-channel messages too fast.
 	ErrDataRate = errors.New("room: data message rate exceeded")
+	// ErrBadTrackUpdate: a track update with an unknown source, an overlong
+	// track id, or too many tracks.
+	ErrBadTrackUpdate = errors.New("room: invalid track update")
 	// ErrClosed: the manager is shutting down.
 	ErrClosed = errors.New("room: server is shutting down")
 )

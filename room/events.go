@@ -19,6 +19,17 @@ type TrackInfo struct {
 	ID       string
 	StreamID string
 	Kind     string // "audio" or "video"
+	Source   string // one of Sources, "" until the publisher says
+	Muted    bool
+}
+
+// Sources are the track sources a publisher may declare.
+var Sources = []string{"camera", "microphone", "screen", "screen-audio"}
+
+// TrackMeta is what a publisher says about one of its tracks.
+type TrackMeta struct {
+	Source string
+	Muted  bool
 }
 
 // Joined is the first event of every member: its id and the room as it is.
@@ -47,6 +58,12 @@ type TrackUnpublished struct {
 	TrackID     string
 }
 
+// TrackUpdated: a member changed a track's source or muted state.
+type TrackUpdated struct {
+	Participant string
+	Track       TrackInfo
+}
+
 // Signal carries an offer, answer or candidate from the member's Peer.
 type Signal struct{ sfu.Signal }
 
@@ -64,6 +81,7 @@ func (ParticipantJoined) event() {}
 func (ParticipantLeft) event()   {}
 func (TrackPublished) event()    {}
 func (TrackUnpublished) event()  {}
+func (TrackUpdated) event()      {}
 func (Signal) event()            {}
 func (Error) event()             {}
 func (Connected) event()         {}

@@ -7,6 +7,7 @@ package room
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,7 @@ type Participant struct {
 
 	// guarded by room.mu
 	tracks []*sfu.UpTrack
+	meta   map[string]TrackMeta // by the publisher's own track id
 	left   bool
 }
 
@@ -140,7 +142,7 @@ func (m *Manager) Join(roomName, displayName string, c Client) (*Participant, er
 		return nil, err
 	}
 	p := &Participant{
-		id: NewID(), name: name, client: c,
+		id: NewID(), name: name, client: c, meta: map[string]TrackMeta{},
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
 	}
 	peer, err := m.newPeer(sfu.PeerConfig{
@@ -284,13 +286,48 @@ func (p *Participant) onState(s webrtc.PeerConnectionState) {
 func (p *Participant) info() ParticipantInfo {
 	tracks := make([]TrackInfo, 0, len(p.tracks))
 	for _, up := range p.tracks {
-		tracks = append(tracks, trackInfo(up))
+		tracks = append(tracks, p.trackInfo(up))
 	}
 	return ParticipantInfo{ID: p.id, Name: p.name, Tracks: tracks}
 }
 
-func trackInfo(up *sfu.UpTrack) TrackInfo {
-	return TrackInfo{ID: up.ID(), StreamID: up.StreamID(), Kind: up.Kind().String()}
+// trackInfo is called with room.mu held.
+func (p *Participant) trackInfo(up *sfu.UpTrack) TrackInfo {
+	m := p.meta[up.RemoteID()]
+	return TrackInfo{ID: up.ID(), StreamID: up.StreamID(), Kind: up.Kind().String(), Source: m.Source, Muted: m.Muted}
+}
+
+// MaxTrackMeta bounds the track updates a participant may keep.
+const MaxTrackMeta = 32
+
+// UpdateTrack records what the participant says about one of its tracks
+// (named by its own track id): source and muted state. Others learn it with
+// the track, or at once with TrackUpdated if the track is published.
+func (m *Manager) UpdateTrack(p *Participant, localID string, meta TrackMeta) error {
+	if len(localID) == 0 || len(localID) > 128 {
+		return fmt.Errorf("%w: track id must be 1-128 bytes", ErrBadTrackUpdate)
+	}
+	if !slices.Contains(Sources, meta.Source) {
+		return fmt.Errorf("%w: source %q, want one of %v", ErrBadTrackUpdate, meta.Source, Sources)
+	}
+	r := p.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, known := p.meta[localID]; !known && len(p.meta) >= MaxTrackMeta {
+		return fmt.Errorf("%w: more than %d tracks", ErrBadTrackUpdate, MaxTrackMeta)
+	}
+	p.meta[localID] = meta
+	for _, up := range p.tracks {
+		if up.RemoteID() == localID {
+			ev := TrackUpdated{Participant: p.id, Track: p.trackInfo(up)}
+			for _, o := range r.order {
+				if o != p {
+					o.client.Notify(ev)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func (r *Room) publish(p *Participant, up *sfu.UpTrack) {
@@ -300,7 +337,7 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) {
 		return
 	}
 	p.tracks = append(p.tracks, up)
-	ev := TrackPublished{Participant: p.id, Track: trackInfo(up)}
+	ev := TrackPublished{Participant: p.id, Track: p.trackInfo(up)}
 	for _, o := range r.order {
 		if o != p {
 			o.client.Notify(ev)

@@ -431,7 +431,7 @@ func (p *Peer) openLocalCandidates() {
 func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	up := newUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), uint32(remote.SSRC()),
 		p.engine.stats, p.pc.WriteRTCP)
-	up.remote, up.receiver = remote, receiver
+	up.remote, up.receiver, up.remoteID = remote, receiver, remote.ID()
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()

@@ -28,6 +28,7 @@ const (
 // UpTrack is one track a participant publishes.
 type UpTrack struct {
 	id       string
+	remoteID string // the publisher's own msid track id
 	streamID string
 	kind     webrtc.RTPCodecType
 	codec    webrtc.RTPCodecParameters
@@ -66,6 +67,11 @@ func newUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec webrtc.RTPC
 
 // ID is the server-assigned track id, unique within the server.
 func (u *UpTrack) ID() string { return u.id }
+
+// RemoteID is the track id the publisher gave the track (its msid track
+// id, a browser's MediaStreamTrack.id); publishers refer to their tracks
+// by it.
+func (u *UpTrack) RemoteID() string { return u.remoteID }
 
 // StreamID is the publisher's participant id; subscribers see it as the
 // msid stream id of every track of that participant.

@@ -22,14 +22,16 @@ const (
 	TypeParticipantLeft   = "participant-left"
 	TypeTrackPublished    = "track-published"
 	TypeTrackUnpublished  = "track-unpublished"
+	TypeTrackUpdate       = "track-update"
+	TypeTrackUpdated      = "track-updated"
 )
 
 // ClientTypes are the types a client may send.
-var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave}
+var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate}
 
 // ServerTypes are the types the server sends.
 var ServerTypes = []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeError, TypeBye,
-	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished}
+	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished, TypeTrackUpdated}
 
 // Error codes sent in {"type":"error"}.
 const (
@@ -68,6 +70,10 @@ type Inbound struct {
 	Token     string     `json:"token,omitempty"`
 	SDP       string     `json:"sdp,omitempty"`
 	Candidate *Candidate `json:"candidate,omitempty"`
+	// track-update: the client's own track id, its source, muted or not.
+	Track  string `json:"track,omitempty"`
+	Source string `json:"source,omitempty"`
+	Muted  bool   `json:"muted,omitempty"`
 }
 
 // Decode parses one client frame and checks the fields its type requires.
@@ -94,6 +100,10 @@ func Decode(b []byte) (Inbound, error) {
 		if m.Candidate == nil {
 			return m, fmt.Errorf("%w: candidate needs candidate", ErrMissingField)
 		}
+	case TypeTrackUpdate:
+		if m.Track == "" || m.Source == "" {
+			return m, fmt.Errorf("%w: track-update needs track and source", ErrMissingField)
+		}
 	case TypeLeave:
 	case "":
 		return m, fmt.Errorf("%w: type", ErrMissingField)
@@ -115,6 +125,8 @@ type TrackJSON struct {
 	ID       string `json:"id"`
 	StreamID string `json:"streamId"`
 	Kind     string `json:"kind"`
+	Source   string `json:"source,omitempty"`
+	Muted    bool   `json:"muted"`
 }
 
 // ParticipantJSON describes a room member.
@@ -142,6 +154,11 @@ type (
 		ID   string `json:"id"`
 	}
 	trackPublishedMsg struct {
+		Type        string    `json:"type"`
+		Participant string    `json:"participant"`
+		Track       TrackJSON `json:"track"`
+	}
+	trackUpdatedMsg struct {
 		Type        string    `json:"type"`
 		Participant string    `json:"participant"`
 		Track       TrackJSON `json:"track"`

@@ -22,6 +22,8 @@ func TestDecode(t *testing.T) {
 		{"candidate", `{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}`, TypeCandidate, nil},
 		{"candidate missing", `{"type":"candidate"}`, "", ErrMissingField},
 		{"leave", `{"type":"leave"}`, TypeLeave, nil},
+		{"track-update", `{"type":"track-update","track":"t1","source":"screen","muted":true}`, TypeTrackUpdate, nil},
+		{"track-update without source", `{"type":"track-update","track":"t1"}`, "", ErrMissingField},
 		{"unknown type", `{"type":"dance"}`, "", ErrUnknownType},
 		{"no type", `{"room":"r"}`, "", ErrMissingField},
 		{"not json", `hello`, "", ErrBadJSON},
@@ -87,6 +89,10 @@ func FuzzDecode(f *testing.F) {
 		case TypeCandidate:
 			if m.Candidate == nil {
 				t.Fatal("candidate accepted without candidate")
+			}
+		case TypeTrackUpdate:
+			if m.Track == "" || m.Source == "" {
+				t.Fatal("track-update accepted without track or source")
 			}
 		case TypeLeave:
 		default:

@@ -143,6 +143,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
+// CloseParticipant sends bye with reason to the session of participant id
+// and closes its socket; it reports whether such a session was open.
+func (s *Server) CloseParticipant(id, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.sessions {
+		if p := sess.partID.Load(); p != nil && *p == id {
+			sess.Close(reason)
+			return true
+		}
+	}
+	return false
+}
+
 // CloseAll sends bye with reason to every session and closes it.
 func (s *Server) CloseAll(reason string) {
 	s.mu.Lock()

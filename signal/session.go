@@ -34,7 +34,8 @@ type Session struct {
 	reason    atomic.Pointer[string]
 	writerEnd chan struct{}
 
-	part *room.Participant // reader goroutine only
+	part   *room.Participant // reader goroutine only
+	partID atomic.Pointer[string]
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote string) *Session {
@@ -115,6 +116,8 @@ func (s *Session) handle(m Inbound) bool {
 		err = peer.HandleAnswer(m.SDP)
 	case TypeCandidate:
 		err = peer.HandleCandidate(*m.Candidate)
+	case TypeTrackUpdate:
+		err = s.srv.rooms.UpdateTrack(s.part, m.Track, room.TrackMeta{Source: m.Source, Muted: m.Muted})
 	case TypeLeave:
 		s.setReason("left")
 		return true
@@ -136,6 +139,8 @@ func (s *Session) join(m Inbound) {
 		return
 	}
 	s.part = p
+	id := p.ID()
+	s.partID.Store(&id)
 	s.log = s.log.With("participant", p.ID(), "room", p.Room())
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
 }
@@ -172,6 +177,8 @@ func (s *Session) encodeEvent(ev room.Event) (string, any) {
 		return TypeParticipantLeft, participantLeftMsg{Type: TypeParticipantLeft, ID: ev.ID}
 	case room.TrackPublished:
 		return TypeTrackPublished, trackPublishedMsg{Type: TypeTrackPublished, Participant: ev.Participant, Track: trackJSON(ev.Track)}
+	case room.TrackUpdated:
+		return TypeTrackUpdated, trackUpdatedMsg{Type: TypeTrackUpdated, Participant: ev.Participant, Track: trackJSON(ev.Track)}
 	case room.TrackUnpublished:
 		return TypeTrackUnpublished, trackUnpublishedMsg{Type: TypeTrackUnpublished, Participant: ev.Participant, TrackID: ev.TrackID}
 	case room.Signal:
@@ -196,7 +203,7 @@ func participantJSON(p room.ParticipantInfo) ParticipantJSON {
 }
 
 func trackJSON(t room.TrackInfo) TrackJSON {
-	return TrackJSON{ID: t.ID, StreamID: t.StreamID, Kind: t.Kind}
+	return TrackJSON{ID: t.ID, StreamID: t.StreamID, Kind: t.Kind, Source: t.Source, Muted: t.Muted}
 }
 
 func (s *Session) sendError(code, msg string) {
@@ -320,6 +327,8 @@ func errorCode(err error) string {
 		return CodeDataTooLarge
 	case errors.Is(err, room.ErrDataRate):
 		return CodeDataRate
+	case errors.Is(err, room.ErrBadTrackUpdate):
+		return CodeBadMessage
 	case errors.Is(err, room.ErrClosed):
 		return CodeShuttingDown
 	case errors.Is(err, sfu.ErrBadSDP):

@@ -106,6 +106,7 @@ type Client struct {
 	bye          string
 	participants map[string]string // id -> name
 	published    map[string]string // track id -> participant id
+	trackMeta    map[string]sig.TrackJSON
 	remote       map[string]*RemoteTrack
 	data         []DataMsg
 	local        []*LocalTrack
@@ -222,6 +223,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
 		closed:       make(chan struct{}),
 		participants: map[string]string{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},
+		trackMeta: map[string]sig.TrackJSON{},
 	}
 	c.wg.Add(1)
 	go c.readLoop()
@@ -456,6 +458,20 @@ func (c *Client) Publisher(trackID string) (string, bool) {
 	defer c.mu.Unlock()
 	p, ok := c.published[trackID]
 	return p, ok
+}
+
+// TrackInfo returns what the server last said about a published track.
+func (c *Client) TrackInfo(trackID string) (sig.TrackJSON, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.trackMeta[trackID]
+	return t, ok
+}
+
+// UpdateTrack tells the server the source and muted state of one of the
+// client's own tracks (by its local id, e.g. "video1").
+func (c *Client) UpdateTrack(localID, source string, muted bool) error {
+	return c.SendJSON(map[string]any{"type": sig.TypeTrackUpdate, "track": localID, "source": source, "muted": muted})
 }
 
 // WriteRTCP sends RTCP to the server.

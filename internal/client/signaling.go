@@ -38,6 +38,7 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 			c.participants[p.ID] = p.Name
 			for _, t := range p.Tracks {
 				c.published[t.ID] = p.ID
+				c.trackMeta[t.ID] = t
 			}
 		}
 		c.mu.Unlock()
@@ -63,6 +64,13 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		if m.Track != nil {
 			c.mu.Lock()
 			c.published[m.Track.ID] = pid
+			c.trackMeta[m.Track.ID] = *m.Track
+			c.mu.Unlock()
+		}
+	case sig.TypeTrackUpdated:
+		if m.Track != nil {
+			c.mu.Lock()
+			c.trackMeta[m.Track.ID] = *m.Track
 			c.mu.Unlock()
 		}
 	case sig.TypeTrackUnpublished:
