@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/roundtable-sfu/roundtable/internal/server"
 )
@@ -53,6 +56,9 @@ type browser struct {
 	t    *testing.T
 	tabs []context.Context
 	root context.Context
+
+	mu      sync.Mutex
+	console []string // every tab's console and uncaught exceptions
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -70,9 +76,41 @@ func newBrowser(t *testing.T) *browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
-	root, cancel := chromedp.NewContext(actx)
+	b := &browser{t: t}
+	root, cancel := chromedp.NewContext(actx, chromedp.WithListener(b.listener(1)))
 	t.Cleanup(cancel)
-	return &browser{t: t, root: root}
+	b.root = root
+	return b
+}
+
+// listener records console output and exceptions of tab n.
+func (b *browser) listener(n int) func(ev any) {
+	return func(ev any) {
+		var line string
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			var parts []string
+			for _, a := range ev.Args {
+				if a.Description != "" {
+					parts = append(parts, a.Description)
+				} else {
+					parts = append(parts, string(a.Value))
+				}
+			}
+			line = fmt.Sprintf("tab%d console.%s: %s", n, ev.Type, strings.Join(parts, " "))
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			line = fmt.Sprintf("tab%d exception: %s %v line %d", n, d.Text, d.Exception, d.LineNumber)
+			if d.Exception != nil {
+				line = fmt.Sprintf("tab%d exception: %s: %s (line %d)", n, d.Text, d.Exception.Description, d.LineNumber)
+			}
+		default:
+			return
+		}
+		b.mu.Lock()
+		b.console = append(b.console, line)
+		b.mu.Unlock()
+	}
 }
 
 // open navigates a new tab (the first tab reuses the browser's first target).
@@ -81,7 +119,7 @@ func (b *browser) open(url string) context.Context {
 	ctx := b.root
 	if len(b.tabs) > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = chromedp.NewContext(b.root)
+		ctx, cancel = chromedp.NewContext(b.root, chromedp.WithListener(b.listener(len(b.tabs)+1)))
 		b.t.Cleanup(cancel)
 	}
 	if _, err := chromedp.Run(ctx, chromedp.Navigate(url)); err != nil {
@@ -91,11 +129,16 @@ func (b *browser) open(url string) context.Context {
 	return ctx
 }
 
-// screenshots saves every tab when the test failed.
+// screenshots saves every tab and prints the console when the test failed.
 func (b *browser) screenshots() {
 	if !b.t.Failed() {
 		return
 	}
+	b.mu.Lock()
+	for _, l := range b.console {
+		b.t.Log(l)
+	}
+	b.mu.Unlock()
 	dir := os.Getenv("RT_ARTIFACTS")
 	if dir == "" {
 		dir = b.t.TempDir()
@@ -133,13 +176,13 @@ func waitJS(t *testing.T, ctx context.Context, what, js string, timeout time.Dur
 // remoteVideosPlaying is true when n remote tiles show video whose decoded
 // frame count grows.
 const remoteVideosPlaying = `(async (n) => {
-  const rt = window.roundtable;
-  if (!rt || !rt.pc) return false;
+  const pc = window.roundtable && window.roundtable.session.pc;
+  if (!pc) return false;
   const vids = [...document.querySelectorAll('.tile:not(.self) video')].filter(v => v.videoWidth > 0);
   if (vids.length < n) return false;
   const frames = async () => {
     let total = 0, count = 0;
-    (await rt.pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video') { total += s.framesDecoded || 0; count++; } });
+    (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video') { total += s.framesDecoded || 0; count++; } });
     return [total, count];
   };
   const [a, c] = await frames();
@@ -160,7 +203,7 @@ func TestTwoTabsMakeAVideoRoom(t *testing.T) {
 	for i, tab := range []context.Context{tab1, tab2} {
 		waitJS(t, tab, fmt.Sprintf("remote video playing in tab %d", i+1), remoteVideosPlaying+"(1)", 20*time.Second)
 	}
-	if got := eval[string](t, tab2, `document.querySelector('.tile:not(.self) .label').textContent`); got != "Ann" {
+	if got := eval[string](t, tab2, `document.querySelector('.tile:not(.self) .label span').textContent`); got != "Ann" {
 		t.Errorf("tab 2 labels the remote tile %q, want Ann", got)
 	}
 	eval[bool](t, tab1, `document.getElementById('chat-input').value = 'hello from Ann';

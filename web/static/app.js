@@ -1,164 +1,364 @@
-// Roundtable browser client: one WebSocket for signaling, one
-// RTCPeerConnection to the server, one data channel for chat.
-// The client is the polite peer of perfect negotiation (docs/protocol.md).
+// Roundtable web client: routing, pre-join screen and the room UI. The
+// connection itself lives in session.js.
+import { Session } from './session.js';
 
 const $ = (id) => document.getElementById(id);
-const roomFromPath = decodeURIComponent((location.pathname.match(/^\/r\/([^/]+)/) || [])[1] || '');
-const params = new URLSearchParams(location.search);
+const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const show = (id) => { for (const s of ['home', 'prejoin', 'fatal', 'call']) $(s).hidden = s !== id; };
 
-if (!roomFromPath || !params.get('name')) {
-  $('lobby').hidden = false;
-  $('room').value = roomFromPath || Math.random().toString(36).slice(2, 10);
-  $('name').value = params.get('name') || '';
-  $('join-form').onsubmit = (e) => {
-    e.preventDefault();
-    location.href = `/r/${encodeURIComponent($('room').value)}?name=${encodeURIComponent($('name').value)}`;
-  };
-} else {
-  start(roomFromPath, params.get('name'));
+function fatal(title, message) {
+  $('fatal-title').textContent = title;
+  $('fatal-message').textContent = message;
+  show('fatal');
 }
 
-function start(room, name) {
-  $('call').hidden = false;
-  $('room-title').textContent = room;
-  const state = { ws: null, pc: null, dc: null, id: null, local: null, people: new Map(),
-    makingOffer: false, pendingCandidates: [] };
-  window.roundtable = state; // for tests and debugging
+function randomRoom() {
+  const words = ['amber', 'birch', 'cedar', 'delta', 'ember', 'fjord', 'grove', 'harbor', 'iris', 'juniper'];
+  const w = () => words[Math.floor(Math.random() * words.length)];
+  return `${w()}-${w()}-${Math.floor(Math.random() * 900 + 100)}`;
+}
 
-  const setStatus = (s) => { $('status').textContent = s; };
-  const send = (m) => state.ws.readyState === 1 && state.ws.send(JSON.stringify(m));
+const savedName = () => localStorage.getItem('roundtable.name') || '';
+const roomURL = (room) => `${location.origin}/r/${encodeURIComponent(room)}`;
 
-  function person(id) {
-    let p = state.people.get(id);
-    if (!p) {
-      const tile = document.createElement('div');
-      tile.className = 'tile';
-      tile.dataset.participant = id;
+function route() {
+  const m = location.pathname.match(/^\/r\/([^/]+)\/?$/);
+  if (!m) return home();
+  const room = decodeURIComponent(m[1]);
+  if (!ROOM_RE.test(room)) {
+    return fatal('Bad room name', 'Room names are 1 to 64 letters, digits, ".", "_" or "-".');
+  }
+  const name = new URLSearchParams(location.search).get('name');
+  if (name && name.trim()) return startCall(room, name.trim(), null);
+  prejoin(room);
+}
+
+function home() {
+  show('home');
+  $('home-room').value = randomRoom();
+  $('home-name').value = savedName();
+  $('home-generate').onclick = () => { $('home-room').value = randomRoom(); };
+  $('home-form').onsubmit = (e) => {
+    e.preventDefault();
+    const name = $('home-name').value.trim();
+    localStorage.setItem('roundtable.name', name);
+    location.href = `/r/${encodeURIComponent($('home-room').value)}?name=${encodeURIComponent(name)}`;
+  };
+}
+
+// getMedia asks for camera and microphone, then for either alone; null when
+// there is neither (denied or absent).
+async function getMedia(camera, mic) {
+  const video = camera ? { deviceId: { exact: camera }, width: 640, height: 360 } : { width: 640, height: 360 };
+  const audio = mic ? { deviceId: { exact: mic } } : true;
+  for (const c of [{ video, audio }, { audio }, { video }]) {
+    try { return await navigator.mediaDevices.getUserMedia(c); } catch { /* try less */ }
+  }
+  return null;
+}
+
+async function prejoin(room) {
+  show('prejoin');
+  $('prejoin-room').textContent = room;
+  $('prejoin-name').value = savedName();
+  let stream = null;
+  const preview = async () => {
+    if (stream) for (const t of stream.getTracks()) t.stop();
+    stream = await getMedia($('camera-select').value, $('mic-select').value);
+    $('preview').srcObject = stream && stream.getVideoTracks().length ? stream : null;
+    $('prejoin-hint').hidden = !!stream;
+    $('prejoin-hint').textContent = 'No camera or microphone available: you can join to watch and listen.';
+  };
+  await preview();
+  const devices = navigator.mediaDevices ? await navigator.mediaDevices.enumerateDevices() : [];
+  for (const [kind, select] of [['videoinput', 'camera-select'], ['audioinput', 'mic-select']]) {
+    for (const d of devices.filter((d) => d.kind === kind)) {
+      const o = document.createElement('option');
+      o.value = d.deviceId;
+      o.textContent = d.label || d.kind;
+      $(select).append(o);
+    }
+    $(select).onchange = preview;
+  }
+  $('prejoin-form').onsubmit = (e) => {
+    e.preventDefault();
+    const name = $('prejoin-name').value.trim();
+    if (!name) return;
+    localStorage.setItem('roundtable.name', name);
+    $('preview').srcObject = null;
+    history.replaceState(null, '', `/r/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`);
+    startCall(room, name, stream || 'none');
+  };
+}
+
+// Tiles: one per participant for camera and microphone, one more per
+// screen share. key = participant + ':camera' | ':screen'.
+class Tiles {
+  constructor(session) {
+    this.session = session;
+    this.tiles = new Map();
+  }
+
+  get(participant, kind) {
+    const key = `${participant}:${kind}`;
+    let t = this.tiles.get(key);
+    if (!t) {
+      const el = document.createElement('div');
+      el.className = `tile ${kind}`;
+      el.dataset.participant = participant;
+      el.dataset.kind = kind;
       const video = document.createElement('video');
-      video.autoplay = true; video.playsInline = true;
+      video.autoplay = true;
+      video.playsInline = true;
+      const avatar = document.createElement('div');
+      avatar.className = 'avatar';
       const label = document.createElement('span');
       label.className = 'label';
-      tile.append(video, label);
-      $('grid').append(tile);
-      p = { id, name: '', tile, video, label, stream: new MediaStream() };
-      state.people.set(id, p);
+      const name = document.createElement('span');
+      const micOff = document.createElement('span');
+      micOff.className = 'mic-off';
+      micOff.textContent = '(muted)';
+      label.append(name, micOff);
+      el.append(video, avatar, label);
+      if (kind === 'screen') el.classList.add('camera-off');
+      $('grid').append(el);
+      t = { el, video, avatar, name, stream: new MediaStream(), tracks: new Map() };
+      this.tiles.set(key, t);
+      this.label(participant);
     }
-    return p;
-  }
-  function setName(id, n) { const p = person(id); p.name = n; p.label.textContent = n; }
-  function removePerson(id) { const p = state.people.get(id); if (p) { p.tile.remove(); state.people.delete(id); } }
-  function attach(p) { if (p.stream.getTracks().length && p.video.srcObject !== p.stream) p.video.srcObject = p.stream; }
-
-  function chatLine(from, text) {
-    const li = document.createElement('li');
-    const t = new Date().toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    li.textContent = `${t} ${from}: ${text}`;
-    $('messages').append(li);
-    li.scrollIntoView();
+    return t;
   }
 
-  async function setupPeer(iceServers) {
-    const pc = new RTCPeerConnection({ iceServers });
-    state.pc = pc;
-    state.dc = pc.createDataChannel('roundtable');
-    state.dc.onmessage = (e) => {
-      const s = typeof e.data === 'string' ? e.data : '';
-      const i = s.indexOf(':');
-      if (i < 0) return;
-      const from = state.people.get(s.slice(0, i));
-      chatLine(from ? from.name : 'someone', s.slice(i + 1));
-    };
-    pc.onicecandidate = (e) => e.candidate && send({ type: 'candidate', candidate: e.candidate.toJSON() });
-    pc.onconnectionstatechange = () => setStatus(pc.connectionState);
-    pc.ontrack = (e) => {
-      const id = e.streams[0] ? e.streams[0].id : null;
-      if (!id) return;
-      const p = person(id);
-      p.stream.addTrack(e.track);
-      e.streams[0].onremovetrack = (ev) => p.stream.removeTrack(ev.track);
-      attach(p);
-    };
-    pc.onnegotiationneeded = async () => {
-      try {
-        state.makingOffer = true;
-        await pc.setLocalDescription();
-        send({ type: 'offer', sdp: pc.localDescription.sdp });
-      } finally { state.makingOffer = false; }
-    };
-    try {
-      state.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-    } catch (err) {
-      $('hint').hidden = false;
-      $('hint').textContent = 'No camera or microphone: you can see and hear the others, they cannot see or hear you.';
-    }
-    const me = person(state.id);
-    me.tile.classList.add('self');
-    me.video.muted = true;
-    setName(state.id, `${name} (you)`);
-    if (state.local) {
-      for (const t of state.local.getTracks()) { pc.addTrack(t, state.local); me.stream.addTrack(t); }
-      attach(me);
+  label(participant) {
+    const self = participant === this.session.id;
+    const name = self ? `${this.session.name} (you)` : this.session.people.get(participant) || '';
+    for (const kind of ['camera', 'screen']) {
+      const t = this.tiles.get(`${participant}:${kind}`);
+      if (!t) continue;
+      t.name.textContent = kind === 'screen' ? `${name}: screen` : name;
+      t.avatar.textContent = (name[0] || '?').toUpperCase();
+      t.el.setAttribute('aria-label', t.name.textContent);
     }
   }
 
-  async function onOffer(sdp) {
-    // Polite peer: setRemoteDescription rolls back our own pending offer.
-    await state.pc.setRemoteDescription({ type: 'offer', sdp });
-    await state.pc.setLocalDescription();
-    send({ type: 'answer', sdp: state.pc.localDescription.sdp });
-    flushCandidates();
-  }
-  async function flushCandidates() {
-    for (const c of state.pendingCandidates.splice(0)) await state.pc.addIceCandidate(c).catch(() => {});
+  add(participant, kind, id, track) {
+    const t = this.get(participant, kind);
+    t.tracks.set(id, track);
+    t.stream.addTrack(track);
+    if (t.video.srcObject !== t.stream) t.video.srcObject = t.stream;
+    this.refresh(participant);
   }
 
-  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-  state.ws = ws;
-  ws.onopen = () => send({ type: 'join', room, name });
-  ws.onclose = () => setStatus('disconnected');
-  ws.onmessage = async (e) => {
-    const m = JSON.parse(e.data);
-    switch (m.type) {
-      case 'joined':
-        state.id = m.id;
-        for (const p of m.participants) setName(p.id, p.name);
-        await setupPeer(m.iceServers);
-        break;
-      case 'participant-joined': setName(m.participant.id, m.participant.name); break;
-      case 'participant-left': removePerson(m.id); break;
-      case 'track-unpublished': {
-        const p = state.people.get(m.participant);
-        if (p) for (const t of p.stream.getTracks()) if (t.id === m.trackId) p.stream.removeTrack(t);
-        break;
+  removeTrack(id) {
+    for (const [key, t] of this.tiles) {
+      const track = t.tracks.get(id);
+      if (!track) continue;
+      t.tracks.delete(id);
+      t.stream.removeTrack(track);
+      if (key.endsWith(':screen') && !t.tracks.size) { t.el.remove(); this.tiles.delete(key); }
+      this.refresh(key.split(':')[0]);
+    }
+  }
+
+  removeParticipant(participant) {
+    for (const kind of ['camera', 'screen']) {
+      const t = this.tiles.get(`${participant}:${kind}`);
+      if (t) { t.el.remove(); this.tiles.delete(`${participant}:${kind}`); }
+    }
+  }
+
+  clearRemote() {
+    for (const key of [...this.tiles.keys()]) {
+      if (!key.startsWith(`${this.session.id}:`)) this.removeParticipant(key.split(':')[0]);
+    }
+  }
+
+  // refresh shows the camera tile's muted states from track metadata.
+  refresh(participant) {
+    const t = this.tiles.get(`${participant}:camera`);
+    if (t) {
+      let video = false; let mic = false;
+      if (participant === this.session.id) {
+        for (const [track, l] of this.session.local) {
+          if (l.source === 'camera') video = !l.muted;
+          if (l.source === 'microphone') mic = l.muted;
+        }
+      } else {
+        for (const [id] of t.tracks) {
+          const m = this.session.meta.get(id);
+          if (!m) continue;
+          if (m.kind === 'video') video = !m.muted;
+          if (m.kind === 'audio') mic = m.muted;
+        }
       }
-      case 'offer': await onOffer(m.sdp); break;
-      case 'answer': await state.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp }); flushCandidates(); break;
-      case 'candidate':
-        if (state.pc && state.pc.remoteDescription) await state.pc.addIceCandidate(m.candidate).catch(() => {});
-        else state.pendingCandidates.push(m.candidate);
-        break;
-      case 'error': $('hint').hidden = false; $('hint').textContent = `${m.code}: ${m.message}`; break;
-      case 'bye': setStatus(`closed (${m.reason})`); break;
+      t.el.classList.toggle('camera-off', !video);
+      t.el.classList.toggle('mic-muted', mic);
+    }
+    renderPeople(this.session);
+  }
+}
+
+function renderPeople(session) {
+  const list = $('people-list');
+  list.textContent = '';
+  const entries = [[session.id, `${session.name} (you)`], ...session.people];
+  for (const [id, name] of entries) {
+    const li = document.createElement('li');
+    const tile = document.querySelector(`.tile.camera[data-participant="${CSS.escape(id || '')}"]`);
+    const states = [];
+    if (tile && tile.classList.contains('mic-muted')) states.push('mic muted');
+    if (tile && tile.classList.contains('camera-off')) states.push('camera off');
+    li.textContent = states.length ? `${name} (${states.join(', ')})` : name;
+    list.append(li);
+  }
+  $('people-count').textContent = String(entries.length);
+}
+
+async function startCall(room, name, media) {
+  show('call');
+  $('room-title').textContent = room;
+  document.title = `${room} · Roundtable`;
+  const session = new Session({ room, name });
+  const tiles = new Tiles(session);
+  window.roundtable = { session, tiles };
+  const hint = (text) => { $('hint').hidden = !text; $('hint').textContent = text || ''; };
+
+  const stream = media === 'none' ? null : media || await getMedia('', '');
+  let camera = null; let mic = null; let screen = null;
+  if (!stream) {
+    hint('No camera or microphone: you can see and hear the others, they cannot see or hear you.');
+  } else {
+    camera = stream.getVideoTracks()[0] || null;
+    mic = stream.getAudioTracks()[0] || null;
+    if (camera) session.publish(camera, stream, 'camera');
+    if (mic) session.publish(mic, stream, 'microphone');
+  }
+  $('cam').disabled = !camera;
+  $('mic').disabled = !mic;
+
+  const showSelf = () => {
+    const me = session.id;
+    if (camera) tiles.add(me, 'camera', camera.id, camera);
+    else tiles.get(me, 'camera');
+    const t = tiles.get(me, 'camera');
+    t.el.classList.add('self');
+    t.video.muted = true;
+    if (screen) {
+      tiles.add(me, 'screen', screen.id, screen);
+      tiles.get(me, 'screen').el.classList.add('self');
+    }
+    tiles.label(me);
+    tiles.refresh(me);
+  };
+
+  session.addEventListener('status', (e) => {
+    const s = e.detail.state;
+    $('status').textContent = s === 'reconnecting' ? 'reconnecting…' : s;
+    $('status').classList.toggle('bad', s === 'reconnecting');
+  });
+  session.addEventListener('joined', () => {
+    // After a rejoin the participant id is new: rebuild every tile.
+    for (const t of tiles.tiles.values()) t.el.remove();
+    tiles.tiles.clear();
+    showSelf();
+  });
+  session.addEventListener('reset', () => tiles.clearRemote());
+  session.addEventListener('participant', (e) => {
+    const { id, present } = e.detail;
+    if (present) { tiles.get(id, 'camera'); tiles.label(id); tiles.refresh(id); } else { tiles.removeParticipant(id); renderPeople(session); }
+  });
+  session.addEventListener('track', (e) => {
+    const { participant, trackId, track, meta } = e.detail;
+    const kind = meta && (meta.source === 'screen' || meta.source === 'screen-audio') ? 'screen' : 'camera';
+    tiles.add(participant, kind, trackId, track);
+  });
+  session.addEventListener('track-ended', (e) => tiles.removeTrack(e.detail.trackId));
+  session.addEventListener('meta', (e) => tiles.refresh(e.detail.participant));
+  session.addEventListener('chat', (e) => chatLine(e.detail.name, e.detail.text, e.detail.at));
+  session.addEventListener('fatal', (e) => {
+    const titles = { room_full: 'This room is full', bad_room: 'Bad room name', bad_name: 'Bad name' };
+    fatal(titles[e.detail.code] || 'Cannot join', e.detail.message);
+  });
+  session.addEventListener('problem', (e) => hint(e.detail.code === 'unreachable' ? e.detail.message : `${e.detail.code}: ${e.detail.message}`));
+
+  const toggle = (btn, getTrack, on, off) => () => {
+    const track = getTrack();
+    if (!track) return;
+    const muted = track.enabled;
+    session.setMuted(track, muted);
+    btn.setAttribute('aria-pressed', String(!muted));
+    btn.textContent = muted ? off : on;
+    tiles.refresh(session.id);
+  };
+  $('mic').onclick = toggle($('mic'), () => mic, 'Mute mic', 'Unmute mic');
+  $('cam').onclick = toggle($('cam'), () => camera, 'Stop camera', 'Start camera');
+
+  // shareStream publishes a screen (or any video stream: tests pass a canvas
+  // capture) as an extra tile; stopScreen ends it.
+  const stopScreen = () => {
+    if (!screen) return;
+    session.unpublish(screen);
+    tiles.removeTrack(screen.id);
+    screen.stop();
+    screen = null;
+    $('screen').setAttribute('aria-pressed', 'false');
+    $('screen').textContent = 'Share screen';
+  };
+  const shareStream = (s) => {
+    stopScreen();
+    screen = s.getVideoTracks()[0];
+    if (!screen) return;
+    screen.addEventListener('ended', stopScreen);
+    session.publish(screen, s, 'screen');
+    tiles.add(session.id, 'screen', screen.id, screen);
+    tiles.get(session.id, 'screen').el.classList.add('self');
+    tiles.label(session.id);
+    $('screen').setAttribute('aria-pressed', 'true');
+    $('screen').textContent = 'Stop sharing';
+  };
+  Object.assign(window.roundtable, { shareStream, stopScreen });
+  $('screen').disabled = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+  $('screen').onclick = async () => {
+    if (screen) return stopScreen();
+    try { shareStream(await navigator.mediaDevices.getDisplayMedia({ video: true })); } catch { /* cancelled */ }
+  };
+  $('people-toggle').onclick = () => {
+    $('people').hidden = !$('people').hidden;
+    $('people-toggle').setAttribute('aria-expanded', String(!$('people').hidden));
+  };
+  $('invite').onclick = async () => {
+    try {
+      await navigator.clipboard.writeText(roomURL(room));
+      hint(`Invite link copied: ${roomURL(room)}`);
+    } catch {
+      hint(`Invite link: ${roomURL(room)}`);
     }
   };
+  $('leave').onclick = () => { session.leave(); location.href = '/'; };
+  window.addEventListener('pagehide', () => session.leave());
 
   $('chat-form').onsubmit = (e) => {
     e.preventDefault();
     const text = $('chat-input').value.trim();
-    if (!text || !state.dc || state.dc.readyState !== 'open') return;
-    state.dc.send(text);
-    chatLine(`${name} (you)`, text);
-    $('chat-input').value = '';
+    if (!text) return;
+    if (session.sendChat(text)) {
+      chatLine(`${name} (you)`, text, new Date());
+      $('chat-input').value = '';
+    }
   };
-  const toggle = (btn, kind, label) => () => {
-    if (!state.local) return;
-    const on = btn.getAttribute('aria-pressed') !== 'true';
-    for (const t of state.local.getTracks()) if (t.kind === kind) t.enabled = on;
-    btn.setAttribute('aria-pressed', String(on));
-    btn.textContent = `${label} ${on ? 'on' : 'off'}`;
-  };
-  $('mic').onclick = toggle($('mic'), 'audio', 'Mic');
-  $('cam').onclick = toggle($('cam'), 'video', 'Camera');
-  $('invite').onclick = () => navigator.clipboard.writeText(`${location.origin}/r/${encodeURIComponent(room)}`);
-  $('leave').onclick = () => { send({ type: 'leave' }); if (state.pc) state.pc.close(); location.href = '/'; };
+  session.start();
 }
+
+function chatLine(from, text, at) {
+  const li = document.createElement('li');
+  const time = document.createElement('time');
+  time.dateTime = at.toISOString();
+  time.textContent = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const who = document.createElement('strong');
+  who.textContent = `${from}: `;
+  li.append(time, who, document.createTextNode(text));
+  $('messages').append(li);
+  li.scrollIntoView({ block: 'end' });
+}
+
+route();

@@ -1,0 +1,272 @@
+// Session: one participant's connection to Roundtable (docs/protocol.md).
+// One WebSocket for signaling, one RTCPeerConnection for all media, one
+// data channel for chat. The browser is the polite peer of perfect
+// negotiation. When the PeerConnection loses its path it restarts ICE; when
+// the WebSocket drops (or the server says bye), it joins again with the same
+// name and republishes its tracks. Events (EventTarget, detail in e.detail):
+//   status {state}           connecting | connected | reconnecting | closed
+//   joined {id}              (also after every rejoin)
+//   reset                    all remote state is gone (before a rejoin)
+//   participant {id, name, present}
+//   track {participant, trackId, track, meta}   a remote track arrived
+//   track-ended {participant, trackId}
+//   meta {participant, trackId, meta}           source / muted changed
+//   chat {from, name, text, at}
+//   fatal {code, message}    cannot join: room full, bad name, ...
+//   problem {code, message}  a refused request; the session goes on
+
+const FATAL = new Set(['room_full', 'bad_room', 'bad_name', 'too_many_rooms', 'already_joined']);
+
+// midToTrack maps each m-line's mid to its msid track id in an SDP.
+export function midToTrack(sdp) {
+  const out = new Map();
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    const mid = (section.match(/\r?\na=mid:(\S+)/) || [])[1];
+    const msid = section.match(/\r?\na=msid:(\S+) (\S+)/);
+    if (mid && msid) out.set(mid, msid[2]);
+  }
+  return out;
+}
+
+export class Session extends EventTarget {
+  constructor({ room, name, url }) {
+    super();
+    this.room = room;
+    this.name = name;
+    this.url = url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    this.id = null;
+    this.ws = null;
+    this.pc = null;
+    this.dc = null;
+    this.closed = false;
+    this.everJoined = false;
+    this.attempt = 0;
+    this.local = new Map(); // MediaStreamTrack -> {source, stream, muted, sender}
+    this.people = new Map(); // id -> name
+    this.meta = new Map(); // server track id -> {participant, kind, source, muted}
+    this.pendingCandidates = [];
+    this.makingOffer = false;
+    this.queue = Promise.resolve();
+    this.state = 'connecting';
+  }
+
+  emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  setState(state) {
+    if (this.state !== state) {
+      this.state = state;
+      this.emit('status', { state });
+    }
+  }
+
+  send(m) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+  }
+
+  start() { this.connect(); }
+
+  connect() {
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => { this.attempt = 0; this.send({ type: 'join', room: this.room, name: this.name }); };
+    ws.onmessage = (e) => {
+      let m;
+      try { m = JSON.parse(e.data); } catch { return; }
+      this.queue = this.queue.then(() => this.handle(m)).catch((err) => console.warn('roundtable:', err));
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws || this.closed) return;
+      this.reconnect();
+    };
+  }
+
+  // reconnect drops the PeerConnection and joins again after a backoff.
+  reconnect() {
+    this.teardownPeer();
+    this.setState(this.everJoined ? 'reconnecting' : 'connecting');
+    const delay = Math.min(5000, 500 * 2 ** this.attempt++);
+    if (this.attempt > 1 && !this.everJoined) {
+      this.emit('problem', { code: 'unreachable', message: 'Cannot reach the server; retrying…' });
+    }
+    setTimeout(() => { if (!this.closed) this.connect(); }, delay);
+  }
+
+  teardownPeer() {
+    if (this.pc) {
+      this.pc.onicecandidate = this.pc.ontrack = this.pc.onnegotiationneeded = null;
+      this.pc.oniceconnectionstatechange = this.pc.onconnectionstatechange = null;
+      this.pc.close();
+    }
+    this.pc = null;
+    this.dc = null;
+    for (const l of this.local.values()) l.sender = null;
+    this.pendingCandidates = [];
+    if (this.people.size || this.meta.size) {
+      this.people.clear();
+      this.meta.clear();
+      this.emit('reset', {});
+    }
+  }
+
+  async handle(m) {
+    switch (m.type) {
+      case 'joined':
+        this.id = m.id;
+        this.everJoined = true;
+        this.emit('joined', { id: m.id });
+        for (const p of m.participants) {
+          this.people.set(p.id, p.name);
+          for (const t of p.tracks) this.setMeta(p.id, t);
+          this.emit('participant', { id: p.id, name: p.name, present: true });
+        }
+        this.setupPeer(m.iceServers || []);
+        break;
+      case 'participant-joined':
+        this.people.set(m.participant.id, m.participant.name);
+        this.emit('participant', { id: m.participant.id, name: m.participant.name, present: true });
+        break;
+      case 'participant-left':
+        for (const [tid, meta] of this.meta) {
+          if (meta.participant === m.id) { this.meta.delete(tid); this.emit('track-ended', { participant: m.id, trackId: tid }); }
+        }
+        this.people.delete(m.id);
+        this.emit('participant', { id: m.id, present: false });
+        break;
+      case 'track-published': this.setMeta(m.participant, m.track); break;
+      case 'track-updated': this.setMeta(m.participant, m.track, true); break;
+      case 'track-unpublished':
+        this.meta.delete(m.trackId);
+        this.emit('track-ended', { participant: m.participant, trackId: m.trackId });
+        break;
+      case 'offer': await this.onOffer(m.sdp); break;
+      case 'answer':
+        if (this.pc && this.pc.signalingState === 'have-local-offer') {
+          await this.pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+          await this.flushCandidates();
+        }
+        break;
+      case 'candidate':
+        if (this.pc && this.pc.remoteDescription) await this.pc.addIceCandidate(m.candidate).catch(() => {});
+        else this.pendingCandidates.push(m.candidate);
+        break;
+      case 'error':
+        if (FATAL.has(m.code)) {
+          this.closed = true;
+          this.setState('closed');
+          this.emit('fatal', { code: m.code, message: m.message });
+          this.ws.close();
+        } else {
+          this.emit('problem', { code: m.code, message: m.message });
+        }
+        break;
+      case 'bye':
+        if (m.reason === 'left') { this.closed = true; this.setState('closed'); }
+        break; // any other reason: the socket closes and we rejoin
+    }
+  }
+
+  setMeta(participant, t, updated) {
+    const meta = { participant, kind: t.kind, source: t.source || (t.kind === 'audio' ? 'microphone' : 'camera'), muted: !!t.muted };
+    this.meta.set(t.id, meta);
+    if (updated) this.emit('meta', { participant, trackId: t.id, meta });
+  }
+
+  setupPeer(iceServers) {
+    const pc = new RTCPeerConnection({ iceServers });
+    this.pc = pc;
+    this.dc = pc.createDataChannel('roundtable');
+    this.dc.onmessage = (e) => {
+      if (typeof e.data !== 'string') return;
+      const i = e.data.indexOf(':');
+      if (i < 0) return;
+      const from = e.data.slice(0, i);
+      this.emit('chat', { from, name: this.people.get(from) || 'someone', text: e.data.slice(i + 1), at: new Date() });
+    };
+    pc.onicecandidate = (e) => { if (e.candidate) this.send({ type: 'candidate', candidate: e.candidate.toJSON() }); };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'connected') this.setState('connected');
+      else if (pc.connectionState === 'disconnected' || pc.connectionState === 'failed') this.setState('reconnecting');
+    };
+    pc.oniceconnectionstatechange = () => {
+      // The PeerConnection survives a lost path: restart ICE over the same socket.
+      if (pc.iceConnectionState === 'failed') pc.restartIce();
+      if (pc.iceConnectionState === 'disconnected') {
+        setTimeout(() => { if (this.pc === pc && pc.iceConnectionState === 'disconnected') pc.restartIce(); }, 2000);
+      }
+    };
+    pc.ontrack = (e) => {
+      const participant = e.streams[0] ? e.streams[0].id : null;
+      const trackId = midToTrack(pc.remoteDescription.sdp).get(e.transceiver.mid);
+      if (!participant || !trackId) return;
+      this.emit('track', { participant, trackId, track: e.track, meta: this.meta.get(trackId) });
+    };
+    pc.onnegotiationneeded = async () => {
+      try {
+        this.makingOffer = true;
+        await pc.setLocalDescription();
+        this.send({ type: 'offer', sdp: pc.localDescription.sdp });
+      } catch (err) {
+        console.warn('roundtable: offer failed', err);
+      } finally {
+        this.makingOffer = false;
+      }
+    };
+    // With nothing to send, the data channel alone triggers the first offer.
+    for (const [track, l] of this.local) this.attachLocal(track, l);
+  }
+
+  // onOffer: polite peer. setRemoteDescription of an offer rolls back an
+  // offer of ours that crossed it; the browser offers again afterwards.
+  async onOffer(sdp) {
+    if (!this.pc) return;
+    await this.pc.setRemoteDescription({ type: 'offer', sdp });
+    await this.pc.setLocalDescription();
+    this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
+    await this.flushCandidates();
+  }
+
+  async flushCandidates() {
+    for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+  }
+
+  attachLocal(track, l) {
+    this.send({ type: 'track-update', track: track.id, source: l.source, muted: l.muted });
+    if (this.pc) l.sender = this.pc.addTrack(track, l.stream);
+  }
+
+  // publish sends a local track (source: camera, microphone, screen).
+  publish(track, stream, source) {
+    const l = { source, stream, muted: !track.enabled, sender: null };
+    this.local.set(track, l);
+    if (this.pc) this.attachLocal(track, l);
+  }
+
+  unpublish(track) {
+    const l = this.local.get(track);
+    if (!l) return;
+    this.local.delete(track);
+    if (this.pc && l.sender) this.pc.removeTrack(l.sender);
+  }
+
+  setMuted(track, muted) {
+    const l = this.local.get(track);
+    if (!l) return;
+    track.enabled = !muted;
+    l.muted = muted;
+    this.send({ type: 'track-update', track: track.id, source: l.source, muted });
+  }
+
+  sendChat(text) {
+    if (!this.dc || this.dc.readyState !== 'open') return false;
+    this.dc.send(text);
+    return true;
+  }
+
+  leave() {
+    this.closed = true;
+    this.send({ type: 'leave' });
+    this.teardownPeer();
+    if (this.ws) this.ws.close();
+    this.setState('closed');
+  }
+}
