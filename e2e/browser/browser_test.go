@@ -37,7 +37,11 @@ func startServer(t *testing.T) *server.Server {
 	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.ICEPort = "127.0.0.1:0", 0
 	cfg.ICEInterfaces, cfg.ICELoopback, cfg.ICEIPv4Only, cfg.MDNS = []string{"lo"}, true, true, false
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var w io.Writer = io.Discard
+	if os.Getenv("RT_LOG") != "" {
+		w = os.Stderr
+	}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +65,19 @@ type browser struct {
 	console []string // every tab's console and uncaught exceptions
 }
 
-func newBrowser(t *testing.T) *browser {
+// newBrowser starts Chromium with a fake camera and microphone.
+func newBrowser(t *testing.T) *browser { return startBrowser(t, true) }
+
+// newBrowserWithoutDevices starts Chromium with no camera or microphone.
+func newBrowserWithoutDevices(t *testing.T) *browser { return startBrowser(t, false) }
+
+func startBrowser(t *testing.T, devices bool) *browser {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.NoSandbox,
-		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.WindowSize(1280, 720),
+		chromedp.Flag("use-fake-device-for-media-stream", devices),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("disable-background-networking", true),
@@ -144,6 +155,9 @@ func (b *browser) screenshots() {
 		dir = b.t.TempDir()
 	}
 	for i, ctx := range b.tabs {
+		if st, err := chromedp.Run(ctx, chromedp.Evaluate[string](stateJS)); err == nil {
+			b.t.Logf("tab%d state: %s", i+1, st)
+		}
 		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 			p := filepath.Join(dir, fmt.Sprintf("%s-tab%d.png", b.t.Name(), i+1))
 			_ = os.WriteFile(p, png, 0o644)
@@ -151,6 +165,15 @@ func (b *browser) screenshots() {
 		}
 	}
 }
+
+// stateJS describes a tab's client state for failure reports.
+const stateJS = `JSON.stringify((() => {
+  const r = window.roundtable; if (!r) return 'no client';
+  const s = r.session;
+  return { id: s.id, state: s.state, pc: s.pc && [s.pc.signalingState, s.pc.connectionState],
+    tiles: [...r.tiles.tiles].map(([k, t]) => [k, [...t.tracks.keys()], t.video.videoWidth]),
+    meta: [...s.meta], people: [...s.people] };
+})())`
 
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()

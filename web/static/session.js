@@ -70,6 +70,7 @@ export class Session extends EventTarget {
     this.ws = ws;
     ws.onopen = () => { this.attempt = 0; this.send({ type: 'join', room: this.room, name: this.name }); };
     ws.onmessage = (e) => {
+      if (this.ws !== ws) return;
       let m;
       try { m = JSON.parse(e.data); } catch { return; }
       this.queue = this.queue.then(() => this.handle(m)).catch((err) => console.warn('roundtable:', err));
@@ -101,6 +102,9 @@ export class Session extends EventTarget {
     this.dc = null;
     for (const l of this.local.values()) l.sender = null;
     this.pendingCandidates = [];
+    // Operations pending on a closed PeerConnection never settle (WebRTC
+    // §4.4.1.2): messages of the next connection must not wait behind them.
+    this.queue = Promise.resolve();
     if (this.people.size || this.meta.size) {
       this.people.clear();
       this.meta.clear();
@@ -229,9 +233,14 @@ export class Session extends EventTarget {
     for (const c of this.pendingCandidates.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
   }
 
+  // attachLocal sends a local track on a new sendonly transceiver. Not
+  // addTrack: it may reuse a transceiver the server created, whose msid
+  // track id is not the track's id, and the server knows tracks by that id.
   attachLocal(track, l) {
     this.send({ type: 'track-update', track: track.id, source: l.source, muted: l.muted });
-    if (this.pc) l.sender = this.pc.addTrack(track, l.stream);
+    if (this.pc) {
+      l.sender = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [l.stream] }).sender;
+    }
   }
 
   // publish sends a local track (source: camera, microphone, screen).
