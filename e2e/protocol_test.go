@@ -82,7 +82,7 @@ func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
 	t.Run("room full", func(t *testing.T) {
 		full := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) { c.MaxParticipants = 1 })
 		first := full.join(ctx, "tiny", "first", 0, 0)
-		_ = first
+		waitFor(t, ctx, "first connected", first.Connected)
 		_, err := client.Join(ctx, client.Config{URL: full.WSURL(), Room: "tiny", Name: "second"})
 		if err == nil || !strings.Contains(err.Error(), signal.CodeRoomFull) {
 			t.Fatalf("second join: %v, want %s", err, signal.CodeRoomFull)

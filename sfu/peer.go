@@ -95,11 +95,12 @@ type Peer struct {
 	pc     *webrtc.PeerConnection
 	log    *slog.Logger
 
-	events chan peerEvent
-	kick   chan struct{}
-	closed chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	events    chan peerEvent
+	kick      chan struct{}
+	iceChange chan struct{} // ICE connection state changed
+	closed    chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
 
 	mu         sync.Mutex
 	want       map[*UpTrack]bool // pending subscription changes
@@ -129,15 +130,22 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	}
 	p := &Peer{
 		cfg: cfg, engine: e, pc: pc, log: log,
-		events: make(chan peerEvent, eventQueueLen),
-		kick:   make(chan struct{}, 1),
-		closed: make(chan struct{}),
-		want:   map[*UpTrack]bool{},
-		subs:   map[*UpTrack]*subscription{},
+		events:    make(chan peerEvent, eventQueueLen),
+		kick:      make(chan struct{}, 1),
+		iceChange: make(chan struct{}, 1),
+		closed:    make(chan struct{}),
+		want:      map[*UpTrack]bool{},
+		subs:      map[*UpTrack]*subscription{},
 	}
 	pc.OnICECandidate(p.onLocalCandidate)
 	pc.OnTrack(p.onTrack)
 	pc.OnDataChannel(p.onDataChannel)
+	pc.OnICEConnectionStateChange(func(webrtc.ICEConnectionState) {
+		select {
+		case p.iceChange <- struct{}{}:
+		default:
+		}
+	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if cfg.OnState != nil {
 			cfg.OnState(s)
@@ -209,6 +217,7 @@ func (p *Peer) Close() error {
 		p.closing = true
 		p.mu.Unlock()
 		close(p.closed)
+		p.settleICE()
 		if cerr := p.pc.Close(); cerr != nil {
 			err = fmt.Errorf("close peer %s: %w", p.cfg.ID, cerr)
 		}
@@ -217,6 +226,24 @@ func (p *Peer) Close() error {
 	p.wg.Wait()
 	return err
 }
+
+// settleICE waits, at most iceSettleWait, while ICE is checking. pion v3.3.6
+// races (a data race, harmless but reported by -race) when a PeerConnection
+// is closed at the very moment its ICE transport connects; closing after
+// the check settled, or long before, avoids that window.
+func (p *Peer) settleICE() {
+	deadline := time.NewTimer(iceSettleWait)
+	defer deadline.Stop()
+	for p.pc.ICEConnectionState() == webrtc.ICEConnectionStateChecking {
+		select {
+		case <-p.iceChange:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+const iceSettleWait = 500 * time.Millisecond
 
 func (p *Peer) run() {
 	defer p.wg.Done()

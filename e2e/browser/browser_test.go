@@ -33,10 +33,13 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-func startServer(t *testing.T) *server.Server {
+func startServer(t *testing.T, opts ...func(*server.Config)) *server.Server {
 	cfg := server.DefaultConfig()
 	cfg.Listen, cfg.ICEPort = "127.0.0.1:0", 0
 	cfg.ICEInterfaces, cfg.ICELoopback, cfg.ICEIPv4Only, cfg.MDNS = []string{"lo"}, true, true, false
+	for _, o := range opts {
+		o(&cfg)
+	}
 	var w io.Writer = io.Discard
 	if os.Getenv("RT_LOG") != "" {
 		w = os.Stderr
