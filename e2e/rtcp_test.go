@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,6 +84,45 @@ func TestUpstreamLossIsRepaired(t *testing.T) {
 	}
 }
 
+// 5 % random loss on both legs (publisher to server, server to
+// subscriber), retransmissions lost as often as originals: NACKs on both
+// legs repair the stream to >= 99.5 % of the video packets, and no packet
+// arrives more than 300 ms after a later one did.
+func TestLossRepairBothLegs(t *testing.T) {
+	checkGoroutines(t)
+	down := &impairFactory{lossRate: 0.05, rng: rand.New(rand.NewPCG(1, 2))}
+	down.target.Store(1) // the subscriber's PeerConnection
+	s := startServer(t, withInterceptor(down))
+	ctx := testContext(t, 40*time.Second)
+	up := &impairFactory{lossRate: 0.05, rng: rand.New(rand.NewPCG(3, 4))} // target 0: the publisher
+	pub := s.joinWith(ctx, client.Config{Room: "lossy", Name: "pub", Video: 1, PacketsPerFrame: 4, Interceptors: []interceptor.Factory{up}})
+	sub := s.join(ctx, "lossy", "sub", 0, 0)
+	waitFor(t, ctx, "video", func() bool { return videoTrack(sub) != nil })
+	v := videoTrack(sub)
+	measure(ctx, 5*time.Second)
+	sent := pub.Local()[0].Sent.Load()
+	pub.Leave()
+	time.Sleep(500 * time.Millisecond)
+	st := v.Stats()
+	span := st.Packets + st.Missing
+	ratio := float64(st.Packets) / float64(span)
+	t.Logf("publisher sent %d; dropped %d up, %d down; subscriber got %d of %d (%.2f %%), max repair %v; NACKs up %d, down %d, resent %d",
+		sent, up.dropped.Load(), down.dropped.Load(), st.Packets, span, 100*ratio, st.MaxRepair,
+		s.Engine.Stats().NACKsSent.Load(), s.Engine.Stats().NACKsReceived.Load(), s.Engine.Stats().Retransmits.Load())
+	if up.dropped.Load() < 10 || down.dropped.Load() < 10 {
+		t.Fatalf("the impairment did not work")
+	}
+	if ratio < 0.995 {
+		t.Errorf("delivered %.2f %% of video packets, want >= 99.5 %%", 100*ratio)
+	}
+	if st.MaxRepair > 300*time.Millisecond {
+		t.Errorf("a packet took %v to be repaired, want <= 300 ms", st.MaxRepair)
+	}
+	if st.Bad != 0 {
+		t.Errorf("%d bad payloads", st.Bad)
+	}
+}
+
 // Test 6b: a storm of PLIs from subscribers reaches the publisher as at most
 // two keyframe requests per second.
 func TestPLIStormIsThrottled(t *testing.T) {
@@ -138,7 +178,12 @@ type impairFactory struct {
 	count     atomic.Int32
 	delay     time.Duration
 	dropEvery int
-	dropped   atomic.Int64
+	// lossRate drops that share of video packets at random, retransmissions
+	// included (a lossy link), instead of dropEvery.
+	lossRate float64
+	rng      *rand.Rand
+	rngMu    sync.Mutex
+	dropped  atomic.Int64
 }
 
 func withInterceptor(f interceptor.Factory) serverOpt {
@@ -167,6 +212,15 @@ func (i *impairInterceptor) BindLocalStream(info *interceptor.StreamInfo, w inte
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
 		if i.f.delay > 0 {
 			time.Sleep(i.f.delay)
+		}
+		if i.f.lossRate > 0 && video {
+			i.f.rngMu.Lock()
+			drop := i.f.rng.Float64() < i.f.lossRate
+			i.f.rngMu.Unlock()
+			if drop {
+				i.f.dropped.Add(1)
+				return len(p), nil
+			}
 		}
 		if i.f.dropEvery > 0 && video {
 			mu.Lock()

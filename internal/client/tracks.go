@@ -201,6 +201,8 @@ type RemoteTrack struct {
 	latency       []time.Duration
 	seen          map[uint16]bool
 	payloadIDs    map[string]int
+	gapSince      map[uint16]time.Time // missing seq -> when a later one arrived
+	maxRepair     time.Duration
 }
 
 // Stats is a snapshot of a RemoteTrack.
@@ -208,7 +210,10 @@ type Stats struct {
 	Packets, Bad, Dups, Keyframes, SeqGaps int
 	// Missing counts sequence numbers between the first and the highest
 	// received that never arrived.
-	Missing                             int
+	Missing int
+	// MaxRepair is the longest a missing packet took to arrive after a
+	// later one had (the longest a decoder would have waited).
+	MaxRepair                           time.Duration
 	Started, FirstPacket, FirstKeyframe time.Time
 	Ended                               bool
 	PayloadIDs                          map[string]int // publisher ids found in payloads
@@ -227,7 +232,7 @@ func (r *RemoteTrack) Stats() Stats {
 		span := int(uint16(r.lastSeq-r.firstSeq)) + 1
 		missing = span - len(r.seen)
 	}
-	return Stats{Missing: missing, Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
+	return Stats{Missing: missing, MaxRepair: r.maxRepair, Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
 		Started: r.started, FirstPacket: r.firstPacket, FirstKeyframe: r.firstKeyframe, Ended: r.ended, PayloadIDs: ids}
 }
 
@@ -255,7 +260,7 @@ func (c *Client) ActiveRemote() []*RemoteTrack {
 
 func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	r := &RemoteTrack{StreamID: t.StreamID(), TrackID: t.ID(), Kind: t.Kind(), SSRC: uint32(t.SSRC()), Codec: t.Codec().MimeType,
-		started: time.Now(), seen: map[uint16]bool{}, payloadIDs: map[string]int{}}
+		started: time.Now(), seen: map[uint16]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint16]time.Time{}}
 	c.mu.Lock()
 	c.remote[t.ID()+"/"+fmt.Sprint(t.SSRC())] = r
 	c.mu.Unlock()
@@ -305,8 +310,19 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 		return
 	}
 	r.seen[p.SequenceNumber] = true
+	if since, ok := r.gapSince[p.SequenceNumber]; ok {
+		if d := now.Sub(since); d > r.maxRepair {
+			r.maxRepair = d
+		}
+		delete(r.gapSince, p.SequenceNumber)
+	}
 	if r.packets > 0 && p.SequenceNumber != r.lastSeq+1 && int16(p.SequenceNumber-r.lastSeq) > 0 {
 		r.seqGaps++
+		if n := p.SequenceNumber - r.lastSeq - 1; n < 1000 {
+			for s := r.lastSeq + 1; s != p.SequenceNumber; s++ {
+				r.gapSince[s] = now
+			}
+		}
 	}
 	if r.packets == 0 {
 		r.firstSeq = p.SequenceNumber
