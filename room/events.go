@@ -64,6 +64,10 @@ type TrackUpdated struct {
 	Track       TrackInfo
 }
 
+// ActiveSpeaker: the room's active speaker changed (at most once per
+// SpeakerInterval).
+type ActiveSpeaker struct{ Participant string }
+
 // Signal carries an offer, answer or candidate from the member's Peer.
 type Signal struct{ sfu.Signal }
 
@@ -82,6 +86,7 @@ func (ParticipantLeft) event()   {}
 func (TrackPublished) event()    {}
 func (TrackUnpublished) event()  {}
 func (TrackUpdated) event()      {}
+func (ActiveSpeaker) event()     {}
 func (Signal) event()            {}
 func (Error) event()             {}
 func (Connected) event()         {}

@@ -52,6 +52,9 @@ type Manager struct {
 	closed bool
 
 	participants atomic.Int64
+	stop         chan struct{} // ends the speaker goroutine
+	stopped      chan struct{}
+	stopOnce     sync.Once
 }
 
 // NewManager returns an empty Manager. Zero fields of limits take their
@@ -76,7 +79,10 @@ func NewManager(newPeer PeerFactory, limits Limits, log *slog.Logger) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{newPeer: newPeer, limits: limits, log: log, rooms: map[string]*Room{}}
+	m := &Manager{newPeer: newPeer, limits: limits, log: log, rooms: map[string]*Room{},
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	go m.speakerLoop()
+	return m
 }
 
 // Limits returns the limits in force.
@@ -98,6 +104,7 @@ type Room struct {
 	mu      sync.Mutex
 	members map[string]*Participant
 	order   []*Participant // join order, for stable listings
+	speaker *SpeakerDetector
 }
 
 // Participant is one member of a room.
@@ -179,7 +186,7 @@ func (m *Manager) add(roomName string, p *Participant) error {
 		if len(m.rooms) >= m.limits.MaxRooms {
 			return ErrTooManyRooms
 		}
-		r = &Room{name: roomName, mgr: m, members: map[string]*Participant{}}
+		r = &Room{name: roomName, mgr: m, members: map[string]*Participant{}, speaker: NewSpeakerDetector()}
 		m.rooms[roomName] = r
 		m.log.Info("room created", "room", roomName)
 	}
@@ -255,8 +262,11 @@ func (m *Manager) Leave(p *Participant, reason string) {
 	}
 }
 
-// Close stops accepting joins and asks every member's client to close.
+// Close stops accepting joins, stops the active-speaker goroutine and asks
+// every member's client to close.
 func (m *Manager) Close(reason string) {
+	m.stopOnce.Do(func() { close(m.stop) })
+	<-m.stopped
 	m.mu.Lock()
 	m.closed = true
 	var all []*Participant

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -459,6 +460,11 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 	up := newUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), uint32(remote.SSRC()),
 		p.engine.stats, p.pc.WriteRTCP)
 	up.remote, up.receiver, up.remoteID = remote, receiver, remote.ID()
+	for _, e := range receiver.GetParameters().HeaderExtensions {
+		if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
+			up.levelID = uint8(e.ID)
+		}
+	}
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()

@@ -42,6 +42,11 @@ type UpTrack struct {
 	mu    sync.Mutex
 	downs atomic.Pointer[[]*DownTrack]
 
+	// RFC 6464 audio levels: the read loop adds, LevelSample takes.
+	levelID    uint8 // negotiated extension id, 0 if none
+	levelSum   atomic.Uint64
+	levelCount atomic.Uint64
+
 	done chan struct{}
 }
 
@@ -85,6 +90,17 @@ func (u *UpTrack) Codec() webrtc.RTPCodecParameters { return u.codec }
 
 // Done is closed when the publisher stopped sending the track.
 func (u *UpTrack) Done() <-chan struct{} { return u.done }
+
+// LevelSample returns the mean loudness (127 minus the RFC 6464 level in
+// -dBov: 0 is silence, 127 is full scale) of the audio packets since the
+// previous call, and how many packets carried a level.
+func (u *UpTrack) LevelSample() (loudness float64, packets int) {
+	sum, n := u.levelSum.Swap(0), u.levelCount.Swap(0)
+	if n == 0 {
+		return 0, 0
+	}
+	return float64(sum) / float64(n), int(n)
+}
 
 // Subscribers returns the number of bound DownTracks.
 func (u *UpTrack) Subscribers() int { return len(*u.downs.Load()) }
@@ -146,6 +162,13 @@ func (u *UpTrack) forward(pkt []byte, hdr *rtp.Header, unwrap *SeqUnwrapper, k K
 	}
 	u.stats.PacketsIn[k].Add(1)
 	u.stats.BytesIn[k].Add(uint64(len(pkt)))
+	if u.levelID != 0 {
+		// RFC 6464 §3: one byte, V bit and the level in -dBov (127 = silence).
+		if b := hdr.GetExtension(u.levelID); len(b) > 0 {
+			u.levelSum.Add(uint64(127 - b[0]&0x7f))
+			u.levelCount.Add(1)
+		}
+	}
 	ext := unwrap.Unwrap(hdr.SequenceNumber)
 	if !u.cache.Put(ext, pkt) {
 		return

@@ -24,6 +24,7 @@ const (
 	TypeTrackUnpublished  = "track-unpublished"
 	TypeTrackUpdate       = "track-update"
 	TypeTrackUpdated      = "track-updated"
+	TypeActiveSpeaker     = "active-speaker"
 )
 
 // ClientTypes are the types a client may send.
@@ -31,7 +32,7 @@ var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeL
 
 // ServerTypes are the types the server sends.
 var ServerTypes = []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeError, TypeBye,
-	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished, TypeTrackUpdated}
+	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished, TypeTrackUpdated, TypeActiveSpeaker}
 
 // Error codes sent in {"type":"error"}.
 const (
@@ -162,6 +163,10 @@ type (
 		Type        string    `json:"type"`
 		Participant string    `json:"participant"`
 		Track       TrackJSON `json:"track"`
+	}
+	activeSpeakerMsg struct {
+		Type        string `json:"type"`
+		Participant string `json:"participant"`
 	}
 	trackUnpublishedMsg struct {
 		Type        string `json:"type"`

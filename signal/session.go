@@ -179,6 +179,8 @@ func (s *Session) encodeEvent(ev room.Event) (string, any) {
 		return TypeTrackPublished, trackPublishedMsg{Type: TypeTrackPublished, Participant: ev.Participant, Track: trackJSON(ev.Track)}
 	case room.TrackUpdated:
 		return TypeTrackUpdated, trackUpdatedMsg{Type: TypeTrackUpdated, Participant: ev.Participant, Track: trackJSON(ev.Track)}
+	case room.ActiveSpeaker:
+		return TypeActiveSpeaker, activeSpeakerMsg{Type: TypeActiveSpeaker, Participant: ev.Participant}
 	case room.TrackUnpublished:
 		return TypeTrackUnpublished, trackUnpublishedMsg{Type: TypeTrackUnpublished, Participant: ev.Participant, TrackID: ev.TrackID}
 	case room.Signal:

@@ -58,6 +58,14 @@ func TestThreePersonRoom(t *testing.T) {
 	})
 	ids := []string{selfID(t, tabs[0]), selfID(t, tabs[1]), selfID(t, tabs[2])}
 
+	t.Run("active speaker highlighted", func(t *testing.T) {
+		// Chromium's fake microphone beeps; the server reads the RFC 6464
+		// levels Chromium sends and names a speaker, whose tile is outlined.
+		for i, tab := range tabs {
+			waitJS(t, tab, fmt.Sprintf("a speaking tile in tab %d", i+1), `!!document.querySelector('.tile.camera.speaking')`, 10*time.Second)
+		}
+	})
+
 	t.Run("2 chat", func(t *testing.T) {
 		eval[bool](t, tabs[0], `document.getElementById('chat-input').value = 'hello from tab one';
 			document.getElementById('chat-form').requestSubmit(); true`)

@@ -117,6 +117,7 @@ type Client struct {
 	collide      atomic.Bool
 	collisions   atomic.Int64
 	answers      atomic.Int64
+	speakers     []SpeakerEvent
 	connected    atomic.Bool
 	offers       atomic.Int64
 }
@@ -339,6 +340,19 @@ func (c *Client) Unpublish(l *LocalTrack) error {
 // back") answers the server's offer, then publishes a video track with a
 // new offer.
 func (c *Client) CollideOnNextOffer() { c.collide.Store(true) }
+
+// SpeakerEvent is one active-speaker message as received.
+type SpeakerEvent struct {
+	Participant string
+	At          time.Time
+}
+
+// Speakers returns the active-speaker messages received so far.
+func (c *Client) Speakers() []SpeakerEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]SpeakerEvent(nil), c.speakers...)
+}
 
 // AnswersReceived counts the server's answers.
 func (c *Client) AnswersReceived() int { return int(c.answers.Load()) }

@@ -6,6 +6,7 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/pion/webrtc/v3"
 	sig "github.com/roundtable-sfu/roundtable/signal"
@@ -67,6 +68,12 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 			c.trackMeta[m.Track.ID] = *m.Track
 			c.mu.Unlock()
 		}
+	case sig.TypeActiveSpeaker:
+		var pid string
+		_ = json.Unmarshal(m.Participant, &pid)
+		c.mu.Lock()
+		c.speakers = append(c.speakers, SpeakerEvent{Participant: pid, At: time.Now()})
+		c.mu.Unlock()
 	case sig.TypeTrackUpdated:
 		if m.Track != nil {
 			c.mu.Lock()

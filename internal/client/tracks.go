@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -26,6 +27,7 @@ type LocalTrack struct {
 	NACKs        atomic.Uint64
 	RRs          atomic.Uint64 // receiver reports about this track
 	wantKey      atomic.Bool
+	level        atomic.Int32 // RFC 6464 level in -dBov sent on audio; 127 = silence
 	pliMu        sync.Mutex
 	pliTimes     []time.Time
 	done         chan struct{}
@@ -67,6 +69,20 @@ func (c *Client) Local() []*LocalTrack {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]*LocalTrack(nil), c.local...)
+}
+
+// SetAudioLevel sets the RFC 6464 level (0 loudest .. 127 silence) that
+// this audio track's packets carry from now on.
+func (l *LocalTrack) SetAudioLevel(dBov uint8) { l.level.Store(int32(dBov & 0x7f)) }
+
+// audioLevelID is the negotiated id of the audio-level extension, or 0.
+func (l *LocalTrack) audioLevelID() uint8 {
+	for _, e := range l.sender.GetParameters().HeaderExtensions {
+		if e.URI == sdp.AudioLevelURI {
+			return uint8(e.ID)
+		}
+	}
+	return 0
 }
 
 // PLITimes returns when each keyframe request (PLI or FIR) arrived.
@@ -133,6 +149,8 @@ func (l *LocalTrack) sendLoop() {
 		buf     []byte
 	)
 	l.wantKey.Store(true)
+	l.level.Store(127)
+	var levelID uint8
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2}}
 	for {
 		select {
@@ -162,6 +180,14 @@ func (l *LocalTrack) sendLoop() {
 			pkt.Timestamp = ts
 			pkt.Marker = !l.video || i == n-1
 			pkt.Payload = buf
+			if !l.video {
+				if levelID == 0 && counter%25 == 1 {
+					levelID = l.audioLevelID()
+				}
+				if levelID != 0 {
+					_ = pkt.Header.SetExtension(levelID, []byte{byte(l.level.Load())})
+				}
+			}
 			seq++
 			if err := l.track.WriteRTP(pkt); err != nil {
 				if errors.Is(err, errClosed) {

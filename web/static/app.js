@@ -274,6 +274,11 @@ async function startCall(room, name, media) {
   });
   session.addEventListener('track-ended', (e) => tiles.removeTrack(e.detail.trackId));
   session.addEventListener('meta', (e) => tiles.refresh(e.detail.participant));
+  session.addEventListener('speaker', (e) => {
+    for (const el of document.querySelectorAll('.tile.camera')) {
+      el.classList.toggle('speaking', el.dataset.participant === e.detail.participant);
+    }
+  });
   session.addEventListener('chat', (e) => chatLine(e.detail.name, e.detail.text, e.detail.at));
   session.addEventListener('fatal', (e) => {
     const titles = { room_full: 'This room is full', bad_room: 'Bad room name', bad_name: 'Bad name' };

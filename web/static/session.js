@@ -12,6 +12,7 @@
 //   track-ended {participant, trackId}
 //   meta {participant, trackId, meta}           source / muted changed
 //   chat {from, name, text, at}
+//   speaker {participant}    the room's active speaker changed
 //   fatal {code, message}    cannot join: room full, bad name, ...
 //   problem {code, message}  a refused request; the session goes on
 
@@ -138,6 +139,7 @@ export class Session extends EventTarget {
         break;
       case 'track-published': this.setMeta(m.participant, m.track); break;
       case 'track-updated': this.setMeta(m.participant, m.track, true); break;
+      case 'active-speaker': this.emit('speaker', { participant: m.participant }); break;
       case 'track-unpublished':
         this.meta.delete(m.trackId);
         this.emit('track-ended', { participant: m.participant, trackId: m.trackId });
