@@ -329,3 +329,51 @@ func TestTrackUpdates(t *testing.T) {
 	}
 	waitFor(t, ctx, "bad source refused", func() bool { return a.HasError(signal.CodeBadMessage) })
 }
+
+// Viewport hints: a hidden tile gets no video (the subscription is paused
+// and counted), and when it is visible again the first packet is a
+// keyframe, within 1 s. The publisher's periodic keyframes are 10 minutes
+// apart: the keyframe comes from the server's request.
+func TestHiddenTilePausesVideo(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	s.joinWith(ctx, client.Config{Room: "view", Name: "pub", Video: 1, KeyframeInterval: 10 * time.Minute})
+	sub := s.join(ctx, "view", "sub", 0, 0)
+	waitFor(t, ctx, "video", func() bool { v := videoTrack(sub); return v != nil && v.Stats().Packets > 30 })
+	v := videoTrack(sub)
+	if err := sub.SetViewport(v.TrackID, 320, 180, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "paused", func() bool { return s.Engine.Stats().PausedSubscriptions.Load() == 1 })
+	time.Sleep(200 * time.Millisecond) // in flight
+	before := v.Stats().Packets
+	time.Sleep(time.Second)
+	if got := v.Stats().Packets - before; got != 0 {
+		t.Errorf("%d video packets reached a hidden tile in 1 s", got)
+	}
+	time.Sleep(600 * time.Millisecond) // let the keyframe throttle window pass
+	v.Mark()
+	if err := sub.SetViewport(v.TrackID, 320, 180, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "video again", func() bool { a, _ := v.AfterMark(); return a != nil })
+	first, mark := v.AfterMark()
+	t.Logf("first packet %v after becoming visible, keyframe=%v", first.At.Sub(mark), first.Keyframe)
+	if !first.Keyframe {
+		t.Errorf("the first packet after resuming is not a keyframe")
+	}
+	if d := first.At.Sub(mark); d > time.Second {
+		t.Errorf("video resumed after %v, want < 1s", d)
+	}
+	if n := s.Engine.Stats().PausedSubscriptions.Load(); n != 0 {
+		t.Errorf("paused gauge %d after resume", n)
+	}
+	if st := v.Stats(); st.SeqGaps != 0 || st.Bad != 0 {
+		t.Errorf("after the pause: %d sequence gaps, %d bad payloads (want contiguous)", st.SeqGaps, st.Bad)
+	}
+	if err := sub.SetViewport("TRnope", 1, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "unknown track refused", func() bool { return sub.HasError(signal.CodeUnknownTrack) })
+}

@@ -49,6 +49,7 @@ type collector struct {
 	src Sources
 
 	rooms, participants, peers, tracks, subscriptions *prometheus.Desc
+	pausedSubscriptions                               *prometheus.Desc
 	packetsIn, bytesIn, packetsOut, bytesOut          *prometheus.Desc
 	dropped, nacksRecv, nacksSent, retransmits        *prometheus.Desc
 	keyframeReqRecv, keyframeReqSent, rtcpErrors      *prometheus.Desc
@@ -58,32 +59,33 @@ type collector struct {
 
 func newCollector(src Sources) *collector {
 	return &collector{
-		src:             src,
-		rooms:           desc("rooms", "Rooms that exist now."),
-		participants:    desc("participants", "Participants in all rooms now."),
-		peers:           desc("peer_connections", "Open PeerConnections."),
-		tracks:          desc("published_tracks", "Tracks being published now.", "kind"),
-		subscriptions:   desc("subscriptions", "Forwarded (subscribed) tracks now: one per subscriber and track."),
-		packetsIn:       desc("rtp_packets_received_total", "RTP packets received from publishers.", "kind"),
-		bytesIn:         desc("rtp_received_bytes_total", "RTP bytes received from publishers.", "kind"),
-		packetsOut:      desc("rtp_packets_sent_total", "RTP packets sent to subscribers, retransmissions included.", "kind"),
-		bytesOut:        desc("rtp_sent_bytes_total", "RTP bytes sent to subscribers.", "kind"),
-		dropped:         desc("dropped_total", "Packets or data messages not delivered, by reason.", "reason"),
-		nacksRecv:       desc("nacks_received_total", "RTCP NACK packets received from subscribers."),
-		nacksSent:       desc("nacks_sent_total", "RTCP NACK packets sent to publishers on upstream loss."),
-		retransmits:     desc("retransmitted_packets_total", "RTP packets resent to subscribers in answer to NACKs."),
-		keyframeReqRecv: desc("keyframe_requests_received_total", "PLI and FIR packets received from subscribers.", "type"),
-		keyframeReqSent: desc("keyframe_requests_sent_total", "PLI/FIR packets sent to publishers after throttling."),
-		rtcpErrors:      desc("rtcp_errors_total", "RTCP packets from subscribers that could not be parsed."),
-		dataIn:          desc("data_messages_received_total", "Data-channel messages received."),
-		dataInBytes:     desc("data_received_bytes_total", "Data-channel bytes received."),
-		dataOut:         desc("data_messages_sent_total", "Data-channel messages forwarded."),
-		dataOutBytes:    desc("data_sent_bytes_total", "Data-channel bytes forwarded, sender tag included."),
-		sigIn:           desc("signaling_messages_received_total", "Signaling messages received, by type.", "type"),
-		sigOut:          desc("signaling_messages_sent_total", "Signaling messages sent, by type.", "type"),
-		sigErrors:       desc("signaling_errors_total", "Signaling error messages sent, by code.", "code"),
-		sessions:        desc("signaling_sessions", "Open signaling WebSockets."),
-		joinTime:        desc("join_duration_seconds", "Time from WebSocket open to PeerConnection connected."),
+		src:                 src,
+		rooms:               desc("rooms", "Rooms that exist now."),
+		participants:        desc("participants", "Participants in all rooms now."),
+		peers:               desc("peer_connections", "Open PeerConnections."),
+		tracks:              desc("published_tracks", "Tracks being published now.", "kind"),
+		subscriptions:       desc("subscriptions", "Forwarded (subscribed) tracks now: one per subscriber and track."),
+		pausedSubscriptions: desc("paused_subscriptions", "Video subscriptions paused because the subscriber's tile is hidden."),
+		packetsIn:           desc("rtp_packets_received_total", "RTP packets received from publishers.", "kind"),
+		bytesIn:             desc("rtp_received_bytes_total", "RTP bytes received from publishers.", "kind"),
+		packetsOut:          desc("rtp_packets_sent_total", "RTP packets sent to subscribers, retransmissions included.", "kind"),
+		bytesOut:            desc("rtp_sent_bytes_total", "RTP bytes sent to subscribers.", "kind"),
+		dropped:             desc("dropped_total", "Packets or data messages not delivered, by reason.", "reason"),
+		nacksRecv:           desc("nacks_received_total", "RTCP NACK packets received from subscribers."),
+		nacksSent:           desc("nacks_sent_total", "RTCP NACK packets sent to publishers on upstream loss."),
+		retransmits:         desc("retransmitted_packets_total", "RTP packets resent to subscribers in answer to NACKs."),
+		keyframeReqRecv:     desc("keyframe_requests_received_total", "PLI and FIR packets received from subscribers.", "type"),
+		keyframeReqSent:     desc("keyframe_requests_sent_total", "PLI/FIR packets sent to publishers after throttling."),
+		rtcpErrors:          desc("rtcp_errors_total", "RTCP packets from subscribers that could not be parsed."),
+		dataIn:              desc("data_messages_received_total", "Data-channel messages received."),
+		dataInBytes:         desc("data_received_bytes_total", "Data-channel bytes received."),
+		dataOut:             desc("data_messages_sent_total", "Data-channel messages forwarded."),
+		dataOutBytes:        desc("data_sent_bytes_total", "Data-channel bytes forwarded, sender tag included."),
+		sigIn:               desc("signaling_messages_received_total", "Signaling messages received, by type.", "type"),
+		sigOut:              desc("signaling_messages_sent_total", "Signaling messages sent, by type.", "type"),
+		sigErrors:           desc("signaling_errors_total", "Signaling error messages sent, by code.", "code"),
+		sessions:            desc("signaling_sessions", "Open signaling WebSockets."),
+		joinTime:            desc("join_duration_seconds", "Time from WebSocket open to PeerConnection connected."),
 	}
 }
 
@@ -105,6 +107,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	m := c.src.Media
 	gauge(c.peers, float64(m.Peers.Load()))
 	gauge(c.subscriptions, float64(m.Subscriptions.Load()))
+	gauge(c.pausedSubscriptions, float64(m.PausedSubscriptions.Load()))
 	for _, k := range []sfu.Kind{sfu.KindAudio, sfu.KindVideo} {
 		l := k.String()
 		gauge(c.tracks, float64(m.UpTracks[k].Load()), l)

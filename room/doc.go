@@ -29,6 +29,9 @@ var (
 	// ErrBadTrackUpdate: a track update with an unknown source, an overlong
 	// track id, or too many tracks.
 	ErrBadTrackUpdate = errors.New("room: invalid track update")
+	// ErrUnknownTrack: a viewport hint for a track the member does not
+	// receive.
+	ErrUnknownTrack = errors.New("room: unknown track")
 	// ErrClosed: the manager is shutting down.
 	ErrClosed = errors.New("room: server is shutting down")
 )

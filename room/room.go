@@ -307,6 +307,30 @@ func (p *Participant) trackInfo(up *sfu.UpTrack) TrackInfo {
 	return TrackInfo{ID: up.ID(), StreamID: up.StreamID(), Kind: up.Kind().String(), Source: m.Source, Muted: m.Muted}
 }
 
+// SetViewport applies the member's hint for a track it receives (by the
+// server's track id): rendered size, and visibility (hidden video is not
+// sent).
+func (m *Manager) SetViewport(p *Participant, trackID string, width, height int, visible bool) error {
+	if width < 0 || height < 0 || width > 16384 || height > 16384 {
+		return fmt.Errorf("%w: size %dx%d", ErrBadTrackUpdate, width, height)
+	}
+	r := p.room
+	r.mu.Lock()
+	var up *sfu.UpTrack
+	for _, o := range r.order {
+		for _, t := range o.tracks {
+			if o != p && t.ID() == trackID {
+				up = t
+			}
+		}
+	}
+	r.mu.Unlock()
+	if up == nil || !p.peer.SetViewport(up, width, height, visible) {
+		return fmt.Errorf("%w: %q", ErrUnknownTrack, trackID)
+	}
+	return nil
+}
+
 // MaxTrackMeta bounds the track updates a participant may keep.
 const MaxTrackMeta = 32
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -48,6 +49,11 @@ type DownTrack struct {
 	// enqueue side, read-loop goroutine only
 	skipping bool
 	skipped  uint64
+	waitKey  bool // forward nothing until a keyframe starts
+
+	paused atomic.Bool // set by SetPaused from any goroutine
+	width  atomic.Int32
+	height atomic.Int32
 
 	// set by Bind before the writer starts
 	ssrc   uint32
@@ -138,6 +144,9 @@ func (d *DownTrack) close() {
 			d.up.removeDown(d)
 			d.stats.Subscriptions.Add(-1)
 		}
+		if d.paused.Swap(false) {
+			d.stats.PausedSubscriptions.Add(-1)
+		}
 		close(d.done)
 	}
 	d.mu.Unlock()
@@ -149,7 +158,24 @@ func (d *DownTrack) close() {
 // the rest of its frame, and a keyframe is requested. Dropped packets are
 // removed from the outgoing sequence space so the subscriber sees a
 // contiguous stream.
-func (d *DownTrack) enqueue(ext uint64, marker bool) {
+func (d *DownTrack) enqueue(ext uint64, marker, keyframe bool) {
+	if d.paused.Load() {
+		if !d.waitKey {
+			d.waitKey = true
+			d.up.keyWaiters++
+		}
+		d.skipped++
+		return
+	}
+	if d.waitKey {
+		if !keyframe {
+			d.skipped++
+			return
+		}
+		d.waitKey = false
+		d.up.keyWaiters--
+		d.skipping = false
+	}
 	if d.skipping {
 		d.skipped++
 		d.stats.Drop(DropFrameSkip)
@@ -222,6 +248,30 @@ func (d *DownTrack) send(ext uint64, seq uint16) bool {
 	d.stats.PacketsOut[d.kind].Add(1)
 	d.stats.BytesOut[d.kind].Add(uint64(n))
 	return true
+}
+
+// SetPaused pauses (for a hidden tile) or resumes a video subscription.
+// While paused nothing is sent; on resume a keyframe is requested and
+// forwarding restarts at the next keyframe, so the subscriber decodes at
+// once. Audio is never paused. It reports whether anything changed.
+func (d *DownTrack) SetPaused(paused bool) bool {
+	if d.kind != KindVideo || d.paused.Swap(paused) == paused {
+		return false
+	}
+	if paused {
+		d.stats.PausedSubscriptions.Add(1)
+	} else {
+		d.stats.PausedSubscriptions.Add(-1)
+		d.up.RequestKeyframe()
+	}
+	return true
+}
+
+// SetViewport records the size in pixels at which the subscriber renders
+// the track (for layer selection).
+func (d *DownTrack) SetViewport(width, height int) {
+	d.width.Store(int32(width))
+	d.height.Store(int32(height))
 }
 
 // Rewrite turns a publisher's RTP header into a subscriber's: its SSRC, its

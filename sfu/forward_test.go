@@ -101,6 +101,17 @@ func (r *rig) send() {
 	r.up.forward(r.pkt, &r.hdr, &r.unwrap, KindVideo)
 }
 
+// sendFrame forwards one single-packet VP8 frame, a keyframe or not.
+func (r *rig) sendFrame(key bool) {
+	hl := 12
+	r.pkt[hl] = 0x10 // S bit, partition 0
+	r.pkt[hl+1] = 0x01
+	if key {
+		r.pkt[hl+1] = 0x00
+	}
+	r.send()
+}
+
 // wait spins until every unblocked writer has written want packets.
 func (r *rig) wait(want uint64) {
 	for _, w := range r.writers {
@@ -230,12 +241,12 @@ func TestDropToFrameBoundary(t *testing.T) {
 	up := newUpTrack("TR", "pub", webrtc.RTPCodecTypeVideo, vp8, 1, stats, func([]rtcp.Packet) error { return nil })
 	d := newDownTrack(up, stats) // not bound: nothing drains the queue
 	for i := 0; i < videoQueueLen; i++ {
-		d.enqueue(uint64(i), true)
+		d.enqueue(uint64(i), true, false)
 	}
 	// A three-packet frame: the first packet does not fit, so all three go.
-	d.enqueue(1000, false)
-	d.enqueue(1001, false)
-	d.enqueue(1002, true)
+	d.enqueue(1000, false, false)
+	d.enqueue(1001, false, false)
+	d.enqueue(1002, true, false)
 	if got := stats.Dropped[DropQueueFull].Load(); got != 1 {
 		t.Errorf("queue_full drops %d, want 1", got)
 	}
@@ -243,12 +254,66 @@ func TestDropToFrameBoundary(t *testing.T) {
 		t.Errorf("frame_skip drops %d, want 2", got)
 	}
 	<-d.queue // room again: the next frame is queued, 3 packets later in seq space
-	d.enqueue(1003, true)
+	d.enqueue(1003, true, false)
 	var last queued
 	for len(d.queue) > 0 {
 		last = <-d.queue
 	}
 	if last.ext != 1003 || last.skipped != 3 || uint16(last.ext-last.skipped) != 1000 {
 		t.Errorf("after the skip: %+v, want ext 1003 skipped 3 (outgoing seq 1000)", last)
+	}
+}
+
+// A paused (hidden) subscription gets nothing; on resume a keyframe is
+// requested and forwarding restarts exactly at the next keyframe, with
+// contiguous sequence numbers.
+func TestPauseAndResume(t *testing.T) {
+	r := newRig(t, 2)
+	for i := 0; i < 10; i++ {
+		r.sendFrame(false)
+	}
+	r.wait(10)
+	hidden := r.downs[1]
+	if !hidden.SetPaused(true) || hidden.SetPaused(true) {
+		t.Fatal("SetPaused should report a change once")
+	}
+	if r.stats.PausedSubscriptions.Load() != 1 {
+		t.Errorf("paused gauge %d, want 1", r.stats.PausedSubscriptions.Load())
+	}
+	for i := 0; i < 20; i++ {
+		r.sendFrame(false)
+	}
+	for r.writers[0].n.Load() < 30 { // the visible subscriber gets everything
+		runtime.Gosched()
+	}
+	if n := r.writers[1].n.Load(); n != 10 {
+		t.Errorf("hidden subscriber got %d packets, want the 10 from before", n)
+	}
+	before := r.keyframeRequests.Load()
+	hidden.SetPaused(false)
+	if r.keyframeRequests.Load() == before {
+		// The throttle may defer it; it must have been asked for.
+		time.Sleep(KeyframeInterval + 100*time.Millisecond)
+		if r.keyframeRequests.Load() == before {
+			t.Errorf("no keyframe requested on resume")
+		}
+	}
+	r.sendFrame(false) // still waiting for a keyframe
+	r.sendFrame(false)
+	r.sendFrame(true) // forwarding restarts here
+	r.sendFrame(false)
+	for r.writers[0].n.Load() < 34 || r.writers[1].n.Load() < 12 {
+		runtime.Gosched()
+	}
+	if n := r.writers[1].n.Load(); n != 12 {
+		t.Errorf("resumed subscriber got %d packets, want 10 + keyframe + 1", n)
+	}
+	// 10 sent, 22 skipped (paused and waiting), then 2: seq 10+22+2-1 = 33
+	// upstream, 11 downstream.
+	if s := r.writers[1].lastSeq.Load(); s != 11 {
+		t.Errorf("resumed subscriber's last seq %d, want 11 (contiguous)", s)
+	}
+	if r.stats.PausedSubscriptions.Load() != 0 {
+		t.Errorf("paused gauge %d after resume", r.stats.PausedSubscriptions.Load())
 	}
 }

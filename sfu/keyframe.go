@@ -17,6 +17,20 @@ func IsKeyframe(mime string, payload []byte) bool {
 	return false
 }
 
+// keyframeFunc returns the keyframe test for a codec, chosen once per track
+// so the packet path does not compare MIME types.
+func keyframeFunc(mime string) func([]byte) bool {
+	switch {
+	case strings.EqualFold(mime, "video/VP8"):
+		return vp8Keyframe
+	case strings.EqualFold(mime, "video/VP9"):
+		return vp9Keyframe
+	case strings.EqualFold(mime, "video/H264"):
+		return h264Keyframe
+	}
+	return func([]byte) bool { return false }
+}
+
 // vp8Keyframe parses the VP8 payload descriptor (RFC 7741 §4.2) and the
 // first byte of the VP8 frame header (RFC 6386 §9.1, P bit clear = key).
 func vp8Keyframe(p []byte) bool {

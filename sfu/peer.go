@@ -108,7 +108,8 @@ type Peer struct {
 	dc         *webrtc.DataChannel
 	localOpen  bool // first answer sent: local candidates may go out
 	localCands []webrtc.ICECandidateInit
-	closing    bool // set before Close waits: no goroutine may start after
+	closing    bool                    // set before Close waits: no goroutine may start after
+	downs      map[*UpTrack]*DownTrack // current subscriptions, for SetViewport
 
 	// run goroutine only
 	subs        map[*UpTrack]*subscription
@@ -136,6 +137,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		iceChange: make(chan struct{}, 1),
 		closed:    make(chan struct{}),
 		want:      map[*UpTrack]bool{},
+		downs:     map[*UpTrack]*DownTrack{},
 		subs:      map[*UpTrack]*subscription{},
 	}
 	pc.OnICECandidate(p.onLocalCandidate)
@@ -383,6 +385,9 @@ func (p *Peer) offer() error {
 			changed = true
 		case !add && have:
 			delete(p.subs, up)
+			p.mu.Lock()
+			delete(p.downs, up)
+			p.mu.Unlock()
 			if err := p.pc.RemoveTrack(s.sender); err != nil {
 				p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
 			}
@@ -420,6 +425,9 @@ func (p *Peer) subscribe(up *UpTrack) error {
 	}
 	sender := tr.Sender()
 	p.subs[up] = &subscription{down: d, sender: sender}
+	p.mu.Lock()
+	p.downs[up] = d
+	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -489,6 +497,21 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 			p.cfg.OnTrackEnded(up)
 		}
 	}()
+}
+
+// SetViewport applies a subscriber's rendering hint for up: its size in
+// pixels, and whether it is visible (a hidden video is paused). It reports
+// whether the Peer subscribes to up.
+func (p *Peer) SetViewport(up *UpTrack, width, height int, visible bool) bool {
+	p.mu.Lock()
+	d := p.downs[up]
+	p.mu.Unlock()
+	if d == nil {
+		return false
+	}
+	d.SetViewport(width, height)
+	d.SetPaused(!visible)
+	return true
 }
 
 // WriteRTCP sends RTCP to the remote (used by tests and tools).

@@ -92,6 +92,8 @@ type Stats struct {
 	Peers         atomic.Int64
 	UpTracks      [numKinds]atomic.Int64
 	Subscriptions atomic.Int64
+	// PausedSubscriptions are video subscriptions paused for hidden tiles.
+	PausedSubscriptions atomic.Int64
 }
 
 // Drop counts one dropped packet or message.

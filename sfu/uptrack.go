@@ -42,6 +42,11 @@ type UpTrack struct {
 	mu    sync.Mutex
 	downs atomic.Pointer[[]*DownTrack]
 
+	// isKeyframe tells whether a payload starts a keyframe of this codec.
+	isKeyframe func([]byte) bool
+	// keyWaiters counts DownTracks waiting for a keyframe; read loop only.
+	keyWaiters int
+
 	// RFC 6464 audio levels: the read loop adds, LevelSample takes.
 	levelID    uint8 // negotiated extension id, 0 if none
 	levelSum   atomic.Uint64
@@ -63,6 +68,7 @@ func newUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec webrtc.RTPC
 		cache: NewPacketCache(size), stats: stats, done: make(chan struct{}),
 	}
 	u.downs.Store(&[]*DownTrack{})
+	u.isKeyframe = keyframeFunc(codec.MimeType)
 	u.keyframe = NewThrottle(KeyframeInterval, func() {
 		// RFC 4585 §6.3.1: Picture Loss Indication.
 		_ = writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: u.ssrc}})
@@ -157,7 +163,8 @@ func (u *UpTrack) readLoop() {
 
 // forward is one step of the read loop, separated for benchmarks.
 func (u *UpTrack) forward(pkt []byte, hdr *rtp.Header, unwrap *SeqUnwrapper, k Kind) {
-	if _, err := hdr.Unmarshal(pkt); err != nil {
+	hl, err := hdr.Unmarshal(pkt)
+	if err != nil {
 		return
 	}
 	u.stats.PacketsIn[k].Add(1)
@@ -173,8 +180,16 @@ func (u *UpTrack) forward(pkt []byte, hdr *rtp.Header, unwrap *SeqUnwrapper, k K
 	if !u.cache.Put(ext, pkt) {
 		return
 	}
+	key := false
+	if u.keyWaiters > 0 {
+		end := len(pkt)
+		if hdr.Padding && end > hl {
+			end -= int(pkt[end-1])
+		}
+		key = end > hl && u.isKeyframe(pkt[hl:end])
+	}
 	for _, d := range *u.downs.Load() {
-		d.enqueue(ext, hdr.Marker)
+		d.enqueue(ext, hdr.Marker, key)
 	}
 }
 

@@ -25,10 +25,11 @@ const (
 	TypeTrackUpdate       = "track-update"
 	TypeTrackUpdated      = "track-updated"
 	TypeActiveSpeaker     = "active-speaker"
+	TypeViewport          = "viewport"
 )
 
 // ClientTypes are the types a client may send.
-var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate}
+var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate, TypeViewport}
 
 // ServerTypes are the types the server sends.
 var ServerTypes = []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeError, TypeBye,
@@ -50,6 +51,7 @@ const (
 	CodeDataRate      = "data_rate_limited"
 	CodeBusy          = "busy"
 	CodeShuttingDown  = "shutting_down"
+	CodeUnknownTrack  = "unknown_track"
 	CodeMessageTooBig = "message_too_large"
 	CodeSlowClient    = "slow_client"
 	CodeInternal      = "internal"
@@ -58,7 +60,7 @@ const (
 // ErrorCodes lists every error code, for metrics.
 var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJoined, CodeAlreadyJoined,
 	CodeBadRoom, CodeBadName, CodeRoomFull, CodeTooManyRooms, CodeBadSDP, CodeDataTooLarge, CodeDataRate,
-	CodeBusy, CodeShuttingDown, CodeMessageTooBig, CodeSlowClient, CodeInternal}
+	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal}
 
 // Candidate is the browser's RTCIceCandidateInit.
 type Candidate = webrtc.ICECandidateInit
@@ -75,6 +77,10 @@ type Inbound struct {
 	Track  string `json:"track,omitempty"`
 	Source string `json:"source,omitempty"`
 	Muted  bool   `json:"muted,omitempty"`
+	// viewport: the server's track id (in Track), rendered size, visibility.
+	Width   int   `json:"width,omitempty"`
+	Height  int   `json:"height,omitempty"`
+	Visible *bool `json:"visible,omitempty"`
 }
 
 // Decode parses one client frame and checks the fields its type requires.
@@ -104,6 +110,10 @@ func Decode(b []byte) (Inbound, error) {
 	case TypeTrackUpdate:
 		if m.Track == "" || m.Source == "" {
 			return m, fmt.Errorf("%w: track-update needs track and source", ErrMissingField)
+		}
+	case TypeViewport:
+		if m.Track == "" || m.Visible == nil {
+			return m, fmt.Errorf("%w: viewport needs track and visible", ErrMissingField)
 		}
 	case TypeLeave:
 	case "":

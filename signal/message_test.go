@@ -23,6 +23,8 @@ func TestDecode(t *testing.T) {
 		{"candidate missing", `{"type":"candidate"}`, "", ErrMissingField},
 		{"leave", `{"type":"leave"}`, TypeLeave, nil},
 		{"track-update", `{"type":"track-update","track":"t1","source":"screen","muted":true}`, TypeTrackUpdate, nil},
+		{"viewport", `{"type":"viewport","track":"TR1","width":320,"height":180,"visible":false}`, TypeViewport, nil},
+		{"viewport without visible", `{"type":"viewport","track":"TR1","width":320}`, "", ErrMissingField},
 		{"track-update without source", `{"type":"track-update","track":"t1"}`, "", ErrMissingField},
 		{"unknown type", `{"type":"dance"}`, "", ErrUnknownType},
 		{"no type", `{"room":"r"}`, "", ErrMissingField},
@@ -93,6 +95,10 @@ func FuzzDecode(f *testing.F) {
 		case TypeTrackUpdate:
 			if m.Track == "" || m.Source == "" {
 				t.Fatal("track-update accepted without track or source")
+			}
+		case TypeViewport:
+			if m.Track == "" || m.Visible == nil {
+				t.Fatal("viewport accepted without track or visible")
 			}
 		case TypeLeave:
 		default:

@@ -118,6 +118,8 @@ func (s *Session) handle(m Inbound) bool {
 		err = peer.HandleCandidate(*m.Candidate)
 	case TypeTrackUpdate:
 		err = s.srv.rooms.UpdateTrack(s.part, m.Track, room.TrackMeta{Source: m.Source, Muted: m.Muted})
+	case TypeViewport:
+		err = s.srv.rooms.SetViewport(s.part, m.Track, m.Width, m.Height, *m.Visible)
 	case TypeLeave:
 		s.setReason("left")
 		return true
@@ -331,6 +333,8 @@ func errorCode(err error) string {
 		return CodeDataRate
 	case errors.Is(err, room.ErrBadTrackUpdate):
 		return CodeBadMessage
+	case errors.Is(err, room.ErrUnknownTrack):
+		return CodeUnknownTrack
 	case errors.Is(err, room.ErrClosed):
 		return CodeShuttingDown
 	case errors.Is(err, sfu.ErrBadSDP):

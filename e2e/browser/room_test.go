@@ -99,6 +99,24 @@ func TestThreePersonRoom(t *testing.T) {
 		}
 	})
 
+	t.Run("hidden tile is paused", func(t *testing.T) {
+		// Bob hides Ann's tile: the client says so, the server stops Ann's
+		// video to Bob, and restarts it (with a keyframe) when it is shown.
+		eval[bool](t, tabs[1], tileOf(ids[0], "camera")+`.style.display = 'none'; true`)
+		deadline := time.Now().Add(5 * time.Second)
+		for srv.Engine.Stats().PausedSubscriptions.Load() != 1 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := srv.Engine.Stats().PausedSubscriptions.Load(); n != 1 {
+			t.Fatalf("%d paused subscriptions, want 1", n)
+		}
+		eval[bool](t, tabs[1], tileOf(ids[0], "camera")+`.style.display = ''; true`)
+		waitJS(t, tabs[1], "both videos again", remoteVideosPlaying+"(2)", 5*time.Second)
+		if n := srv.Engine.Stats().PausedSubscriptions.Load(); n != 0 {
+			t.Errorf("%d paused subscriptions after showing the tile", n)
+		}
+	})
+
 	t.Run("4 screen share", func(t *testing.T) {
 		// Headless Chromium cannot capture a screen: the same code path gets
 		// a canvas capture track.

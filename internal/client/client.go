@@ -488,6 +488,11 @@ func (c *Client) UpdateTrack(localID, source string, muted bool) error {
 	return c.SendJSON(map[string]any{"type": sig.TypeTrackUpdate, "track": localID, "source": source, "muted": muted})
 }
 
+// SetViewport sends a rendering hint for a received track (server track id).
+func (c *Client) SetViewport(trackID string, width, height int, visible bool) error {
+	return c.SendJSON(map[string]any{"type": sig.TypeViewport, "track": trackID, "width": width, "height": height, "visible": visible})
+}
+
 // WriteRTCP sends RTCP to the server.
 func (c *Client) WriteRTCP(pkts []rtcp.Packet) error { return c.pc.WriteRTCP(pkts) }
 

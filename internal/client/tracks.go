@@ -229,6 +229,30 @@ type RemoteTrack struct {
 	payloadIDs    map[string]int
 	gapSince      map[uint16]time.Time // missing seq -> when a later one arrived
 	maxRepair     time.Duration
+	mark          time.Time
+	afterMark     *Arrival
+}
+
+// Arrival is one packet's arrival, as Mark/AfterMark report it.
+type Arrival struct {
+	At       time.Time
+	Keyframe bool // the packet starts a keyframe
+}
+
+// Mark forgets the packet recorded by AfterMark; the next packet to arrive
+// is recorded.
+func (r *RemoteTrack) Mark() {
+	r.mu.Lock()
+	r.mark, r.afterMark = time.Now(), nil
+	r.mu.Unlock()
+}
+
+// AfterMark returns the first packet that arrived after Mark, if any, and
+// when Mark was called.
+func (r *RemoteTrack) AfterMark() (first *Arrival, mark time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.afterMark, r.mark
 }
 
 // Stats is a snapshot of a RemoteTrack.
@@ -365,6 +389,9 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 		return
 	}
 	r.payloadIDs[pl.ID]++
+	if !r.mark.IsZero() && r.afterMark == nil {
+		r.afterMark = &Arrival{At: now, Keyframe: pl.Keyframe}
+	}
 	if pl.Keyframe {
 		r.keyframes++
 		if r.firstKeyframe.IsZero() {

@@ -97,6 +97,27 @@ class Tiles {
   constructor(session) {
     this.session = session;
     this.tiles = new Map();
+    this.visible = new Map(); // element -> intersecting
+    this.sent = new Map(); // server track id -> last visible state sent
+    this.observer = new IntersectionObserver((entries) => {
+      for (const e of entries) this.visible.set(e.target, e.isIntersecting);
+      this.hints();
+    });
+    document.addEventListener('visibilitychange', () => this.hints());
+  }
+
+  // hints sends a viewport hint for every received video whose visibility
+  // changed: hidden tiles and background tabs get no video.
+  hints() {
+    for (const t of this.tiles.values()) {
+      const shown = !document.hidden && this.visible.get(t.el) !== false;
+      for (const [id, track] of t.tracks) {
+        if (track.kind !== 'video' || !this.session.meta.has(id) || this.sent.get(id) === shown) continue;
+        this.sent.set(id, shown);
+        const r = window.devicePixelRatio || 1;
+        this.session.setViewport(id, t.el.clientWidth * r, t.el.clientHeight * r, shown);
+      }
+    }
   }
 
   get(participant, kind) {
@@ -122,6 +143,7 @@ class Tiles {
       el.append(video, avatar, label);
       if (kind === 'screen') el.classList.add('camera-off');
       $('grid').append(el);
+      this.observer.observe(el);
       t = { el, video, avatar, name, stream: new MediaStream(), tracks: new Map() };
       this.tiles.set(key, t);
       this.label(participant);
@@ -144,9 +166,11 @@ class Tiles {
   add(participant, kind, id, track) {
     const t = this.get(participant, kind);
     t.tracks.set(id, track);
+    this.sent.delete(id);
     t.stream.addTrack(track);
     if (t.video.srcObject !== t.stream) t.video.srcObject = t.stream;
     this.refresh(participant);
+    this.hints();
   }
 
   removeTrack(id) {
@@ -155,16 +179,23 @@ class Tiles {
       if (!track) continue;
       t.tracks.delete(id);
       t.stream.removeTrack(track);
-      if (key.endsWith(':screen') && !t.tracks.size) { t.el.remove(); this.tiles.delete(key); }
+      this.sent.delete(id);
+      if (key.endsWith(':screen') && !t.tracks.size) { this.drop(key); }
       this.refresh(key.split(':')[0]);
     }
   }
 
+  drop(key) {
+    const t = this.tiles.get(key);
+    if (!t) return;
+    this.observer.unobserve(t.el);
+    this.visible.delete(t.el);
+    t.el.remove();
+    this.tiles.delete(key);
+  }
+
   removeParticipant(participant) {
-    for (const kind of ['camera', 'screen']) {
-      const t = this.tiles.get(`${participant}:${kind}`);
-      if (t) { t.el.remove(); this.tiles.delete(`${participant}:${kind}`); }
-    }
+    for (const kind of ['camera', 'screen']) this.drop(`${participant}:${kind}`);
   }
 
   clearRemote() {
@@ -258,8 +289,8 @@ async function startCall(room, name, media) {
   });
   session.addEventListener('joined', () => {
     // After a rejoin the participant id is new: rebuild every tile.
-    for (const t of tiles.tiles.values()) t.el.remove();
-    tiles.tiles.clear();
+    for (const key of [...tiles.tiles.keys()]) tiles.drop(key);
+    tiles.sent.clear();
     showSelf();
   });
   session.addEventListener('reset', () => tiles.clearRemote());

@@ -267,6 +267,13 @@ export class Session extends EventTarget {
     this.send({ type: 'track-update', track: track.id, source: l.source, muted });
   }
 
+  // setViewport tells the server how a received track is shown: its size
+  // in device pixels, and whether it is visible at all (hidden video is
+  // paused by the server and resumes with a keyframe).
+  setViewport(trackId, width, height, visible) {
+    this.send({ type: 'viewport', track: trackId, width: Math.round(width), height: Math.round(height), visible });
+  }
+
   sendChat(text) {
     if (!this.dc || this.dc.readyState !== 'open') return false;
     this.dc.send(text);
