@@ -123,6 +123,43 @@ func TestLossRepairBothLegs(t *testing.T) {
 	}
 }
 
+// Per-subscriber bandwidth estimation: of two subscribers of a 1.2 Mbit/s
+// video, one behind a 400 kbit/s link, the server's send-side estimate
+// (Google congestion control fed by each subscriber's TWCC feedback) falls
+// toward the cap for that one and stays high for the other.
+func TestBandwidthEstimatePerSubscriber(t *testing.T) {
+	checkGoroutines(t)
+	link := &impairFactory{rate: 400_000}
+	link.target.Store(1) // the first subscriber's PeerConnection
+	s := startServer(t, withInterceptor(link))
+	ctx := testContext(t, 40*time.Second)
+	s.joinWith(ctx, client.Config{Room: "bwe", Name: "pub", Video: 1, PacketsPerFrame: 5})
+	capped, free := s.join(ctx, "bwe", "capped", 0, 0), s.join(ctx, "bwe", "free", 0, 0)
+	for _, c := range []*client.Client{capped, free} {
+		c := c
+		waitFor(t, ctx, "video", func() bool { return videoTrack(c) != nil })
+	}
+	var est []int
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		est = s.Engine.Estimates()
+		if len(est) == 2 && min(est[0], est[1]) <= 600_000 && max(est[0], est[1]) >= 800_000 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Logf("estimates %v after %v; the shaped link dropped %d packets", est, 15*time.Second-time.Until(deadline), link.dropped.Load())
+	if len(est) != 2 {
+		t.Fatalf("%d estimates, want 2 (one per subscriber)", len(est))
+	}
+	if lo := min(est[0], est[1]); lo > 600_000 {
+		t.Errorf("capped subscriber's estimate %d bit/s, want <= 600k (cap 400k)", lo)
+	}
+	if hi := max(est[0], est[1]); hi < 800_000 {
+		t.Errorf("free subscriber's estimate %d bit/s, want >= 800k", hi)
+	}
+}
+
 // Test 6b: a storm of PLIs from subscribers reaches the publisher as at most
 // two keyframe requests per second.
 func TestPLIStormIsThrottled(t *testing.T) {
@@ -181,6 +218,11 @@ type impairFactory struct {
 	// lossRate drops that share of video packets at random, retransmissions
 	// included (a lossy link), instead of dropEvery.
 	lossRate float64
+	// rate shapes the link to this many bits per second (all streams of the
+	// PeerConnection share it); packets that would wait over 300 ms drop.
+	rate     int
+	linkMu   sync.Mutex
+	linkNext time.Time
 	rng      *rand.Rand
 	rngMu    sync.Mutex
 	dropped  atomic.Int64
@@ -199,6 +241,72 @@ type impairInterceptor struct {
 	interceptor.NoOp
 	f  *impairFactory
 	on bool
+
+	linkOnce sync.Once
+	link     chan linkPacket // the shaped link's queue, drained by one goroutine
+	linkDone chan struct{}
+	closed   chan struct{}
+}
+
+type linkPacket struct {
+	w  interceptor.RTPWriter
+	h  rtp.Header
+	p  []byte
+	at time.Time
+}
+
+// send puts a copy of the packet on the shaped link: it leaves at the
+// link's rate, after the packets before it, like a bottleneck queue (the
+// sender does not wait). Packets that would wait over 300 ms are dropped.
+func (i *impairInterceptor) send(w interceptor.RTPWriter, h *rtp.Header, p []byte) {
+	i.linkOnce.Do(func() {
+		i.link, i.linkDone, i.closed = make(chan linkPacket, 4096), make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(i.linkDone)
+			for {
+				select {
+				case <-i.closed:
+					return
+				case lp := <-i.link:
+					if d := time.Until(lp.at); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-i.closed:
+							return
+						}
+					}
+					_, _ = lp.w.Write(&lp.h, lp.p, nil)
+				}
+			}
+		}()
+	})
+	now := time.Now()
+	i.f.linkMu.Lock()
+	if i.f.linkNext.Before(now) {
+		i.f.linkNext = now
+	}
+	if i.f.linkNext.Sub(now) > 300*time.Millisecond {
+		i.f.linkMu.Unlock()
+		i.f.dropped.Add(1)
+		return
+	}
+	i.f.linkNext = i.f.linkNext.Add(time.Duration(int64(12+len(p)) * 8 * int64(time.Second) / int64(i.f.rate)))
+	at := i.f.linkNext
+	i.f.linkMu.Unlock()
+	lp := linkPacket{w: w, h: h.Clone(), p: append([]byte(nil), p...), at: at}
+	select {
+	case i.link <- lp:
+	default:
+		i.f.dropped.Add(1)
+	}
+}
+
+func (i *impairInterceptor) Close() error {
+	if i.closed != nil {
+		close(i.closed)
+		<-i.linkDone
+	}
+	return nil
 }
 
 func (i *impairInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
@@ -212,6 +320,10 @@ func (i *impairInterceptor) BindLocalStream(info *interceptor.StreamInfo, w inte
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
 		if i.f.delay > 0 {
 			time.Sleep(i.f.delay)
+		}
+		if i.f.rate > 0 {
+			i.send(w, h, p)
+			return len(p), nil
 		}
 		if i.f.lossRate > 0 && video {
 			i.f.rngMu.Lock()

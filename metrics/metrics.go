@@ -21,9 +21,10 @@ const ns = "roundtable"
 
 // Sources are the counters to export.
 type Sources struct {
-	Media  *sfu.Stats
-	Rooms  *room.Manager
-	Signal *signal.Stats
+	Media     *sfu.Stats
+	Rooms     *room.Manager
+	Signal    *signal.Stats
+	Estimates func() []int // current bandwidth estimates, bits per second
 }
 
 // Handler returns the /metrics handler: Roundtable's metrics plus the Go and
@@ -55,6 +56,7 @@ type collector struct {
 	keyframeReqRecv, keyframeReqSent, rtcpErrors      *prometheus.Desc
 	dataIn, dataInBytes, dataOut, dataOutBytes        *prometheus.Desc
 	sigIn, sigOut, sigErrors, sessions, joinTime      *prometheus.Desc
+	estimates                                         *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -86,6 +88,8 @@ func newCollector(src Sources) *collector {
 		sigErrors:           desc("signaling_errors_total", "Signaling error messages sent, by code.", "code"),
 		sessions:            desc("signaling_sessions", "Open signaling WebSockets."),
 		joinTime:            desc("join_duration_seconds", "Time from WebSocket open to PeerConnection connected."),
+		estimates: desc("bandwidth_estimate_bytes_per_second",
+			"Current send-side bandwidth estimates toward subscribers (GCC from TWCC feedback, else REMB), one observation per participant at scrape time."),
 	}
 }
 
@@ -138,4 +142,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.sessions, float64(s.Sessions.Load()))
 	count, sum, buckets := s.JoinTime.Snapshot()
 	ch <- prometheus.MustNewConstHistogram(c.joinTime, count, sum, buckets)
+
+	// The distribution of the estimates now, not over time: a histogram
+	// rebuilt at every scrape.
+	est := c.src.Estimates()
+	eb := make(map[float64]uint64, len(EstimateBuckets))
+	var total float64
+	for _, v := range est {
+		bytes := float64(v) / 8
+		total += bytes
+		for _, b := range EstimateBuckets {
+			if bytes <= b {
+				eb[b]++
+			}
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(c.estimates, uint64(len(est)), total, eb)
 }
+
+// EstimateBuckets are the bandwidth estimate histogram's upper bounds in
+// bytes per second (100 kbit/s to 16 Mbit/s).
+var EstimateBuckets = []float64{12_500, 31_250, 62_500, 125_000, 250_000, 500_000, 1_000_000, 2_000_000}

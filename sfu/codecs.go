@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -74,36 +76,56 @@ func RegisterCodecs(m *webrtc.MediaEngine) error {
 }
 
 // registerInterceptors is the one place that decides which pion interceptors
-// run, patterned on webrtc.RegisterDefaultInterceptors but without the NACK
-// responder: subscribers' NACKs are answered from the shared PacketCache.
+// run on one PeerConnection, patterned on webrtc.RegisterDefaultInterceptors
+// but without the NACK responder: subscribers' NACKs are answered from the
+// shared PacketCache.
 //
 //   - rtcpCounter (innermost, so it sees the RTCP the others write);
 //   - NACK generator: NACKs toward publishers on upstream loss (RFC 4585 §6.2.1);
 //   - receiver and sender reports (RFC 3550 §6.4);
-//   - TWCC feedback to publishers, for their send-side bandwidth estimate.
-func registerInterceptors(m *webrtc.MediaEngine, r *interceptor.Registry, stats *Stats) error {
+//   - TWCC feedback to publishers, for their send-side bandwidth estimate;
+//   - send-side bandwidth estimation toward this subscriber: Google
+//     congestion control fed by the subscriber's TWCC feedback, with the
+//     transport-wide sequence number extension added to every packet sent
+//     (outermost, so the estimator sees the extension).
+func registerInterceptors(r *interceptor.Registry, stats *Stats) (*estimator, error) {
 	r.Add(&rtcpCounterFactory{stats: stats})
 	gen, err := nack.NewGeneratorInterceptor()
 	if err != nil {
-		return fmt.Errorf("nack generator: %w", err)
+		return nil, fmt.Errorf("nack generator: %w", err)
 	}
 	r.Add(gen)
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
-		return fmt.Errorf("receiver reports: %w", err)
+		return nil, fmt.Errorf("receiver reports: %w", err)
 	}
 	r.Add(rr)
 	sr, err := report.NewSenderInterceptor()
 	if err != nil {
-		return fmt.Errorf("sender reports: %w", err)
+		return nil, fmt.Errorf("sender reports: %w", err)
 	}
 	r.Add(sr)
 	tw, err := twcc.NewSenderInterceptor()
 	if err != nil {
-		return fmt.Errorf("twcc: %w", err)
+		return nil, fmt.Errorf("twcc: %w", err)
 	}
 	r.Add(tw)
-	return nil
+	est := &estimator{}
+	ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(InitialEstimate),
+			gcc.SendSideBWEMinBitrate(30_000), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("congestion control: %w", err)
+	}
+	ccf.OnNewPeerConnection(func(_ string, b cc.BandwidthEstimator) { est.set(b) })
+	r.Add(ccf)
+	ext, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("twcc header extension: %w", err)
+	}
+	r.Add(ext)
+	return est, nil
 }
 
 // repairedRIDURI is the RTP header extension naming the stream an RTX

@@ -36,6 +36,7 @@ type DownTrack struct {
 	up    *UpTrack
 	stats *Stats
 	kind  Kind
+	est   *estimator // the subscriber's; nil in tests
 
 	queue chan queued
 	rtx   chan uint16
@@ -314,6 +315,14 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			case *rtcp.TransportLayerNack:
 				d.stats.NACKsReceived.Add(1)
 				d.nack(p)
+			case *rtcp.TransportLayerCC:
+				if d.est != nil {
+					d.est.twcc.Store(true)
+				}
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				if d.est != nil {
+					d.est.remb.Store(uint64(p.Bitrate))
+				}
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/pion/dtls/v2"
@@ -38,8 +39,9 @@ type Settings struct {
 	// peer stays connected, then disconnected, before its PeerConnection
 	// fails and the participant is removed (defaults 5 s and 15 s).
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
-	// Interceptors are added after Roundtable's own (outermost); tests use
-	// them to impair one PeerConnection.
+	// Interceptors are added before Roundtable's own (innermost, next to
+	// the network), so they act like the link: tests use them to impair one
+	// PeerConnection.
 	Interceptors []interceptor.Factory
 }
 
@@ -47,10 +49,44 @@ type Settings struct {
 // (codecs, interceptors, settings), the UDP mux and the counters.
 // It is safe for concurrent use.
 type Engine struct {
-	api   *webrtc.API
-	mux   *ice.MultiUDPMuxDefault
-	stats *Stats
-	log   *slog.Logger
+	media    *webrtc.MediaEngine // read-only after NewEngine; pion copies it per PeerConnection
+	settings webrtc.SettingEngine
+	extra    []interceptor.Factory
+	mux      *ice.MultiUDPMuxDefault
+	stats    *Stats
+	log      *slog.Logger
+
+	mu    sync.Mutex
+	peers map[*Peer]struct{} // open Peers, for Estimates
+}
+
+// newAPI builds one PeerConnection's pion API: its own interceptors (its
+// own bandwidth estimator among them) on the shared codecs and settings.
+func (e *Engine) newAPI() (*webrtc.API, *estimator, error) {
+	reg := &interceptor.Registry{}
+	for _, f := range e.extra {
+		reg.Add(f)
+	}
+	est, err := registerInterceptors(reg, e.stats)
+	if err != nil {
+		return nil, nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(e.media), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(e.settings))
+	return api, est, nil
+}
+
+// Estimates returns the current send-side bandwidth estimate, in bits per
+// second, of every Peer that has one.
+func (e *Engine) Estimates() []int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]int, 0, len(e.peers))
+	for p := range e.peers {
+		if b := p.Estimate(); b > 0 {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // NewEngine opens the UDP port and builds the pion API.
@@ -63,13 +99,6 @@ func NewEngine(s Settings) (*Engine, error) {
 	m := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(m); err != nil {
 		return nil, fmt.Errorf("register codecs: %w", err)
-	}
-	reg := &interceptor.Registry{}
-	if err := registerInterceptors(m, reg, stats); err != nil {
-		return nil, fmt.Errorf("register interceptors: %w", err)
-	}
-	for _, f := range s.Interceptors {
-		reg.Add(f)
 	}
 
 	ifaceOK := func(name string) bool {
@@ -123,8 +152,8 @@ func NewEngine(s Settings) (*Engine, error) {
 	if s.DisableMDNS {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-	e := &Engine{api: api, mux: mux, stats: stats, log: log}
+	e := &Engine{media: m, settings: se, extra: s.Interceptors, mux: mux, stats: stats, log: log,
+		peers: map[*Peer]struct{}{}}
 	for _, a := range e.UDPAddrs() {
 		log.Debug("ice udp listening", "addr", a.String())
 	}

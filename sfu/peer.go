@@ -93,6 +93,7 @@ type subscription struct {
 type Peer struct {
 	cfg    PeerConfig
 	engine *Engine
+	est    *estimator
 	pc     *webrtc.PeerConnection
 	log    *slog.Logger
 
@@ -126,12 +127,16 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	if log == nil {
 		log = e.log
 	}
-	pc, err := e.api.NewPeerConnection(webrtc.Configuration{})
+	api, est, err := e.newAPI()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	p := &Peer{
-		cfg: cfg, engine: e, pc: pc, log: log,
+		cfg: cfg, engine: e, pc: pc, log: log, est: est,
 		events:    make(chan peerEvent, eventQueueLen),
 		kick:      make(chan struct{}, 1),
 		iceChange: make(chan struct{}, 1),
@@ -155,6 +160,9 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		}
 	})
 	e.stats.Peers.Add(1)
+	e.mu.Lock()
+	e.peers[p] = struct{}{}
+	e.mu.Unlock()
 	p.wg.Add(1)
 	go p.run()
 	return p, nil
@@ -225,6 +233,9 @@ func (p *Peer) Close() error {
 			err = fmt.Errorf("close peer %s: %w", p.cfg.ID, cerr)
 		}
 		p.engine.stats.Peers.Add(-1)
+		p.engine.mu.Lock()
+		delete(p.engine.peers, p)
+		p.engine.mu.Unlock()
 	})
 	p.wg.Wait()
 	return err
@@ -412,6 +423,7 @@ func (p *Peer) offer() error {
 
 func (p *Peer) subscribe(up *UpTrack) error {
 	d := newDownTrack(up, p.engine.stats)
+	d.est = p.est
 	// sendrecv, not sendonly: a browser's addTrack reuses a transceiver the
 	// remote created (JSEP 5.2.2), so a client's next published track may
 	// arrive on this m-line, and the server must be able to receive it.

@@ -162,6 +162,10 @@ func newAPI(all bool, extra []interceptor.Factory) (*webrtc.API, error) {
 	if err := webrtc.ConfigureRTCPReports(r); err != nil {
 		return nil, err
 	}
+	// TWCC feedback, so the server can estimate the bandwidth toward us.
+	if err := webrtc.ConfigureTWCCSender(m, r); err != nil {
+		return nil, err
+	}
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})

@@ -1,0 +1,48 @@
+package sfu
+
+// A Peer's bandwidth estimate toward its subscriber. pion's cc interceptor
+// hands over the estimator when the PeerConnection is built; REMB values
+// come from the DownTracks' RTCP goroutines. Everything is atomic or
+// behind mu; any goroutine may read.
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/interceptor/pkg/cc"
+)
+
+// InitialEstimate is where Google congestion control starts, in bits per
+// second, before the subscriber's first TWCC feedback.
+const InitialEstimate = 1_000_000
+
+type estimator struct {
+	mu   sync.Mutex
+	gcc  cc.BandwidthEstimator
+	twcc atomic.Bool   // TWCC feedback seen: the GCC estimate is live
+	remb atomic.Uint64 // last REMB, bits per second
+}
+
+func (e *estimator) set(b cc.BandwidthEstimator) {
+	e.mu.Lock()
+	e.gcc = b
+	e.mu.Unlock()
+}
+
+// bitrate returns the estimate: GCC when the subscriber sends TWCC
+// feedback, else its REMB (RFC draft-alvestrand-rmcat-remb), else 0.
+func (e *estimator) bitrate() int {
+	if e.twcc.Load() {
+		e.mu.Lock()
+		b := e.gcc
+		e.mu.Unlock()
+		if b != nil {
+			return b.GetTargetBitrate()
+		}
+	}
+	return int(e.remb.Load())
+}
+
+// Estimate returns the send-side bandwidth estimate toward this
+// participant in bits per second, or 0 while there is none.
+func (p *Peer) Estimate() int { return p.est.bitrate() }
