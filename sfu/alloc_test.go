@@ -43,10 +43,10 @@ func TestAudioLevelAllocatesNothing(t *testing.T) {
 	var hdr rtp.Header
 	hdr.CSRC = make([]uint32, 0, 15)
 	var unwrap SeqUnwrapper
-	up.forward(pkt, &hdr, &unwrap, KindAudio) // warm up
+	up.forward((*up.layers.Load())[0], pkt, &hdr, &unwrap, KindAudio) // warm up
 	allocs := testing.AllocsPerRun(1000, func() {
 		pkt[2]++
-		up.forward(pkt, &hdr, &unwrap, KindAudio)
+		up.forward((*up.layers.Load())[0], pkt, &hdr, &unwrap, KindAudio)
 	})
 	if allocs != 0 {
 		t.Errorf("%.2f allocations per audio packet, want 0", allocs)

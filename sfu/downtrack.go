@@ -1,15 +1,17 @@
 package sfu
 
-// Ownership: enqueue and the skipping/skipped fields belong to the UpTrack's
-// read loop. The writer goroutine owns hdr, buf and sent, and is the only one
-// that writes to pion. The RTCP goroutine only reads RTCP and posts to the
-// rtx channel or asks the UpTrack for a keyframe. Bind/Unbind come from pion.
+// Ownership: enqueue runs on the read loops of the UpTrack's layers, and its
+// state (current layer, skipping, skipped) is behind emu. The writer
+// goroutine owns hdr, buf, sent and the rewriting offsets, and is the only
+// one that writes to pion. The RTCP goroutine only reads RTCP and posts to
+// the rtx channel or asks for keyframes. Bind/Unbind come from pion.
 
 import (
 	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -26,8 +28,17 @@ const (
 )
 
 type queued struct {
-	ext     uint64 // upstream extended sequence number
-	skipped uint64 // packets dropped for this subscriber before this one
+	layer    *layer
+	ext      uint64 // upstream extended sequence number, in the layer
+	skipped  uint64 // packets dropped for this subscriber in this layer run
+	switched bool   // first packet after a layer switch or a pause: rebase
+}
+
+// sentPacket lets the writer resend what it sent under an outgoing seq.
+type sentPacket struct {
+	layer   *layer
+	ext     uint64
+	tsDelta uint32
 }
 
 // DownTrack is one subscriber's copy of an UpTrack: a webrtc.TrackLocal with
@@ -47,12 +58,15 @@ type DownTrack struct {
 	bound  bool
 	closed bool
 
-	// enqueue side, read-loop goroutine only
+	// enqueue side, behind emu
+	emu      sync.Mutex
+	current  int  // rank of the layer being forwarded, -1 none (wait for a keyframe)
+	switched bool // the next queued packet starts a new run
 	skipping bool
 	skipped  uint64
-	waitKey  bool // forward nothing until a keyframe starts
 
-	paused atomic.Bool // set by SetPaused from any goroutine
+	paused atomic.Bool  // set by SetPaused from any goroutine
+	target atomic.Int32 // wanted layer rank, -1 the highest
 	width  atomic.Int32
 	height atomic.Int32
 
@@ -62,10 +76,18 @@ type DownTrack struct {
 	writer webrtc.TrackLocalWriter
 
 	// writer goroutine only
-	waiting bool // pion dropped writes: the transport is not ready yet
-	hdr     rtp.Header
-	buf     [maxPacketSize]byte
-	sent    [sentHistory]uint64 // ext+1, indexed by outgoing seq
+	waiting  bool // pion dropped writes: the transport is not ready yet
+	hdr      rtp.Header
+	buf      [maxPacketSize]byte
+	sent     [sentHistory]sentPacket // by outgoing seq
+	started  bool                    // something was sent: offsets are set
+	seqDelta uint16                  // outgoing = upstream - skipped + seqDelta
+	tsDelta  uint32                  // outgoing = upstream + tsDelta
+	rebaseTS bool
+	lastSeq  uint16
+	lastTS   uint32
+	lastAt   time.Time
+	clock    uint32 // codec clock rate
 }
 
 func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
@@ -76,7 +98,11 @@ func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
 	d := &DownTrack{
 		up: up, stats: stats, kind: kindOf(up.kind),
 		queue: make(chan queued, n), rtx: make(chan uint16, rtxQueueLen),
-		done: make(chan struct{}),
+		done: make(chan struct{}), clock: up.codec.ClockRate,
+	}
+	d.target.Store(-1)
+	if up.simulcast {
+		d.current = -1 // start at a keyframe of the chosen layer
 	}
 	d.hdr.CSRC = make([]uint32, 0, 15)
 	// A new subscriber needs a keyframe to start decoding: it is requested
@@ -154,28 +180,39 @@ func (d *DownTrack) close() {
 	d.wg.Wait()
 }
 
-// enqueue is called by the UpTrack's read loop for every packet. It never
-// blocks: when the queue is full the packet is dropped and, for video, so is
-// the rest of its frame, and a keyframe is requested. Dropped packets are
-// removed from the outgoing sequence space so the subscriber sees a
+// enqueue is called by a layer's read loop for every packet. It never
+// blocks: when the queue is full the packet is dropped and, for video, so
+// is the rest of its frame, and a keyframe is requested. Dropped packets
+// are removed from the outgoing sequence space so the subscriber sees a
 // contiguous stream.
-func (d *DownTrack) enqueue(ext uint64, marker, keyframe bool) {
+//
+// It also picks the layer: packets of other layers are ignored, and a
+// switch to the wanted layer (or a restart after a pause) happens only at
+// a keyframe of that layer, which is asked for until it comes.
+func (d *DownTrack) enqueue(l *layer, ext uint64, marker, keyframe bool) {
+	d.emu.Lock()
+	defer d.emu.Unlock()
 	if d.paused.Load() {
-		if !d.waitKey {
-			d.waitKey = true
-			d.up.keyWaiters++
-		}
-		d.skipped++
+		d.current = -1
 		return
 	}
-	if d.waitKey {
-		if !keyframe {
-			d.skipped++
+	if l.index != d.current {
+		want := d.wantLayer()
+		if l.index != want {
 			return
 		}
-		d.waitKey = false
-		d.up.keyWaiters--
-		d.skipping = false
+		if !keyframe {
+			d.up.requestKeyframe(want)
+			return
+		}
+		if d.current >= 0 {
+			d.stats.LayerSwitches.Add(1)
+		}
+		d.current, d.switched, d.skipping, d.skipped = l.index, true, false, 0
+	} else if d.up.simulcast {
+		if want := d.wantLayer(); want != d.current {
+			d.up.requestKeyframe(want) // switch at its next keyframe
+		}
 	}
 	if d.skipping {
 		d.skipped++
@@ -186,15 +223,36 @@ func (d *DownTrack) enqueue(ext uint64, marker, keyframe bool) {
 		return
 	}
 	select {
-	case d.queue <- queued{ext: ext, skipped: d.skipped}:
+	case d.queue <- queued{layer: l, ext: ext, skipped: d.skipped, switched: d.switched}:
+		d.switched = false
 	default:
 		d.skipped++
 		d.stats.Drop(DropQueueFull)
 		if d.kind == KindVideo {
 			d.skipping = !marker
-			d.up.RequestKeyframe()
+			d.up.requestKeyframe(l.index)
 		}
 	}
+}
+
+// wantLayer is the rank of the layer to forward: the target if the
+// publisher sends it, else the best one below it, else the lowest.
+func (d *DownTrack) wantLayer() int {
+	layers := *d.up.layers.Load()
+	if len(layers) == 0 {
+		return -1
+	}
+	t := int(d.target.Load())
+	if t < 0 {
+		return layers[len(layers)-1].index
+	}
+	best := layers[0].index
+	for _, l := range layers {
+		if l.index <= t {
+			best = l.index
+		}
+	}
+	return best
 }
 
 func (d *DownTrack) writeLoop() {
@@ -202,12 +260,18 @@ func (d *DownTrack) writeLoop() {
 	for {
 		select {
 		case q := <-d.queue:
-			seq := uint16(q.ext - q.skipped)
-			d.sent[seq%sentHistory] = q.ext + 1
-			d.send(q.ext, seq)
+			base := uint16(q.ext - q.skipped)
+			if q.switched && d.started {
+				// Continue the subscriber's sequence and timestamp spaces
+				// across a layer switch or a pause.
+				d.seqDelta = d.lastSeq + 1 - base
+				d.rebaseTS = true
+			}
+			seq := base + d.seqDelta
+			d.send(q.layer, q.ext, seq, false)
 		case seq := <-d.rtx:
-			if ext := d.sent[seq%sentHistory]; ext != 0 {
-				if d.send(ext-1, seq) {
+			if sp := d.sent[seq%sentHistory]; sp.layer != nil {
+				if d.send(sp.layer, sp.ext, seq, true) {
 					d.stats.Retransmits.Add(1)
 				}
 			}
@@ -220,8 +284,8 @@ func (d *DownTrack) writeLoop() {
 // send copies one packet out of the cache, rewrites its header for this
 // subscriber and writes it. Header extensions are removed: their ids were
 // negotiated with the publisher, not with this subscriber.
-func (d *DownTrack) send(ext uint64, seq uint16) bool {
-	n, ok := d.up.cache.Get(ext, d.buf[:])
+func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool {
+	n, ok := l.cache.Get(ext, d.buf[:])
 	if !ok {
 		d.stats.Drop(DropCacheMiss)
 		return false
@@ -230,7 +294,24 @@ func (d *DownTrack) send(ext uint64, seq uint16) bool {
 	if err != nil {
 		return false
 	}
+	tsDelta := d.tsDelta
+	if retransmit {
+		tsDelta = d.sent[seq%sentHistory].tsDelta
+	} else {
+		now := time.Now()
+		if d.rebaseTS {
+			// The new run continues from the last timestamp sent, advanced
+			// by the wall-clock time since (at least 1 tick).
+			step := uint32(now.Sub(d.lastAt).Seconds() * float64(d.clock))
+			d.tsDelta = d.lastTS + max(step, 1) - d.hdr.Timestamp
+			d.rebaseTS = false
+			tsDelta = d.tsDelta
+		}
+		d.sent[seq%sentHistory] = sentPacket{layer: l, ext: ext, tsDelta: tsDelta}
+		d.started, d.lastSeq, d.lastTS, d.lastAt = true, seq, d.hdr.Timestamp+tsDelta, now
+	}
 	Rewrite(&d.hdr, d.ssrc, d.pt, seq)
+	d.hdr.Timestamp += tsDelta
 	written, err := d.writer.WriteRTP(&d.hdr, d.buf[hl:n])
 	if err != nil {
 		d.stats.Drop(DropWriteError)
@@ -244,7 +325,7 @@ func (d *DownTrack) send(ext uint64, seq uint16) bool {
 	}
 	if d.waiting {
 		d.waiting = false
-		d.up.RequestKeyframe()
+		d.up.requestKeyframe(l.index)
 	}
 	d.stats.PacketsOut[d.kind].Add(1)
 	d.stats.BytesOut[d.kind].Add(uint64(n))
@@ -263,16 +344,47 @@ func (d *DownTrack) SetPaused(paused bool) bool {
 		d.stats.PausedSubscriptions.Add(1)
 	} else {
 		d.stats.PausedSubscriptions.Add(-1)
-		d.up.RequestKeyframe()
+		d.up.requestKeyframe(d.wantLayer())
 	}
 	return true
 }
 
 // SetViewport records the size in pixels at which the subscriber renders
-// the track (for layer selection).
+// the track and, for simulcast, targets the smallest layer that fills it
+// (0x0: no preference, the highest layer).
 func (d *DownTrack) SetViewport(width, height int) {
 	d.width.Store(int32(width))
 	d.height.Store(int32(height))
+	d.target.Store(int32(chooseLayer(*d.up.layers.Load(), width, height)))
+}
+
+// SetLayer targets a layer rank directly (-1: the highest).
+func (d *DownTrack) SetLayer(index int) { d.target.Store(int32(index)) }
+
+// chooseLayer returns the rank of the smallest layer whose last known
+// frame size covers width x height (within 10 %), -1 (the highest) when
+// none does or sizes are unknown.
+func chooseLayer(layers []*layer, width, height int) int {
+	if width <= 0 && height <= 0 {
+		return -1
+	}
+	for _, l := range layers {
+		w, h := int(l.width.Load()), int(l.height.Load())
+		if w == 0 || h == 0 {
+			continue
+		}
+		if w*10 >= width*9 && h*10 >= height*9 {
+			return l.index
+		}
+	}
+	return -1
+}
+
+// Layer returns the rank of the layer being forwarded (-1: none yet).
+func (d *DownTrack) Layer() int {
+	d.emu.Lock()
+	defer d.emu.Unlock()
+	return d.current
 }
 
 // Rewrite turns a publisher's RTP header into a subscriber's: its SSRC, its
@@ -308,10 +420,10 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication:
 				d.stats.PLIsReceived.Add(1)
-				d.up.RequestKeyframe()
+				d.up.requestKeyframe(d.wantLayer())
 			case *rtcp.FullIntraRequest:
 				d.stats.FIRsReceived.Add(1)
-				d.up.RequestKeyframe()
+				d.up.requestKeyframe(d.wantLayer())
 			case *rtcp.TransportLayerNack:
 				d.stats.NACKsReceived.Add(1)
 				d.nack(p)

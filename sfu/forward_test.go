@@ -98,7 +98,7 @@ func (r *rig) send() {
 	r.pkt[2], r.pkt[3] = byte(r.seq>>8), byte(r.seq)
 	r.pkt[1] |= 0x80 // marker
 	r.seq++
-	r.up.forward(r.pkt, &r.hdr, &r.unwrap, KindVideo)
+	r.up.forward((*r.up.layers.Load())[0], r.pkt, &r.hdr, &r.unwrap, KindVideo)
 }
 
 // sendFrame forwards one single-packet VP8 frame, a keyframe or not.
@@ -240,13 +240,14 @@ func TestDropToFrameBoundary(t *testing.T) {
 	stats := &Stats{}
 	up := newUpTrack("TR", "pub", webrtc.RTPCodecTypeVideo, vp8, 1, stats, func([]rtcp.Packet) error { return nil })
 	d := newDownTrack(up, stats) // not bound: nothing drains the queue
+	l0 := (*up.layers.Load())[0]
 	for i := 0; i < videoQueueLen; i++ {
-		d.enqueue(uint64(i), true, false)
+		d.enqueue(l0, uint64(i), true, false)
 	}
 	// A three-packet frame: the first packet does not fit, so all three go.
-	d.enqueue(1000, false, false)
-	d.enqueue(1001, false, false)
-	d.enqueue(1002, true, false)
+	d.enqueue(l0, 1000, false, false)
+	d.enqueue(l0, 1001, false, false)
+	d.enqueue(l0, 1002, true, false)
 	if got := stats.Dropped[DropQueueFull].Load(); got != 1 {
 		t.Errorf("queue_full drops %d, want 1", got)
 	}
@@ -254,7 +255,7 @@ func TestDropToFrameBoundary(t *testing.T) {
 		t.Errorf("frame_skip drops %d, want 2", got)
 	}
 	<-d.queue // room again: the next frame is queued, 3 packets later in seq space
-	d.enqueue(1003, true, false)
+	d.enqueue(l0, 1003, true, false)
 	var last queued
 	for len(d.queue) > 0 {
 		last = <-d.queue

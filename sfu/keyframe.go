@@ -34,23 +34,30 @@ func keyframeFunc(mime string) func([]byte) bool {
 // vp8Keyframe parses the VP8 payload descriptor (RFC 7741 §4.2) and the
 // first byte of the VP8 frame header (RFC 6386 §9.1, P bit clear = key).
 func vp8Keyframe(p []byte) bool {
+	i := vp8HeaderOffset(p)
+	return i >= 0 && len(p) > i && p[i]&0x01 == 0
+}
+
+// vp8HeaderOffset returns where the VP8 frame header starts in a payload
+// that starts a frame (S bit, partition 0), or -1.
+func vp8HeaderOffset(p []byte) int {
 	if len(p) < 1 {
-		return false
+		return -1
 	}
 	x, s, pid := p[0]&0x80 != 0, p[0]&0x10 != 0, p[0]&0x0f
 	if !s || pid != 0 {
-		return false
+		return -1
 	}
 	i := 1
 	if x {
 		if len(p) < 2 {
-			return false
+			return -1
 		}
 		ext := p[1]
 		i = 2
 		if ext&0x80 != 0 { // I: picture id
 			if len(p) <= i {
-				return false
+				return -1
 			}
 			if p[i]&0x80 != 0 {
 				i += 2
@@ -65,7 +72,7 @@ func vp8Keyframe(p []byte) bool {
 			i++
 		}
 	}
-	return len(p) > i && p[i]&0x01 == 0
+	return i
 }
 
 // vp9Keyframe parses the VP9 payload descriptor (RFC 9628 §4.2): a keyframe

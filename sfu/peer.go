@@ -109,8 +109,9 @@ type Peer struct {
 	dc         *webrtc.DataChannel
 	localOpen  bool // first answer sent: local candidates may go out
 	localCands []webrtc.ICECandidateInit
-	closing    bool                    // set before Close waits: no goroutine may start after
-	downs      map[*UpTrack]*DownTrack // current subscriptions, for SetViewport
+	closing    bool                             // set before Close waits: no goroutine may start after
+	downs      map[*UpTrack]*DownTrack          // current subscriptions, for SetViewport
+	simulcast  map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
 
 	// run goroutine only
 	subs        map[*UpTrack]*subscription
@@ -143,6 +144,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		closed:    make(chan struct{}),
 		want:      map[*UpTrack]bool{},
 		downs:     map[*UpTrack]*DownTrack{},
+		simulcast: map[*webrtc.RTPReceiver]*UpTrack{},
 		subs:      map[*UpTrack]*subscription{},
 	}
 	pc.OnICECandidate(p.onLocalCandidate)
@@ -476,37 +478,61 @@ func (p *Peer) openLocalCandidates() {
 	}
 }
 
+// onTrack starts reading a new track, or a new simulcast layer of a track
+// already published (pion calls it once per rid; the layers share the
+// receiver). The track is announced once, with its first layer, and ends
+// when its last layer ends.
 func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	up := newUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), uint32(remote.SSRC()),
-		p.engine.stats, p.pc.WriteRTCP)
-	up.remote, up.receiver, up.remoteID = remote, receiver, remote.ID()
-	for _, e := range receiver.GetParameters().HeaderExtensions {
-		if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
-			up.levelID = uint8(e.ID)
-		}
-	}
 	p.mu.Lock()
 	if p.closing {
 		p.mu.Unlock()
 		return
 	}
+	rid := remote.RID()
+	up, isLayer := p.simulcast[receiver]
+	var l *layer
+	if isLayer {
+		l = up.addLayer(rid, uint32(remote.SSRC()))
+	} else {
+		up = newSimulcastUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), rid, uint32(remote.SSRC()),
+			p.engine.stats, p.pc.WriteRTCP)
+		up.receiver, up.remoteID = receiver, remote.ID()
+		l = (*up.layers.Load())[0]
+		for _, e := range receiver.GetParameters().HeaderExtensions {
+			if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
+				up.levelID = uint8(e.ID)
+			}
+		}
+		if rid != "" {
+			p.simulcast[receiver] = up
+		}
+	}
+	l.remote = remote
+	up.startLoop()
 	p.wg.Add(2) // under mu: never after Close started waiting
 	p.mu.Unlock()
 	k := kindOf(up.kind)
-	p.engine.stats.UpTracks[k].Add(1)
 	go func() {
 		defer p.wg.Done()
-		up.drainRTCP()
+		up.drainRTCP(l)
 	}()
 	go func() {
 		defer p.wg.Done()
-		if p.cfg.OnTrack != nil {
-			p.cfg.OnTrack(up)
+		if !isLayer {
+			p.engine.stats.UpTracks[k].Add(1)
+			if p.cfg.OnTrack != nil {
+				p.cfg.OnTrack(up)
+			}
 		}
-		up.readLoop()
-		p.engine.stats.UpTracks[k].Add(-1)
-		if p.cfg.OnTrackEnded != nil {
-			p.cfg.OnTrackEnded(up)
+		up.readLoop(l)
+		if up.endLoop() {
+			p.mu.Lock()
+			delete(p.simulcast, receiver)
+			p.mu.Unlock()
+			p.engine.stats.UpTracks[k].Add(-1)
+			if p.cfg.OnTrackEnded != nil {
+				p.cfg.OnTrackEnded(up)
+			}
 		}
 	}()
 }

@@ -84,6 +84,7 @@ type Stats struct {
 	PLIsReceived   atomic.Uint64 // PLIs from subscribers
 	FIRsReceived   atomic.Uint64 // FIRs from subscribers
 	KeyframesSent  atomic.Uint64 // PLIs sent to publishers (after throttling)
+	LayerSwitches  atomic.Uint64 // simulcast layer changes of subscribers
 	RTCPReadErrors atomic.Uint64
 
 	DataIn, DataInBytes   atomic.Uint64 // data-channel messages received

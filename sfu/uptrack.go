@@ -1,11 +1,14 @@
 package sfu
 
-// Ownership: the read loop goroutine (one per UpTrack) owns the read buffer,
-// the sequence unwrapper and every DownTrack's enqueue-side state. The
-// subscriber list is a copy-on-write slice: readers Load it without a lock,
-// writers (Bind/Unbind of DownTracks) swap it under mu.
+// Ownership: one read loop goroutine per layer (one layer for a plain track,
+// up to three for simulcast) owns that layer's read buffer and sequence
+// unwrapper. The subscriber and layer lists are copy-on-write slices:
+// readers Load them without a lock, writers swap them under mu. DownTrack
+// enqueue state is behind each DownTrack's own enqueue mutex, since every
+// layer's loop calls it.
 
 import (
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,25 +30,23 @@ const (
 
 // UpTrack is one track a participant publishes.
 type UpTrack struct {
-	id       string
-	remoteID string // the publisher's own msid track id
-	streamID string
-	kind     webrtc.RTPCodecType
-	codec    webrtc.RTPCodecParameters
-	ssrc     uint32
-	remote   *webrtc.TrackRemote
-	receiver *webrtc.RTPReceiver
-	cache    *PacketCache
-	stats    *Stats
-	keyframe *Throttle
+	id        string
+	remoteID  string // the publisher's own msid track id
+	streamID  string
+	kind      webrtc.RTPCodecType
+	codec     webrtc.RTPCodecParameters
+	receiver  *webrtc.RTPReceiver
+	stats     *Stats
+	simulcast bool
+	writeRTCP func([]rtcp.Packet) error
 
-	mu    sync.Mutex
-	downs atomic.Pointer[[]*DownTrack]
+	mu     sync.Mutex
+	downs  atomic.Pointer[[]*DownTrack]
+	layers atomic.Pointer[[]*layer] // sorted by index
+	loops  int                      // read loops running, under mu
 
 	// isKeyframe tells whether a payload starts a keyframe of this codec.
 	isKeyframe func([]byte) bool
-	// keyWaiters counts DownTracks waiting for a keyframe; read loop only.
-	keyWaiters int
 
 	// RFC 6464 audio levels: the read loop adds, LevelSample takes.
 	levelID    uint8 // negotiated extension id, 0 if none
@@ -55,25 +56,70 @@ type UpTrack struct {
 	done chan struct{}
 }
 
-// newUpTrack builds an UpTrack; remote and receiver are set by the caller
-// (tests and benchmarks leave them nil and call forward directly).
+// newUpTrack builds an UpTrack with its first layer (rid "" for a plain
+// track). The caller sets receiver and the layers' remote tracks; tests and
+// benchmarks leave them nil and call forward directly.
 func newUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecParameters, ssrc uint32,
 	stats *Stats, writeRTCP func([]rtcp.Packet) error) *UpTrack {
-	size := audioCacheSize
-	if kind == webrtc.RTPCodecTypeVideo {
-		size = videoCacheSize
-	}
+	return newSimulcastUpTrack(id, streamID, kind, codec, "", ssrc, stats, writeRTCP)
+}
+
+func newSimulcastUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec webrtc.RTPCodecParameters,
+	rid string, ssrc uint32, stats *Stats, writeRTCP func([]rtcp.Packet) error) *UpTrack {
 	u := &UpTrack{
-		id: id, streamID: streamID, kind: kind, codec: codec, ssrc: ssrc,
-		cache: NewPacketCache(size), stats: stats, done: make(chan struct{}),
+		id: id, streamID: streamID, kind: kind, codec: codec, stats: stats,
+		simulcast: rid != "", writeRTCP: writeRTCP, done: make(chan struct{}),
 	}
 	u.downs.Store(&[]*DownTrack{})
+	u.layers.Store(&[]*layer{})
 	u.isKeyframe = keyframeFunc(codec.MimeType)
-	u.keyframe = NewThrottle(KeyframeInterval, func() {
-		// RFC 4585 §6.3.1: Picture Loss Indication.
-		_ = writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: u.ssrc}})
-	})
+	u.addLayer(rid, ssrc)
 	return u
+}
+
+// addLayer adds a simulcast layer (ranked by its rid) and returns it.
+func (u *UpTrack) addLayer(rid string, ssrc uint32) *layer {
+	size := audioCacheSize
+	if u.kind == webrtc.RTPCodecTypeVideo {
+		size = videoCacheSize
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	old := *u.layers.Load()
+	index, ok := ridRanks[rid]
+	if !ok {
+		index = 3 + len(old)
+	}
+	for _, l := range old {
+		if l.index == index { // same rank twice: keep them apart
+			index = 3 + len(old)
+		}
+	}
+	l := newLayer(index, rid, ssrc, size, u.writeRTCP)
+	next := append(append(make([]*layer, 0, len(old)+1), old...), l)
+	sort.Slice(next, func(i, j int) bool { return next[i].index < next[j].index })
+	u.layers.Store(&next)
+	return l
+}
+
+// layer returns the layer of rank index, or nil.
+func (u *UpTrack) layer(index int) *layer {
+	for _, l := range *u.layers.Load() {
+		if l.index == index {
+			return l
+		}
+	}
+	return nil
+}
+
+// Layers returns the ranks of the layers the publisher sends, lowest first.
+func (u *UpTrack) Layers() []int {
+	ls := *u.layers.Load()
+	out := make([]int, len(ls))
+	for i, l := range ls {
+		out[i] = l.index
+	}
+	return out
 }
 
 // ID is the server-assigned track id, unique within the server.
@@ -111,12 +157,25 @@ func (u *UpTrack) LevelSample() (loudness float64, packets int) {
 // Subscribers returns the number of bound DownTracks.
 func (u *UpTrack) Subscribers() int { return len(*u.downs.Load()) }
 
-// RequestKeyframe asks the publisher for a keyframe, at most once per
-// KeyframeInterval; requests inside the interval are merged into one at its
-// end. Audio tracks ignore it.
+// RequestKeyframe asks the publisher for a keyframe on every layer, at most
+// once per KeyframeInterval per layer; requests inside the interval are
+// merged into one at its end. Audio tracks ignore it.
 func (u *UpTrack) RequestKeyframe() {
-	if u.kind == webrtc.RTPCodecTypeVideo {
-		u.keyframe.Request()
+	if u.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	for _, l := range *u.layers.Load() {
+		l.keyframe.Request()
+	}
+}
+
+// requestKeyframe asks for a keyframe on the layer of rank index.
+func (u *UpTrack) requestKeyframe(index int) {
+	if u.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	if l := u.layer(index); l != nil {
+		l.keyframe.Request()
 	}
 }
 
@@ -142,27 +201,45 @@ func (u *UpTrack) removeDown(d *DownTrack) {
 	u.mu.Unlock()
 }
 
-// readLoop is the UpTrack's goroutine: read, cache, hand to subscribers.
+// startLoop counts a layer's read loop; endLoop reports whether it was the
+// last, when the track as a whole has ended.
+func (u *UpTrack) startLoop() {
+	u.mu.Lock()
+	u.loops++
+	u.mu.Unlock()
+}
+
+func (u *UpTrack) endLoop() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.loops--
+	if u.loops == 0 {
+		close(u.done)
+		return true
+	}
+	return false
+}
+
+// readLoop is one layer's goroutine: read, cache, hand to subscribers.
 // It allocates nothing per packet and never blocks on a subscriber.
-func (u *UpTrack) readLoop() {
-	defer close(u.done)
-	defer u.keyframe.Stop()
+func (u *UpTrack) readLoop(l *layer) {
+	defer l.keyframe.Stop()
 	buf := make([]byte, maxPacketSize)
 	var hdr rtp.Header
 	hdr.CSRC = make([]uint32, 0, 15)
 	var unwrap SeqUnwrapper
 	k := kindOf(u.kind)
 	for {
-		n, _, err := u.remote.Read(buf)
+		n, _, err := l.remote.Read(buf)
 		if err != nil {
 			return
 		}
-		u.forward(buf[:n], &hdr, &unwrap, k)
+		u.forward(l, buf[:n], &hdr, &unwrap, k)
 	}
 }
 
-// forward is one step of the read loop, separated for benchmarks.
-func (u *UpTrack) forward(pkt []byte, hdr *rtp.Header, unwrap *SeqUnwrapper, k Kind) {
+// forward is one step of a layer's read loop, separated for benchmarks.
+func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwrapper, k Kind) {
 	hl, err := hdr.Unmarshal(pkt)
 	if err != nil {
 		return
@@ -177,28 +254,42 @@ func (u *UpTrack) forward(pkt []byte, hdr *rtp.Header, unwrap *SeqUnwrapper, k K
 		}
 	}
 	ext := unwrap.Unwrap(hdr.SequenceNumber)
-	if !u.cache.Put(ext, pkt) {
+	if !l.cache.Put(ext, pkt) {
 		return
 	}
 	key := false
-	if u.keyWaiters > 0 {
+	if k == KindVideo {
 		end := len(pkt)
 		if hdr.Padding && end > hl {
 			end -= int(pkt[end-1])
 		}
-		key = end > hl && u.isKeyframe(pkt[hl:end])
+		if end > hl {
+			payload := pkt[hl:end]
+			if key = u.isKeyframe(payload); key {
+				if w, h, ok := vp8Size(payload); ok {
+					l.width.Store(int32(w))
+					l.height.Store(int32(h))
+				}
+			}
+		}
 	}
 	for _, d := range *u.downs.Load() {
-		d.enqueue(ext, hdr.Marker, key)
+		d.enqueue(l, ext, hdr.Marker, key)
 	}
 }
 
 // drainRTCP reads the receiver's RTCP so the interceptors (reports, NACK
 // generator, TWCC) see it; the packets themselves are not needed here.
-func (u *UpTrack) drainRTCP() {
+func (u *UpTrack) drainRTCP(l *layer) {
 	buf := make([]byte, maxPacketSize)
 	for {
-		if _, _, err := u.receiver.Read(buf); err != nil {
+		var err error
+		if l.rid == "" {
+			_, _, err = u.receiver.Read(buf)
+		} else {
+			_, _, err = u.receiver.ReadSimulcast(buf, l.rid)
+		}
+		if err != nil {
 			return
 		}
 	}

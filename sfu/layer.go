@@ -1,0 +1,53 @@
+package sfu
+
+// A layer is one encoding of a published track: the only one for a plain
+// track, one of up to three for rid-based simulcast (RFC 8853). Each layer
+// has its own read loop goroutine, which owns the layer's reading; the
+// cache, the keyframe throttle and the atomics are safe for any goroutine.
+
+import (
+	"sync/atomic"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v3"
+)
+
+// Simulcast layers are ranked by rid: the names browsers and libraries
+// use for low, middle and high (q/h/f, l/m/h, 0/1/2). Unknown rids rank
+// above them in arrival order.
+var ridRanks = map[string]int{"": 0, "q": 0, "l": 0, "0": 0, "h": 1, "m": 1, "1": 1, "f": 2, "2": 2}
+
+type layer struct {
+	index    int // quality rank, 0 lowest
+	rid      string
+	ssrc     uint32
+	remote   *webrtc.TrackRemote
+	cache    *PacketCache
+	keyframe *Throttle
+	width    atomic.Int32 // from the last keyframe that carried a size, 0 unknown
+	height   atomic.Int32
+}
+
+func newLayer(index int, rid string, ssrc uint32, cacheSize int, writeRTCP func([]rtcp.Packet) error) *layer {
+	l := &layer{index: index, rid: rid, ssrc: ssrc, cache: NewPacketCache(cacheSize)}
+	l.keyframe = NewThrottle(KeyframeInterval, func() {
+		// RFC 4585 §6.3.1: Picture Loss Indication, to this layer's SSRC.
+		if writeRTCP != nil {
+			_ = writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}})
+		}
+	})
+	return l
+}
+
+// vp8Size reads the frame size from a VP8 keyframe (RFC 6386 §9.1): after
+// the payload descriptor, a 3-byte frame tag, the start code 9d 01 2a,
+// then 14-bit width and height, little-endian.
+func vp8Size(p []byte) (w, h int, ok bool) {
+	i := vp8HeaderOffset(p)
+	if i < 0 || len(p) < i+10 || p[i]&0x01 != 0 || p[i+3] != 0x9d || p[i+4] != 0x01 || p[i+5] != 0x2a {
+		return 0, 0, false
+	}
+	w = int(p[i+6]) | int(p[i+7]&0x3f)<<8
+	h = int(p[i+8]) | int(p[i+9]&0x3f)<<8
+	return w, h, w > 0 && h > 0
+}
