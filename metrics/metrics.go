@@ -56,7 +56,7 @@ type collector struct {
 	keyframeReqRecv, keyframeReqSent, rtcpErrors      *prometheus.Desc
 	dataIn, dataInBytes, dataOut, dataOutBytes        *prometheus.Desc
 	sigIn, sigOut, sigErrors, sessions, joinTime      *prometheus.Desc
-	estimates                                         *prometheus.Desc
+	estimates, layerSwitches                          *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -88,6 +88,7 @@ func newCollector(src Sources) *collector {
 		sigErrors:           desc("signaling_errors_total", "Signaling error messages sent, by code.", "code"),
 		sessions:            desc("signaling_sessions", "Open signaling WebSockets."),
 		joinTime:            desc("join_duration_seconds", "Time from WebSocket open to PeerConnection connected."),
+		layerSwitches:       desc("layer_switches_total", "Simulcast layer changes of subscribers."),
 		estimates: desc("bandwidth_estimate_bytes_per_second",
 			"Current send-side bandwidth estimates toward subscribers (GCC from TWCC feedback, else REMB), one observation per participant at scrape time."),
 	}
@@ -129,6 +130,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.keyframeReqRecv, m.PLIsReceived.Load(), "pli")
 	counter(c.keyframeReqRecv, m.FIRsReceived.Load(), "fir")
 	counter(c.keyframeReqSent, m.KeyframesSent.Load())
+	counter(c.layerSwitches, m.LayerSwitches.Load())
 	counter(c.rtcpErrors, m.RTCPReadErrors.Load())
 	counter(c.dataIn, m.DataIn.Load())
 	counter(c.dataInBytes, m.DataInBytes.Load())

@@ -361,19 +361,34 @@ func (d *DownTrack) SetViewport(width, height int) {
 // SetLayer targets a layer rank directly (-1: the highest).
 func (d *DownTrack) SetLayer(index int) { d.target.Store(int32(index)) }
 
-// chooseLayer returns the rank of the smallest layer whose last known
-// frame size covers width x height (within 10 %), -1 (the highest) when
-// none does or sizes are unknown.
+// chooseLayer returns the rank of the smallest layer whose frame size
+// covers width x height (within 10 %), -1 (the highest) when none does.
+// A layer's size is the one its last keyframe announced; a layer not seen
+// with a size yet is assumed to be half the size of the next one up (the
+// usual 1:2:4 simulcast), counted from the best layer whose size is known.
 func chooseLayer(layers []*layer, width, height int) int {
 	if width <= 0 && height <= 0 {
 		return -1
 	}
-	for _, l := range layers {
-		w, h := int(l.width.Load()), int(l.height.Load())
-		if w == 0 || h == 0 {
-			continue
+	sizes := make([][2]int, len(layers))
+	for i := len(layers) - 1; i >= 0; i-- {
+		w, h := int(layers[i].width.Load()), int(layers[i].height.Load())
+		if (w == 0 || h == 0) && i+1 < len(layers) {
+			w, h = sizes[i+1][0]/2, sizes[i+1][1]/2
 		}
-		if w*10 >= width*9 && h*10 >= height*9 {
+		sizes[i] = [2]int{w, h}
+	}
+	if known := sizes[len(sizes)-1]; known[0] == 0 {
+		// Sizes are known below the top only: fill upward by doubling.
+		for i := 1; i < len(sizes); i++ {
+			if sizes[i][0] == 0 {
+				sizes[i] = [2]int{sizes[i-1][0] * 2, sizes[i-1][1] * 2}
+			}
+		}
+	}
+	for i, l := range layers {
+		w, h := sizes[i][0], sizes[i][1]
+		if w > 0 && h > 0 && w*10 >= width*9 && h*10 >= height*9 {
 			return l.index
 		}
 	}

@@ -505,6 +505,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		}
 		if rid != "" {
 			p.simulcast[receiver] = up
+			up.expectLayers(len(receiver.Tracks()))
 		}
 	}
 	l.remote = remote

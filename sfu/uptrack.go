@@ -44,6 +44,10 @@ type UpTrack struct {
 	downs  atomic.Pointer[[]*DownTrack]
 	layers atomic.Pointer[[]*layer] // sorted by index
 	loops  int                      // read loops running, under mu
+	// expected is how many simulcast layers the publisher announced;
+	// allLayers closes when that many have arrived (see drainRTCP).
+	expected  int
+	allLayers chan struct{}
 
 	// isKeyframe tells whether a payload starts a keyframe of this codec.
 	isKeyframe func([]byte) bool
@@ -69,6 +73,7 @@ func newSimulcastUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec we
 	u := &UpTrack{
 		id: id, streamID: streamID, kind: kind, codec: codec, stats: stats,
 		simulcast: rid != "", writeRTCP: writeRTCP, done: make(chan struct{}),
+		allLayers: make(chan struct{}), expected: 1,
 	}
 	u.downs.Store(&[]*DownTrack{})
 	u.layers.Store(&[]*layer{})
@@ -99,7 +104,23 @@ func (u *UpTrack) addLayer(rid string, ssrc uint32) *layer {
 	next := append(append(make([]*layer, 0, len(old)+1), old...), l)
 	sort.Slice(next, func(i, j int) bool { return next[i].index < next[j].index })
 	u.layers.Store(&next)
+	if len(next) == u.expected {
+		close(u.allLayers)
+	}
 	return l
+}
+
+// expectLayers sets how many layers the publisher announced (a=simulcast);
+// call it before adding the second layer.
+func (u *UpTrack) expectLayers(n int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if n > u.expected && len(*u.layers.Load()) < n {
+		if len(*u.layers.Load()) >= u.expected { // allLayers was closed for 1
+			u.allLayers = make(chan struct{})
+		}
+		u.expected = n
+	}
 }
 
 // layer returns the layer of rank index, or nil.
@@ -280,7 +301,22 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 
 // drainRTCP reads the receiver's RTCP so the interceptors (reports, NACK
 // generator, TWCC) see it; the packets themselves are not needed here.
+//
+// For simulcast it starts only once every announced layer has arrived:
+// pion v3.3.6's ReadSimulcast reads the receiver's per-rid state without
+// its lock while a later layer is being set up (a data race), and a layer's
+// arrival is what orders the two.
 func (u *UpTrack) drainRTCP(l *layer) {
+	if l.rid != "" {
+		u.mu.Lock()
+		all := u.allLayers
+		u.mu.Unlock()
+		select {
+		case <-all:
+		case <-u.done:
+			return
+		}
+	}
 	buf := make([]byte, maxPacketSize)
 	for {
 		var err error

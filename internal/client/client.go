@@ -47,6 +47,10 @@ type Config struct {
 	AllInterfaces bool
 	// Origin header for the WebSocket (default none).
 	Origin string
+	// Simulcast publishes each video track as three layers (rids q, h, f:
+	// 320x180, 640x360 and 1280x720, with 1, 2 and 4 times PacketsPerFrame/2
+	// packets per frame).
+	Simulcast bool
 	// VideoCodec is the MIME type of published video (default video/VP8;
 	// video/VP9 and video/H264 work too: the payload is synthetic either way).
 	VideoCodec string
@@ -331,10 +335,10 @@ func (c *Client) publishLocked(kind webrtc.RTPCodecType) error {
 func (c *Client) Unpublish(l *LocalTrack) error {
 	c.negMu.Lock()
 	defer c.negMu.Unlock()
+	l.stop() // before RemoveTrack, for the reason Abort gives
 	if err := c.pc.RemoveTrack(l.sender); err != nil {
 		return fmt.Errorf("remove track: %w", err)
 	}
-	l.stop()
 	return c.offerLocked()
 }
 
@@ -514,14 +518,17 @@ func (c *Client) Leave() {
 // browser tab that crashed.
 func (c *Client) Abort() {
 	_ = c.ws.Close()
-	if c.pc != nil {
-		_ = c.pc.Close()
-	}
 	c.mu.Lock()
 	local := c.local
 	c.mu.Unlock()
+	// Stop the tracks' goroutines before closing the PeerConnection: pion
+	// v3.3.6's RTPSender.ReadSimulcast reads state that Close writes
+	// without a lock.
 	for _, l := range local {
 		l.stop()
+	}
+	if c.pc != nil {
+		_ = c.pc.Close()
 	}
 	c.wg.Wait()
 }

@@ -13,9 +13,11 @@ import (
 //
 //	codec prefix | "RTB1" | len(id) | id | track index | counter (8) | send time ns (8) | filler
 //
-// The video codec prefix is a VP8 payload descriptor (RFC 7741) followed by
-// a VP8 frame header whose P bit marks keyframes, so the server's keyframe
-// detection sees real-looking VP8. Audio has no prefix.
+// The video codec prefix (11 bytes) is a VP8 payload descriptor (RFC 7741)
+// and a VP8 frame header (RFC 6386 §9.1): frame tag whose P bit marks
+// keyframes, then for keyframes the start code and the frame size, so the
+// server's keyframe and size detection see real-looking VP8. Audio has no
+// prefix. For a simulcast track the track index is the layer (0 lowest).
 
 var magic = []byte("RTB1")
 
@@ -33,6 +35,8 @@ type Payload struct {
 	Counter  uint64
 	Sent     time.Time
 	Size     int
+	// Width and Height are the frame size a keyframe announces.
+	Width, Height int
 }
 
 // AppendPayload appends the payload described by p (p.Size bytes in all,
@@ -46,9 +50,10 @@ func AppendPayload(dst []byte, p Payload) []byte {
 		}
 		dst = append(dst, d)
 		if p.Start && p.Keyframe {
-			dst = append(dst, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a) // key frame tag + start code
+			dst = append(dst, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, // key frame tag + start code
+				byte(p.Width), byte(p.Width>>8&0x3f), byte(p.Height), byte(p.Height>>8&0x3f))
 		} else {
-			dst = append(dst, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00)
+			dst = append(dst, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0, 0, 0, 0)
 		}
 	}
 	dst = append(dst, magic...)
@@ -69,12 +74,16 @@ func ParsePayload(b []byte, video bool) (Payload, error) {
 	p := Payload{Video: video, Size: len(b)}
 	rest := b
 	if video {
-		if len(rest) < 7 {
+		if len(rest) < 11 {
 			return p, ErrBadPayload
 		}
 		p.Start = rest[0]&0x10 != 0
 		p.Keyframe = p.Start && rest[1]&0x01 == 0
-		rest = rest[7:]
+		if p.Keyframe {
+			p.Width = int(rest[7]) | int(rest[8]&0x3f)<<8
+			p.Height = int(rest[9]) | int(rest[10]&0x3f)<<8
+		}
+		rest = rest[11:]
 	}
 	if len(rest) < 5 || !bytes.Equal(rest[:4], magic) {
 		return p, ErrBadPayload

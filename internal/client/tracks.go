@@ -21,6 +21,11 @@ type LocalTrack struct {
 	video  bool
 	cfg    Config
 	id     func() string
+	rid    string // simulcast layer, "" for a plain track
+	pc     *webrtc.PeerConnection
+	width  int
+	height int
+	ppf    int // packets per frame
 
 	Sent         atomic.Uint64 // RTP packets written
 	PLIsReceived atomic.Uint64
@@ -49,20 +54,57 @@ func (c *Client) addLocal(kind webrtc.RTPCodecType, index int) error {
 	if err != nil {
 		return fmt.Errorf("local track: %w", err)
 	}
+	video := kind == webrtc.RTPCodecTypeVideo
+	if video && c.cfg.Simulcast {
+		return c.addSimulcast(codec, name)
+	}
 	sender, err := c.pc.AddTrack(tr)
 	if err != nil {
 		return fmt.Errorf("add track: %w", err)
 	}
-	l := &LocalTrack{track: tr, sender: sender, index: byte(index), video: kind == webrtc.RTPCodecTypeVideo,
-		cfg: c.cfg, done: make(chan struct{}), id: func() string { return c.ID }}
+	c.startLocal(&LocalTrack{track: tr, sender: sender, index: byte(index), video: video,
+		width: 640, height: 360, ppf: c.cfg.PacketsPerFrame})
+	return nil
+}
+
+func (c *Client) startLocal(l *LocalTrack) {
+	l.cfg, l.done, l.id, l.pc = c.cfg, make(chan struct{}), func() string { return c.ID }, c.pc
 	c.mu.Lock()
 	c.local = append(c.local, l)
 	c.mu.Unlock()
 	l.wg.Add(2)
 	go l.readRTCP()
 	go l.sendLoop()
+}
+
+// addSimulcast publishes one video track as three rid layers on one sender.
+func (c *Client) addSimulcast(codec webrtc.RTPCodecCapability, name string) error {
+	specs := []struct {
+		rid  string
+		w, h int
+		ppf  int
+	}{{"q", 320, 180, 1}, {"h", 640, 360, 2}, {"f", 1280, 720, 4}}
+	var sender *webrtc.RTPSender
+	for i, sp := range specs {
+		tr, err := webrtc.NewTrackLocalStaticRTP(codec, name, "local", webrtc.WithRTPStreamID(sp.rid))
+		if err != nil {
+			return fmt.Errorf("simulcast track: %w", err)
+		}
+		if sender == nil {
+			if sender, err = c.pc.AddTrack(tr); err != nil {
+				return fmt.Errorf("add simulcast track: %w", err)
+			}
+		} else if err := sender.AddEncoding(tr); err != nil {
+			return fmt.Errorf("add encoding %s: %w", sp.rid, err)
+		}
+		c.startLocal(&LocalTrack{track: tr, sender: sender, index: byte(i), video: true, rid: sp.rid,
+			width: sp.w, height: sp.h, ppf: max(1, sp.ppf*c.cfg.PacketsPerFrame/2)})
+	}
 	return nil
 }
+
+// RID returns the simulcast layer's rid ("" for a plain track).
+func (l *LocalTrack) RID() string { return l.rid }
 
 // Local returns the published tracks.
 func (c *Client) Local() []*LocalTrack {
@@ -74,6 +116,27 @@ func (c *Client) Local() []*LocalTrack {
 // SetAudioLevel sets the RFC 6464 level (0 loudest .. 127 silence) that
 // this audio track's packets carry from now on.
 func (l *LocalTrack) SetAudioLevel(dBov uint8) { l.level.Store(int32(dBov & 0x7f)) }
+
+// simulcastIDs returns the negotiated ids of the mid and rid header
+// extensions and this sender's mid: a simulcast sender must tag every
+// packet with them (RFC 8852) so the receiver can tell the layers apart,
+// and pion leaves that to the application.
+func (l *LocalTrack) simulcastIDs(pc *webrtc.PeerConnection) (midID, ridID uint8, mid string) {
+	for _, e := range l.sender.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			midID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			ridID = uint8(e.ID)
+		}
+	}
+	for _, t := range pc.GetTransceivers() {
+		if t.Sender() == l.sender {
+			mid = t.Mid()
+		}
+	}
+	return midID, ridID, mid
+}
 
 // audioLevelID is the negotiated id of the audio-level extension, or 0.
 func (l *LocalTrack) audioLevelID() uint8 {
@@ -95,8 +158,17 @@ func (l *LocalTrack) PLITimes() []time.Time {
 // Video reports whether the track is video.
 func (l *LocalTrack) Video() bool { return l.video }
 
+// stop ends the track's goroutines: the send loop at once, the RTCP reader
+// by a read deadline in the past.
 func (l *LocalTrack) stop() {
-	l.stopOnce.Do(func() { close(l.done) })
+	l.stopOnce.Do(func() {
+		close(l.done)
+		if l.rid == "" {
+			_ = l.sender.SetReadDeadline(time.Now())
+		} else {
+			_ = l.sender.SetReadDeadlineSimulcast(time.Now(), l.rid)
+		}
+	})
 	l.wg.Wait()
 }
 
@@ -104,7 +176,13 @@ func (l *LocalTrack) readRTCP() {
 	defer l.wg.Done()
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := l.sender.Read(buf)
+		var n int
+		var err error
+		if l.rid == "" {
+			n, _, err = l.sender.Read(buf)
+		} else {
+			n, _, err = l.sender.ReadSimulcast(buf, l.rid)
+		}
 		if err != nil {
 			return
 		}
@@ -150,7 +228,8 @@ func (l *LocalTrack) sendLoop() {
 	)
 	l.wantKey.Store(true)
 	l.level.Store(127)
-	var levelID uint8
+	var levelID, midID, ridID uint8
+	var mid string
 	pkt := &rtp.Packet{Header: rtp.Header{Version: 2}}
 	for {
 		select {
@@ -162,7 +241,7 @@ func (l *LocalTrack) sendLoop() {
 		n := 1
 		key := false
 		if l.video {
-			n = l.cfg.PacketsPerFrame
+			n = l.ppf
 			if l.wantKey.Swap(false) || time.Since(lastKey) >= l.cfg.KeyframeInterval {
 				key, lastKey = true, time.Now()
 				n *= 3
@@ -175,11 +254,20 @@ func (l *LocalTrack) sendLoop() {
 		for i := 0; i < n; i++ {
 			counter++
 			buf = AppendPayload(buf[:0], Payload{Video: l.video, Start: i == 0, Keyframe: key, ID: id,
-				Track: l.index, Counter: counter, Sent: time.Now(), Size: size})
+				Track: l.index, Counter: counter, Sent: time.Now(), Size: size, Width: l.width, Height: l.height})
 			pkt.SequenceNumber = seq
 			pkt.Timestamp = ts
 			pkt.Marker = !l.video || i == n-1
 			pkt.Payload = buf
+			if l.rid != "" {
+				if ridID == 0 || mid == "" {
+					midID, ridID, mid = l.simulcastIDs(l.pc)
+				}
+				if ridID != 0 && mid != "" {
+					_ = pkt.Header.SetExtension(midID, []byte(mid))
+					_ = pkt.Header.SetExtension(ridID, []byte(l.rid))
+				}
+			}
 			if !l.video {
 				if levelID == 0 && counter%25 == 1 {
 					levelID = l.audioLevelID()
@@ -231,6 +319,9 @@ type RemoteTrack struct {
 	maxRepair     time.Duration
 	mark          time.Time
 	afterMark     *Arrival
+	layer         int // simulcast layer of the newest packet, -1 before any
+	layerChanges  int
+	badSwitches   int // layer changes not at a keyframe
 }
 
 // Arrival is one packet's arrival, as Mark/AfterMark report it.
@@ -263,7 +354,11 @@ type Stats struct {
 	Missing int
 	// MaxRepair is the longest a missing packet took to arrive after a
 	// later one had (the longest a decoder would have waited).
-	MaxRepair                           time.Duration
+	MaxRepair time.Duration
+	// Layer is the simulcast layer (payload track index) of the newest
+	// packet; LayerChanges counts changes, BadSwitches those that did not
+	// start with a keyframe.
+	Layer, LayerChanges, BadSwitches    int
 	Started, FirstPacket, FirstKeyframe time.Time
 	Ended                               bool
 	PayloadIDs                          map[string]int // publisher ids found in payloads
@@ -282,7 +377,8 @@ func (r *RemoteTrack) Stats() Stats {
 		span := int(uint16(r.lastSeq-r.firstSeq)) + 1
 		missing = span - len(r.seen)
 	}
-	return Stats{Missing: missing, MaxRepair: r.maxRepair, Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
+	return Stats{Layer: r.layer, LayerChanges: r.layerChanges, BadSwitches: r.badSwitches,
+		Missing: missing, MaxRepair: r.maxRepair, Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
 		Started: r.started, FirstPacket: r.firstPacket, FirstKeyframe: r.firstKeyframe, Ended: r.ended, PayloadIDs: ids}
 }
 
@@ -310,7 +406,7 @@ func (c *Client) ActiveRemote() []*RemoteTrack {
 
 func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	r := &RemoteTrack{StreamID: t.StreamID(), TrackID: t.ID(), Kind: t.Kind(), SSRC: uint32(t.SSRC()), Codec: t.Codec().MimeType,
-		started: time.Now(), seen: map[uint16]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint16]time.Time{}}
+		started: time.Now(), seen: map[uint16]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint16]time.Time{}, layer: -1}
 	c.mu.Lock()
 	c.remote[t.ID()+"/"+fmt.Sprint(t.SSRC())] = r
 	c.mu.Unlock()
@@ -389,6 +485,15 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 		return
 	}
 	r.payloadIDs[pl.ID]++
+	if video && p.SequenceNumber == r.lastSeq { // the newest packet
+		if r.layer >= 0 && int(pl.Track) != r.layer {
+			r.layerChanges++
+			if !pl.Keyframe {
+				r.badSwitches++
+			}
+		}
+		r.layer = int(pl.Track)
+	}
 	if !r.mark.IsZero() && r.afterMark == nil {
 		r.afterMark = &Arrival{At: now, Keyframe: pl.Keyframe}
 	}
