@@ -129,7 +129,8 @@ func TestLossRepairBothLegs(t *testing.T) {
 // toward the cap for that one and stays high for the other.
 func TestBandwidthEstimatePerSubscriber(t *testing.T) {
 	checkGoroutines(t)
-	link := &impairFactory{rate: 400_000}
+	link := &impairFactory{}
+	link.rate.Store(400_000)
 	link.target.Store(1) // the first subscriber's PeerConnection
 	s := startServer(t, withInterceptor(link))
 	ctx := testContext(t, 40*time.Second)
@@ -219,8 +220,9 @@ type impairFactory struct {
 	// included (a lossy link), instead of dropEvery.
 	lossRate float64
 	// rate shapes the link to this many bits per second (all streams of the
-	// PeerConnection share it); packets that would wait over 300 ms drop.
-	rate     int
+	// PeerConnection share it; 0 lifts the cap); packets that would wait
+	// over 300 ms drop.
+	rate     atomic.Int64
 	linkMu   sync.Mutex
 	linkNext time.Time
 	rng      *rand.Rand
@@ -290,7 +292,7 @@ func (i *impairInterceptor) send(w interceptor.RTPWriter, h *rtp.Header, p []byt
 		i.f.dropped.Add(1)
 		return
 	}
-	i.f.linkNext = i.f.linkNext.Add(time.Duration(int64(12+len(p)) * 8 * int64(time.Second) / int64(i.f.rate)))
+	i.f.linkNext = i.f.linkNext.Add(time.Duration(int64(12+len(p)) * 8 * int64(time.Second) / max(1, i.f.rate.Load())))
 	at := i.f.linkNext
 	i.f.linkMu.Unlock()
 	lp := linkPacket{w: w, h: h.Clone(), p: append([]byte(nil), p...), at: at}
@@ -321,7 +323,7 @@ func (i *impairInterceptor) BindLocalStream(info *interceptor.StreamInfo, w inte
 		if i.f.delay > 0 {
 			time.Sleep(i.f.delay)
 		}
-		if i.f.rate > 0 {
+		if i.f.rate.Load() > 0 {
 			i.send(w, h, p)
 			return len(p), nil
 		}

@@ -66,9 +66,13 @@ type DownTrack struct {
 	skipped  uint64
 
 	paused atomic.Bool  // set by SetPaused from any goroutine
-	target atomic.Int32 // wanted layer rank, -1 the highest
-	width  atomic.Int32
-	height atomic.Int32
+	target atomic.Int32 // wanted layer rank from the viewport, -1 the highest
+	budget atomic.Int32 // highest layer rank the bandwidth allows, -1 no limit
+	// budget hysteresis, allocator goroutine only
+	upSince, overSince, upAt time.Time
+	upHold                   time.Duration
+	width                    atomic.Int32
+	height                   atomic.Int32
 
 	// set by Bind before the writer starts
 	ssrc   uint32
@@ -101,6 +105,7 @@ func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
 		done: make(chan struct{}), clock: up.codec.ClockRate,
 	}
 	d.target.Store(-1)
+	d.budget.Store(-1)
 	if up.simulcast {
 		d.current = -1 // start at a keyframe of the chosen layer
 	}
@@ -243,6 +248,9 @@ func (d *DownTrack) wantLayer() int {
 		return -1
 	}
 	t := int(d.target.Load())
+	if b := int(d.budget.Load()); b >= 0 && (t < 0 || b < t) {
+		t = b
+	}
 	if t < 0 {
 		return layers[len(layers)-1].index
 	}
@@ -356,6 +364,72 @@ func (d *DownTrack) SetViewport(width, height int) {
 	d.width.Store(int32(width))
 	d.height.Store(int32(height))
 	d.target.Store(int32(chooseLayer(*d.up.layers.Load(), width, height)))
+}
+
+// allocate caps the layer to what bits per second allow. It goes down when
+// the current layer's bitrate has exceeded the share for a second. It goes
+// up when the next layer fits with 15 % to spare, or, since an estimate
+// rarely grows far above what is actually sent, when the estimate has
+// stayed 20 % above the current layer's bitrate: a probe. Either must hold
+// for upHold (2 s, doubled after each probe that had to be undone within
+// 5 s, up to 8 s, back to 2 s after one that held), so the choice does not
+// flap. Called by the Peer's allocator goroutine only.
+func (d *DownTrack) allocate(bits int, now time.Time) {
+	layers := *d.up.layers.Load()
+	if len(layers) < 2 {
+		return
+	}
+	cur := int(d.budget.Load())
+	if cur < 0 {
+		cur = layers[len(layers)-1].index
+	}
+	var curL, next *layer
+	for _, l := range layers {
+		if l.index <= cur {
+			curL = l
+		} else if next == nil {
+			next = l
+		}
+	}
+	if curL == nil {
+		curL = layers[0]
+	}
+	curRate := curL.bitrate(now)
+	if d.upHold == 0 || !d.upAt.IsZero() && now.Sub(d.upAt) >= 5*time.Second {
+		d.upHold, d.upAt = 2*time.Second, time.Time{}
+	}
+	switch {
+	case curRate > bits && curL != layers[0]:
+		d.upSince = time.Time{}
+		if d.overSince.IsZero() {
+			d.overSince = now
+			return
+		}
+		if now.Sub(d.overSince) < time.Second {
+			return
+		}
+		fit := layers[0].index
+		for _, l := range layers {
+			if r := l.bitrate(now); r > 0 && r <= bits {
+				fit = l.index
+			}
+		}
+		d.budget.Store(int32(fit))
+		d.overSince = time.Time{}
+		if !d.upAt.IsZero() && now.Sub(d.upAt) < 5*time.Second {
+			d.upHold = min(2*d.upHold, 8*time.Second)
+		}
+	case next != nil && (next.bitrate(now)*100 <= bits*85 || curRate > 0 && bits*10 >= curRate*12):
+		d.overSince = time.Time{}
+		if d.upSince.IsZero() {
+			d.upSince = now
+		} else if now.Sub(d.upSince) >= d.upHold {
+			d.budget.Store(int32(next.index))
+			d.upSince, d.upAt = time.Time{}, now
+		}
+	default:
+		d.upSince, d.overSince = time.Time{}, time.Time{}
+	}
 }
 
 // SetLayer targets a layer rank directly (-1: the highest).

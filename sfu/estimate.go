@@ -8,6 +8,7 @@ package sfu
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
 )
@@ -46,3 +47,39 @@ func (e *estimator) bitrate() int {
 // Estimate returns the send-side bandwidth estimate toward this
 // participant in bits per second, or 0 while there is none.
 func (p *Peer) Estimate() int { return p.est.bitrate() }
+
+// allocateInterval is how often a Peer shares its estimate among its
+// simulcast subscriptions.
+const allocateInterval = 250 * time.Millisecond
+
+// allocateLoop is the Peer's allocator goroutine: it splits the bandwidth
+// estimate evenly among the video subscriptions that have layers to choose
+// from, and lets each pick the layer that fits.
+func (p *Peer) allocateLoop() {
+	defer p.wg.Done()
+	tick := time.NewTicker(allocateInterval)
+	defer tick.Stop()
+	var downs []*DownTrack
+	for {
+		select {
+		case <-p.closed:
+			return
+		case now := <-tick.C:
+			bits := p.Estimate()
+			if bits <= 0 {
+				continue
+			}
+			downs = downs[:0]
+			p.mu.Lock()
+			for up, d := range p.downs {
+				if up.simulcast && !d.paused.Load() {
+					downs = append(downs, d)
+				}
+			}
+			p.mu.Unlock()
+			for _, d := range downs {
+				d.allocate(bits/len(downs), now)
+			}
+		}
+	}
+}

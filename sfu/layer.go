@@ -6,7 +6,9 @@ package sfu
 // cache, the keyframe throttle and the atomics are safe for any goroutine.
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
@@ -26,6 +28,29 @@ type layer struct {
 	keyframe *Throttle
 	width    atomic.Int32 // from the last keyframe that carried a size, 0 unknown
 	height   atomic.Int32
+	bytes    atomic.Uint64 // received, for bitrate
+
+	rateMu    sync.Mutex
+	rateAt    time.Time
+	rateBytes uint64
+	rate      int // bits per second over the last window
+}
+
+// bitrate returns the layer's incoming bitrate, measured over windows of
+// at least half a second.
+func (l *layer) bitrate(now time.Time) int {
+	l.rateMu.Lock()
+	defer l.rateMu.Unlock()
+	if l.rateAt.IsZero() {
+		l.rateAt, l.rateBytes = now, l.bytes.Load()
+		return 0
+	}
+	if dt := now.Sub(l.rateAt); dt >= 500*time.Millisecond {
+		b := l.bytes.Load()
+		l.rate = int(float64(b-l.rateBytes) * 8 / dt.Seconds())
+		l.rateAt, l.rateBytes = now, b
+	}
+	return l.rate
 }
 
 func newLayer(index int, rid string, ssrc uint32, cacheSize int, writeRTCP func([]rtcp.Packet) error) *layer {

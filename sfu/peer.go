@@ -165,8 +165,9 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	e.mu.Lock()
 	e.peers[p] = struct{}{}
 	e.mu.Unlock()
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.run()
+	go p.allocateLoop()
 	return p, nil
 }
 

@@ -274,6 +274,7 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 			u.levelCount.Add(1)
 		}
 	}
+	l.bytes.Add(uint64(len(pkt)))
 	ext := unwrap.Unwrap(hdr.SequenceNumber)
 	if !l.cache.Put(ext, pkt) {
 		return

@@ -302,6 +302,7 @@ type RemoteTrack struct {
 
 	mu            sync.Mutex
 	packets       int
+	bytes         int
 	bad           int
 	dups          int
 	keyframes     int
@@ -349,6 +350,7 @@ func (r *RemoteTrack) AfterMark() (first *Arrival, mark time.Time) {
 // Stats is a snapshot of a RemoteTrack.
 type Stats struct {
 	Packets, Bad, Dups, Keyframes, SeqGaps int
+	Bytes                                  int // payload bytes of unique packets
 	// Missing counts sequence numbers between the first and the highest
 	// received that never arrived.
 	Missing int
@@ -377,7 +379,7 @@ func (r *RemoteTrack) Stats() Stats {
 		span := int(uint16(r.lastSeq-r.firstSeq)) + 1
 		missing = span - len(r.seen)
 	}
-	return Stats{Layer: r.layer, LayerChanges: r.layerChanges, BadSwitches: r.badSwitches,
+	return Stats{Bytes: r.bytes, Layer: r.layer, LayerChanges: r.layerChanges, BadSwitches: r.badSwitches,
 		Missing: missing, MaxRepair: r.maxRepair, Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
 		Started: r.started, FirstPacket: r.firstPacket, FirstKeyframe: r.firstKeyframe, Ended: r.ended, PayloadIDs: ids}
 }
@@ -477,6 +479,7 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 		r.lastSeq = p.SequenceNumber
 	}
 	r.packets++
+	r.bytes += len(p.Payload)
 	if r.firstPacket.IsZero() {
 		r.firstPacket = now
 	}
