@@ -238,11 +238,23 @@ export class Session extends EventTarget {
   // attachLocal sends a local track on a new sendonly transceiver. Not
   // addTrack: it may reuse a transceiver the server created, whose msid
   // track id is not the track's id, and the server knows tracks by that id.
+  //
+  // A camera captured at 640x360 or more is sent as three simulcast layers
+  // (quarter, half and full resolution), from which the server picks one per
+  // subscriber; a screen share stays a single layer.
   attachLocal(track, l) {
     this.send({ type: 'track-update', track: track.id, source: l.source, muted: l.muted });
-    if (this.pc) {
-      l.sender = this.pc.addTransceiver(track, { direction: 'sendonly', streams: [l.stream] }).sender;
+    if (!this.pc) return;
+    const init = { direction: 'sendonly', streams: [l.stream] };
+    const s = track.kind === 'video' && l.source === 'camera' ? track.getSettings() : {};
+    if (s.width >= 640 && s.height >= 360) {
+      init.sendEncodings = [
+        { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+        { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+        { rid: 'f', maxBitrate: 1500000 },
+      ];
     }
+    l.sender = this.pc.addTransceiver(track, init).sender;
   }
 
   // publish sends a local track (source: camera, microphone, screen).

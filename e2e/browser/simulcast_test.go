@@ -1,0 +1,52 @@
+package browser
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+// inboundFrameWidth is the frameWidth of the first remote video stream.
+const inboundFrameWidth = `(async () => {
+  const pc = window.roundtable && window.roundtable.session.pc;
+  if (!pc) return 0;
+  let w = 0;
+  (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.frameWidth) w = s.frameWidth; });
+  return w;
+})()`
+
+// A Chromium tab publishing its camera as simulcast is received by another
+// tab; shrinking the receiving tile makes the server send a smaller layer,
+// and the decoded frameWidth reported by getStats() drops.
+func TestSimulcastFromChromium(t *testing.T) {
+	srv := startServer(t)
+	b := newBrowser(t)
+	defer b.screenshots()
+	pub := b.open(srv.URL() + "r/sim?name=Pub")
+	sub := b.open(srv.URL() + "r/sim?name=Sub")
+	waitJS(t, pub, "three encodings on the camera sender", `(() => {
+		const pc = window.roundtable && window.roundtable.session.pc;
+		return !!pc && pc.getSenders().some(s => s.track && s.track.kind === 'video' && s.getParameters().encodings.length === 3);
+	})()`, 15*time.Second)
+	waitJS(t, sub, "the remote video playing", remoteVideosPlaying+"(1)", 20*time.Second)
+	// Chromium enables its layers as its bandwidth estimate grows: wait
+	// for the middle one at least.
+	deadline := time.Now().Add(15 * time.Second)
+	big := 0
+	for time.Now().Before(deadline) && big < 320 {
+		big = eval[int](t, sub, inboundFrameWidth)
+		time.Sleep(250 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	big = max(big, eval[int](t, sub, inboundFrameWidth))
+	t.Logf("large tile: frameWidth %d", big)
+	if big < 320 {
+		t.Fatalf("large tile decodes %d px wide, want the top layers", big)
+	}
+	eval[bool](t, sub, `(() => { const t = document.querySelector('.tile.camera:not(.self)');
+		t.style.width = '120px'; t.style.flex = 'none'; document.getElementById('grid').style.gridTemplateColumns = '120px 1fr';
+		window.roundtable.tiles.sent.clear(); window.roundtable.tiles.hints(); return true; })()`)
+	waitJS(t, sub, "a smaller decoded frame", inboundFrameWidth+`.then(w => w > 0 && w < `+strconv.Itoa(big)+`)`, 15*time.Second)
+	small := eval[int](t, sub, inboundFrameWidth)
+	t.Logf("small tile: frameWidth %d", small)
+}
