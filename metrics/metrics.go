@@ -147,7 +147,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	// The distribution of the estimates now, not over time: a histogram
 	// rebuilt at every scrape.
-	est := c.src.Estimates()
+	var est []int
+	if c.src.Estimates != nil {
+		est = c.src.Estimates()
+	}
 	eb := make(map[float64]uint64, len(EstimateBuckets))
 	var total float64
 	for _, v := range est {
