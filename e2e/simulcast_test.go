@@ -100,7 +100,7 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 	if os.Getenv("RT_TRACE") != "" {
 		go func() {
 			for i := 0; i < 60 && ctx.Err() == nil; i++ {
-				t.Logf("%5.1fs layer %d estimates %v", time.Since(start).Seconds(), cv.Stats().Layer, s.Engine.Estimates())
+				t.Logf("%5.1fs layer %d estimates %v %v", time.Since(start).Seconds(), cv.Stats().Layer, s.Engine.Estimates(), s.Engine.EstimateDetails())
 				time.Sleep(500 * time.Millisecond)
 			}
 		}()

@@ -83,3 +83,19 @@ func (p *Peer) allocateLoop() {
 		}
 	}
 }
+
+// EstimateDetails returns the congestion controller's internal state, for
+// diagnostics (nil without TWCC feedback).
+func (e *Engine) EstimateDetails() []map[string]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []map[string]any
+	for p := range e.peers {
+		p.est.mu.Lock()
+		if g, ok := p.est.gcc.(interface{ GetStats() map[string]any }); ok && p.est.twcc.Load() {
+			out = append(out, g.GetStats())
+		}
+		p.est.mu.Unlock()
+	}
+	return out
+}
