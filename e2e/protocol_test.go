@@ -105,7 +105,9 @@ func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
 }
 
 // The configured ICE servers reach clients in "joined", and with -nat-ip
-// the server advertises that address instead of its own.
+// the server advertises that address instead of its own. (The client only
+// offers, from a PeerConnection that never gathers, so nothing tries to
+// reach the unreachable advertised address.)
 func TestICEServersAndNATIP(t *testing.T) {
 	checkGoroutines(t)
 	s := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) {
@@ -114,11 +116,34 @@ func TestICEServersAndNATIP(t *testing.T) {
 		c.NAT1To1IPs = []string{"127.0.0.2"} // not the address the server listens on
 	})
 	ctx := testContext(t, 20*time.Second)
-	c := s.join(ctx, "ice", "a", 0, 0)
+	c, err := client.Dial(ctx, client.Config{URL: s.WSURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	if err := c.SendJSON(map[string]string{"type": "join", "room": "ice", "name": "a"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "joined", func() bool { return len(c.ICEServers()) > 0 })
 	got := c.ICEServers()
 	if len(got) != 2 || got[0].URLs[0] != "stun:stun.example.org:3478" || got[0].Username != "" ||
 		got[1].Username != "u" || got[1].Credential != "p" {
 		t.Errorf("iceServers %+v", got)
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.CreateDataChannel("roundtable", nil); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendJSON(map[string]string{"type": "offer", "sdp": offer.SDP}); err != nil {
+		t.Fatal(err)
 	}
 	waitFor(t, ctx, "server candidates", func() bool { return len(c.RemoteCandidates()) > 0 })
 	for _, cand := range c.RemoteCandidates() {

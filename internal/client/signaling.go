@@ -90,12 +90,15 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 	case sig.TypeAnswer:
 		c.onAnswer(m.SDP)
 	case sig.TypeCandidate:
-		if m.Candidate == nil || c.pc == nil {
+		if m.Candidate == nil {
 			return
 		}
 		c.mu.Lock()
 		c.serverCands = append(c.serverCands, m.Candidate.Candidate)
 		c.mu.Unlock()
+		if c.pc == nil {
+			return
+		}
 		if c.pc.RemoteDescription() == nil {
 			c.mu.Lock()
 			c.cands = append(c.cands, *m.Candidate)
