@@ -58,9 +58,9 @@ func TestSimulcastLayerFollowsTileSize(t *testing.T) {
 // Simulcast under a capped link: a subscriber behind 400 kbit/s is moved
 // to the lowest layer (240 kbit/s) within 5 s and receives no more than the
 // cap; when the cap is lifted it climbs back to the top layer. The issue
-// asks for 15 s; measured here ~26 s, because pion's loss-based GCC stays
-// at its 100 kbit/s floor for ~14 s after the loss stops (RT_TRACE=1 logs
-// the timeline), so this asserts 35 s until the estimator is improved.
+// asks for 15 s; measured here 10-14 s (pion's loss-based GCC restarts from
+// its 100 kbit/s floor and grows 5 % per 200 ms; RT_TRACE=1 logs the
+// timeline), so this asserts 20 s to stay clear of scheduling noise.
 // Every switch starts with a keyframe and the stream stays continuous. The
 // other subscriber stays on the top layer throughout.
 func TestSimulcastFollowsBandwidth(t *testing.T) {
@@ -78,6 +78,14 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 	}
 	cv, fv := videoTrack(capped), videoTrack(free)
 	start := time.Now()
+	if os.Getenv("RT_TRACE") == "2" {
+		go func() {
+			for i := 0; i < 30 && ctx.Err() == nil; i++ {
+				t.Logf("capped phase %5.1fs layer %d dropped %d %v", time.Since(start).Seconds(), cv.Stats().Layer, link.dropped.Load(), s.Engine.EstimateDetails())
+				time.Sleep(500 * time.Millisecond)
+			}
+		}()
+	}
 	waitFor(t, ctx, "the capped subscriber on the lowest layer", func() bool { return cv.Stats().Layer == 0 })
 	t.Logf("lowest layer after %v; estimates %v", time.Since(start), s.Engine.Estimates())
 	if d := time.Since(start); d > 5*time.Second {
@@ -107,8 +115,8 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 	}
 	waitFor(t, ctx, "the top layer again", func() bool { return cv.Stats().Layer == 2 })
 	t.Logf("top layer after %v; estimates %v", time.Since(start), s.Engine.Estimates())
-	if d := time.Since(start); d > 35*time.Second {
-		t.Errorf("back on the top layer after %v, want < 35s", d)
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("back on the top layer after %v, want < 20s", d)
 	}
 	// (A switch's first keyframe packet may be lost on the shaped link and
 	// repaired later, so keyframe-first is checked in the lossless test.)

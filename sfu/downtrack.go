@@ -36,10 +36,20 @@ type queued struct {
 
 // sentPacket lets the writer resend what it sent under an outgoing seq.
 type sentPacket struct {
-	layer   *layer
-	ext     uint64
-	tsDelta uint32
+	layer    *layer
+	ext      uint64
+	tsDelta  uint32
+	resent   uint8 // times retransmitted
+	resentAt int64 // unix nanos of the last retransmission
 }
+
+// A packet is retransmitted at most maxResends times, and not twice within
+// resendGap: on a congested link every repeated NACK answered in full would
+// keep the link saturated with retransmissions (congestion collapse).
+const (
+	maxResends = 2
+	resendGap  = 40 * time.Millisecond
+)
 
 // DownTrack is one subscriber's copy of an UpTrack: a webrtc.TrackLocal with
 // its own SSRC, sequence space, queue and writer goroutine.
@@ -278,10 +288,18 @@ func (d *DownTrack) writeLoop() {
 			seq := base + d.seqDelta
 			d.send(q.layer, q.ext, seq, false)
 		case seq := <-d.rtx:
-			if sp := d.sent[seq%sentHistory]; sp.layer != nil {
-				if d.send(sp.layer, sp.ext, seq, true) {
-					d.stats.Retransmits.Add(1)
-				}
+			sp := &d.sent[seq%sentHistory]
+			if sp.layer == nil || sp.resent >= maxResends {
+				continue
+			}
+			now := time.Now().UnixNano()
+			if sp.resent > 0 && now-sp.resentAt < int64(resendGap) {
+				continue
+			}
+			sp.resent++
+			sp.resentAt = now
+			if d.send(sp.layer, sp.ext, seq, true) {
+				d.stats.Retransmits.Add(1)
 			}
 		case <-d.done:
 			return
@@ -372,7 +390,7 @@ func (d *DownTrack) SetViewport(width, height int) {
 // rarely grows far above what is actually sent, when the estimate has
 // stayed 20 % above the current layer's bitrate: a probe. Either must hold
 // for upHold (2 s, doubled after each probe that had to be undone within
-// 5 s, up to 8 s, back to 2 s after one that held), so the choice does not
+// 3 s, up to 8 s, back to 2 s after one that held), so the choice does not
 // flap. Called by the Peer's allocator goroutine only.
 func (d *DownTrack) allocate(bits int, now time.Time) {
 	layers := *d.up.layers.Load()
@@ -395,7 +413,7 @@ func (d *DownTrack) allocate(bits int, now time.Time) {
 		curL = layers[0]
 	}
 	curRate := curL.bitrate(now)
-	if d.upHold == 0 || !d.upAt.IsZero() && now.Sub(d.upAt) >= 5*time.Second {
+	if d.upHold == 0 || !d.upAt.IsZero() && now.Sub(d.upAt) >= 3*time.Second {
 		d.upHold, d.upAt = 2*time.Second, time.Time{}
 	}
 	switch {
@@ -416,7 +434,7 @@ func (d *DownTrack) allocate(bits int, now time.Time) {
 		}
 		d.budget.Store(int32(fit))
 		d.overSince = time.Time{}
-		if !d.upAt.IsZero() && now.Sub(d.upAt) < 5*time.Second {
+		if !d.upAt.IsZero() && now.Sub(d.upAt) < 3*time.Second {
 			d.upHold = min(2*d.upHold, 8*time.Second)
 		}
 	case next != nil && (next.bitrate(now)*100 <= bits*85 || curRate > 0 && bits*10 >= curRate*12):

@@ -318,3 +318,34 @@ func TestPauseAndResume(t *testing.T) {
 		t.Errorf("paused gauge %d after resume", r.stats.PausedSubscriptions.Load())
 	}
 }
+
+// A NACKed packet is resent at most maxResends times, never twice within
+// resendGap, so repeated NACKs cannot flood a congested subscriber.
+func TestRetransmissionLimits(t *testing.T) {
+	r := newRig(t, 1)
+	for i := 0; i < 10; i++ {
+		r.sendFrame(false)
+	}
+	r.wait(10)
+	d, w := r.downs[0], r.writers[0]
+	nack := func() {
+		before := w.n.Load()
+		d.rtx <- 5
+		deadline := time.Now().Add(100 * time.Millisecond)
+		for w.n.Load() == before && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+	}
+	nack()
+	nack() // within resendGap: ignored
+	if got := r.stats.Retransmits.Load(); got != 1 {
+		t.Fatalf("%d retransmissions after two quick NACKs, want 1", got)
+	}
+	for i := 0; i < 4; i++ {
+		time.Sleep(resendGap + 10*time.Millisecond)
+		nack()
+	}
+	if got := r.stats.Retransmits.Load(); got != maxResends {
+		t.Errorf("%d retransmissions of one packet, want %d", got, maxResends)
+	}
+}
