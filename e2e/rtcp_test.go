@@ -406,3 +406,23 @@ func measure(ctx context.Context, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// A subscriber without TWCC feedback that sends REMB gets its REMB as the
+// server's bandwidth estimate.
+func TestREMBFallback(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 20*time.Second)
+	s.join(ctx, "remb", "pub", 0, 1)
+	sub := s.joinWith(ctx, client.Config{Room: "remb", Name: "sub", NoTWCC: true})
+	waitFor(t, ctx, "video", func() bool { return videoTrack(sub) != nil })
+	v := videoTrack(sub)
+	remb := &rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: 321_000, SSRCs: []uint32{v.SSRC}}
+	waitFor(t, ctx, "the REMB as the estimate", func() bool {
+		if err := sub.WriteRTCP([]rtcp.Packet{remb}); err != nil {
+			t.Fatal(err)
+		}
+		est := s.Engine.Estimates()
+		return len(est) == 1 && est[0] == 321_000
+	})
+}

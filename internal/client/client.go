@@ -54,6 +54,8 @@ type Config struct {
 	// VideoCodec is the MIME type of published video (default video/VP8;
 	// video/VP9 and video/H264 work too: the payload is synthetic either way).
 	VideoCodec string
+	// NoTWCC leaves out TWCC feedback, like a receiver that only knows REMB.
+	NoTWCC bool
 	// Interceptors run innermost, before pion's NACK and report
 	// interceptors (tests use them to impair the client's network).
 	Interceptors []interceptor.Factory
@@ -151,7 +153,7 @@ type serverMsg struct {
 // newAPI builds the client's pion API: the server's codecs, pion's default
 // interceptors, loopback-only ICE unless told otherwise, and the DTLS server
 // role (the client offers first, so it keeps that role when it answers).
-func newAPI(all bool, extra []interceptor.Factory) (*webrtc.API, error) {
+func newAPI(all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := sfu.RegisterCodecs(m); err != nil {
 		return nil, err
@@ -167,8 +169,10 @@ func newAPI(all bool, extra []interceptor.Factory) (*webrtc.API, error) {
 		return nil, err
 	}
 	// TWCC feedback, so the server can estimate the bandwidth toward us.
-	if err := webrtc.ConfigureTWCCSender(m, r); err != nil {
-		return nil, err
+	if !noTWCC {
+		if err := webrtc.ConfigureTWCCSender(m, r); err != nil {
+			return nil, err
+		}
 	}
 	se := webrtc.SettingEngine{}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -270,7 +274,7 @@ func (c *Client) SendRaw(messageType int, b []byte) error {
 }
 
 func (c *Client) startPeer() error {
-	api, err := newAPI(c.cfg.AllInterfaces, c.cfg.Interceptors)
+	api, err := newAPI(c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
 	if err != nil {
 		return fmt.Errorf("client api: %w", err)
 	}
