@@ -343,6 +343,7 @@ func (c *Client) Unpublish(l *LocalTrack) error {
 	if err := c.pc.RemoveTrack(l.sender); err != nil {
 		return fmt.Errorf("remove track: %w", err)
 	}
+	l.wait()
 	return c.offerLocked()
 }
 
@@ -533,6 +534,9 @@ func (c *Client) Abort() {
 	}
 	if c.pc != nil {
 		_ = c.pc.Close()
+	}
+	for _, l := range local {
+		l.wait()
 	}
 	c.wg.Wait()
 }

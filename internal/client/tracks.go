@@ -36,6 +36,7 @@ type LocalTrack struct {
 	pliMu        sync.Mutex
 	pliTimes     []time.Time
 	done         chan struct{}
+	rtcpDone     chan struct{} // closed when readRTCP returns
 	stopOnce     sync.Once
 	wg           sync.WaitGroup
 }
@@ -69,6 +70,7 @@ func (c *Client) addLocal(kind webrtc.RTPCodecType, index int) error {
 
 func (c *Client) startLocal(l *LocalTrack) {
 	l.cfg, l.done, l.id, l.pc = c.cfg, make(chan struct{}), func() string { return c.ID }, c.pc
+	l.rtcpDone = make(chan struct{})
 	c.mu.Lock()
 	c.local = append(c.local, l)
 	c.mu.Unlock()
@@ -159,7 +161,9 @@ func (l *LocalTrack) PLITimes() []time.Time {
 func (l *LocalTrack) Video() bool { return l.video }
 
 // stop ends the track's goroutines: the send loop at once, the RTCP reader
-// by a read deadline in the past.
+// by a read deadline in the past. A sender that never started sending
+// ignores deadlines; its reader ends when the PeerConnection closes, so
+// stop waits for it only briefly: call wait after closing.
 func (l *LocalTrack) stop() {
 	l.stopOnce.Do(func() {
 		close(l.done)
@@ -169,11 +173,18 @@ func (l *LocalTrack) stop() {
 			_ = l.sender.SetReadDeadlineSimulcast(time.Now(), l.rid)
 		}
 	})
-	l.wg.Wait()
+	select {
+	case <-l.rtcpDone:
+	case <-time.After(200 * time.Millisecond):
+	}
 }
+
+// wait waits for the track's goroutines after stop and the close.
+func (l *LocalTrack) wait() { l.wg.Wait() }
 
 func (l *LocalTrack) readRTCP() {
 	defer l.wg.Done()
+	defer close(l.rtcpDone)
 	buf := make([]byte, 1500)
 	for {
 		var n int
