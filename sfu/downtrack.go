@@ -450,9 +450,6 @@ func (d *DownTrack) allocate(bits int, now time.Time) {
 	}
 }
 
-// SetLayer targets a layer rank directly (-1: the highest).
-func (d *DownTrack) SetLayer(index int) { d.target.Store(int32(index)) }
-
 // chooseLayer returns the rank of the smallest layer whose frame size
 // covers width x height (within 10 %), -1 (the highest) when none does.
 // A layer's size is the one its last keyframe announced; a layer not seen
@@ -485,13 +482,6 @@ func chooseLayer(layers []*layer, width, height int) int {
 		}
 	}
 	return -1
-}
-
-// Layer returns the rank of the layer being forwarded (-1: none yet).
-func (d *DownTrack) Layer() int {
-	d.emu.Lock()
-	defer d.emu.Unlock()
-	return d.current
 }
 
 // Rewrite turns a publisher's RTP header into a subscriber's: its SSRC, its

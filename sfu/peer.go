@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
@@ -553,9 +552,6 @@ func (p *Peer) SetViewport(up *UpTrack, width, height int, visible bool) bool {
 	d.SetPaused(!visible)
 	return true
 }
-
-// WriteRTCP sends RTCP to the remote (used by tests and tools).
-func (p *Peer) WriteRTCP(pkts []rtcp.Packet) error { return p.pc.WriteRTCP(pkts) }
 
 // newTrackID returns a random, URL-safe track id.
 func newTrackID() string {

@@ -133,16 +133,6 @@ func (u *UpTrack) layer(index int) *layer {
 	return nil
 }
 
-// Layers returns the ranks of the layers the publisher sends, lowest first.
-func (u *UpTrack) Layers() []int {
-	ls := *u.layers.Load()
-	out := make([]int, len(ls))
-	for i, l := range ls {
-		out[i] = l.index
-	}
-	return out
-}
-
 // ID is the server-assigned track id, unique within the server.
 func (u *UpTrack) ID() string { return u.id }
 
@@ -174,9 +164,6 @@ func (u *UpTrack) LevelSample() (loudness float64, packets int) {
 	}
 	return float64(sum) / float64(n), int(n)
 }
-
-// Subscribers returns the number of bound DownTracks.
-func (u *UpTrack) Subscribers() int { return len(*u.downs.Load()) }
 
 // RequestKeyframe asks the publisher for a keyframe on every layer, at most
 // once per KeyframeInterval per layer; requests inside the interval are
