@@ -18,6 +18,8 @@ fi
 
 export RT_REQUIRE_TOOLS=1
 go vet ./...
-go test -race -count=1 -timeout 15m "$@" ./...
+# -p 1: one package at a time, so the timing-sensitive media tests (e2e/) and
+# the Chromium tests (e2e/browser/) never share the two cores.
+go test -race -count=1 -p 1 -timeout 15m "$@" ./...
 # The hot-path benchmarks, once, without the race detector.
 go test -run '^$' -bench . -benchtime 1x -benchmem ./sfu/
