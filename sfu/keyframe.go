@@ -6,15 +6,7 @@ import "strings"
 // such as "video/VP8") starts or belongs to a keyframe. It looks only at the
 // payload, never allocates, and returns false for audio and unknown codecs.
 func IsKeyframe(mime string, payload []byte) bool {
-	switch {
-	case strings.EqualFold(mime, "video/VP8"):
-		return vp8Keyframe(payload)
-	case strings.EqualFold(mime, "video/VP9"):
-		return vp9Keyframe(payload)
-	case strings.EqualFold(mime, "video/H264"):
-		return h264Keyframe(payload)
-	}
-	return false
+	return keyframeFunc(mime)(payload)
 }
 
 // keyframeFunc returns the keyframe test for a codec, chosen once per track

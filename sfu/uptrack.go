@@ -165,18 +165,6 @@ func (u *UpTrack) LevelSample() (loudness float64, packets int) {
 	return float64(sum) / float64(n), int(n)
 }
 
-// RequestKeyframe asks the publisher for a keyframe on every layer, at most
-// once per KeyframeInterval per layer; requests inside the interval are
-// merged into one at its end. Audio tracks ignore it.
-func (u *UpTrack) RequestKeyframe() {
-	if u.kind != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	for _, l := range *u.layers.Load() {
-		l.keyframe.Request()
-	}
-}
-
 // requestKeyframe asks for a keyframe on the layer of rank index.
 func (u *UpTrack) requestKeyframe(index int) {
 	if u.kind != webrtc.RTPCodecTypeVideo {
