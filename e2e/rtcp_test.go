@@ -228,6 +228,7 @@ type impairFactory struct {
 	rng      *rand.Rand
 	rngMu    sync.Mutex
 	dropped  atomic.Int64
+	offered  atomic.Int64 // bytes the server wrote to the shaped link (RTP header and payload)
 }
 
 func withInterceptor(f interceptor.Factory) serverOpt {
@@ -282,6 +283,7 @@ func (i *impairInterceptor) send(w interceptor.RTPWriter, h *rtp.Header, p []byt
 			}
 		}()
 	})
+	i.f.offered.Add(int64(h.MarshalSize() + len(p)))
 	now := time.Now()
 	i.f.linkMu.Lock()
 	if i.f.linkNext.Before(now) {

@@ -55,14 +55,13 @@ func TestSimulcastLayerFollowsTileSize(t *testing.T) {
 	}
 }
 
-// Simulcast under a capped link: a subscriber behind 400 kbit/s is moved
-// to the lowest layer (240 kbit/s) within 5 s and receives no more than the
-// cap; when the cap is lifted it climbs back to the top layer. The issue
-// asks for 15 s; measured here 10-14 s (pion's loss-based GCC restarts from
-// its 100 kbit/s floor and grows 5 % per 200 ms; RT_TRACE=1 logs the
-// timeline), so this asserts 20 s to stay clear of scheduling noise.
-// Every switch starts with a keyframe and the stream stays continuous. The
-// other subscriber stays on the top layer throughout.
+// Simulcast under a capped link (issue 4, test 2): a subscriber behind
+// 400 kbit/s is moved to the lowest layer (240 kbit/s) within 5 s, and the
+// server then sends it no more than the cap (counted where the server
+// writes, before the shaped link); within 15 s of lifting the cap it is
+// back on the top layer (measured 9.2-9.4 s; RT_TRACE=1 logs the
+// timeline). Every switch starts with a keyframe and the stream stays
+// continuous. The other subscriber stays on the top layer throughout.
 func TestSimulcastFollowsBandwidth(t *testing.T) {
 	checkGoroutines(t)
 	link := &impairFactory{}
@@ -91,13 +90,14 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("reached the lowest layer after %v, want < 5s", d)
 	}
-	time.Sleep(time.Second) // settle, then measure what crosses the link
-	b0, t0 := cv.Stats().Bytes, time.Now()
-	time.Sleep(2 * time.Second)
-	rate := float64(cv.Stats().Bytes-b0) * 8 / time.Since(t0).Seconds()
-	t.Logf("capped subscriber receives %.0f kbit/s (payload)", rate/1000)
-	if rate > 400_000 {
-		t.Errorf("capped subscriber receives %.0f bit/s, over the 400 kbit/s cap", rate)
+	time.Sleep(time.Second) // settle, then measure what the server sends
+	o0, b0, t0 := link.offered.Load(), cv.Stats().Bytes, time.Now()
+	time.Sleep(3 * time.Second)
+	secs := time.Since(t0).Seconds()
+	sent, got := float64(link.offered.Load()-o0)*8/secs, float64(cv.Stats().Bytes-b0)*8/secs
+	t.Logf("the server sends the capped subscriber %.0f kbit/s (RTP); it receives %.0f kbit/s (payload)", sent/1000, got/1000)
+	if sent > 400_000 {
+		t.Errorf("the server sends the capped subscriber %.0f bit/s, over the 400 kbit/s cap", sent)
 	}
 	if fv.Stats().Layer != 2 {
 		t.Errorf("the free subscriber is on layer %d, want 2", fv.Stats().Layer)
@@ -108,15 +108,16 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 	if os.Getenv("RT_TRACE") != "" {
 		go func() {
 			for i := 0; i < 60 && ctx.Err() == nil; i++ {
-				t.Logf("%5.1fs layer %d estimates %v %v", time.Since(start).Seconds(), cv.Stats().Layer, s.Engine.Estimates(), s.Engine.EstimateDetails())
+				st := cv.Stats()
+				t.Logf("%5.1fs layer %d pk %d gaps %d miss %d dups %d drop %d est %v %v", time.Since(start).Seconds(), st.Layer, st.Packets, st.SeqGaps, st.Missing, st.Dups, link.dropped.Load(), s.Engine.Estimates(), s.Engine.EstimateDetails())
 				time.Sleep(500 * time.Millisecond)
 			}
 		}()
 	}
 	waitFor(t, ctx, "the top layer again", func() bool { return cv.Stats().Layer == 2 })
 	t.Logf("top layer after %v; estimates %v", time.Since(start), s.Engine.Estimates())
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("back on the top layer after %v, want < 20s", d)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("back on the top layer after %v, want < 15s", d)
 	}
 	// (A switch's first keyframe packet may be lost on the shaped link and
 	// repaired later, so keyframe-first is checked in the lossless test.)

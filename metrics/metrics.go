@@ -78,7 +78,7 @@ func newCollector(src Sources) *collector {
 		retransmits:         desc("retransmitted_packets_total", "RTP packets resent to subscribers in answer to NACKs."),
 		keyframeReqRecv:     desc("keyframe_requests_received_total", "PLI and FIR packets received from subscribers.", "type"),
 		keyframeReqSent:     desc("keyframe_requests_sent_total", "PLI/FIR packets sent to publishers after throttling."),
-		rtcpErrors:          desc("rtcp_errors_total", "RTCP packets from subscribers that could not be parsed."),
+		rtcpErrors:          desc("rtcp_errors_total", "RTCP packets that could not be parsed or that an interceptor refused."),
 		dataIn:              desc("data_messages_received_total", "Data-channel messages received."),
 		dataInBytes:         desc("data_received_bytes_total", "Data-channel bytes received."),
 		dataOut:             desc("data_messages_sent_total", "Data-channel messages forwarded."),

@@ -84,6 +84,7 @@ func RegisterCodecs(m *webrtc.MediaEngine) error {
 //   - NACK generator: NACKs toward publishers on upstream loss (RFC 4585 §6.2.1);
 //   - receiver and sender reports (RFC 3550 §6.4);
 //   - TWCC feedback to publishers, for their send-side bandwidth estimate;
+//   - twccTrim, which drops the padding pion would count as lost packets;
 //   - send-side bandwidth estimation toward this subscriber: Google
 //     congestion control fed by the subscriber's TWCC feedback, with the
 //     transport-wide sequence number extension added to every packet sent
@@ -119,6 +120,7 @@ func registerInterceptors(r *interceptor.Registry, stats *Stats) (*estimator, er
 		return nil, fmt.Errorf("congestion control: %w", err)
 	}
 	ccf.OnNewPeerConnection(func(_ string, b cc.BandwidthEstimator) { est.set(b) })
+	r.Add(twccTrimFactory{}) // must read feedback before the estimator does
 	r.Add(ccf)
 	ext, err := twcc.NewHeaderExtensionInterceptor()
 	if err != nil {

@@ -81,6 +81,8 @@ type DownTrack struct {
 	// budget hysteresis, allocator goroutine only
 	upSince, overSince, upAt time.Time
 	upHold                   time.Duration
+	probeUntil               time.Time // a probe's grace ends
+	probeBits                int       // the estimate when the probe began
 	width                    atomic.Int32
 	height                   atomic.Int32
 
@@ -99,6 +101,7 @@ type DownTrack struct {
 	tsDelta  uint32                  // outgoing = upstream + tsDelta
 	rebaseTS bool
 	lastSeq  uint16
+	runStart uint16 // first seq of the current run (it starts at a keyframe)
 	lastTS   uint32
 	lastAt   time.Time
 	clock    uint32 // codec clock rate
@@ -286,10 +289,16 @@ func (d *DownTrack) writeLoop() {
 				d.rebaseTS = true
 			}
 			seq := base + d.seqDelta
+			if q.switched {
+				d.runStart = seq
+			}
 			d.send(q.layer, q.ext, seq, false)
 		case seq := <-d.rtx:
 			sp := &d.sent[seq%sentHistory]
-			if sp.layer == nil || sp.resent >= maxResends {
+			if sp.layer == nil || sp.resent >= maxResends || int16(seq-d.runStart) < 0 {
+				// (A packet from before the current run's keyframe is of
+				// no use to the decoder: after a layer switch it would
+				// only crowd the link that made us switch.)
 				continue
 			}
 			now := time.Now().UnixNano()
@@ -391,7 +400,11 @@ func (d *DownTrack) SetViewport(width, height int) {
 // stayed 20 % above the current layer's bitrate: a probe. Either must hold
 // for upHold (2 s, doubled after each probe that had to be undone within
 // 3 s, up to 8 s, back to 2 s after one that held), so the choice does not
-// flap. Called by the Peer's allocator goroutine only.
+// flap. For probeGrace after a probe, a layer above the estimate is kept
+// as long as the estimate has not fallen since the probe began: the
+// estimator is then still climbing toward what is now sent (pion's GCC
+// grows by 5 to 8 % per step), and only a fall means congestion.
+// Called by the Peer's allocator goroutine only.
 func (d *DownTrack) allocate(bits int, now time.Time) {
 	layers := *d.up.layers.Load()
 	if len(layers) < 2 {
@@ -419,6 +432,11 @@ func (d *DownTrack) allocate(bits int, now time.Time) {
 	switch {
 	case curRate > bits && curL != layers[0]:
 		d.upSince = time.Time{}
+		if now.Before(d.probeUntil) && bits >= d.probeBits {
+			d.overSince = time.Time{}
+			return
+		}
+		d.probeUntil = time.Time{}
 		if d.overSince.IsZero() {
 			d.overSince = now
 			return
@@ -444,6 +462,9 @@ func (d *DownTrack) allocate(bits int, now time.Time) {
 		} else if now.Sub(d.upSince) >= d.upHold {
 			d.budget.Store(int32(next.index))
 			d.upSince, d.upAt = time.Time{}, now
+			if next.bitrate(now)*100 > bits*85 {
+				d.probeUntil, d.probeBits = now.Add(probeGrace), bits
+			}
 		}
 	default:
 		d.upSince, d.overSince = time.Time{}, time.Time{}
@@ -503,11 +524,16 @@ func Rewrite(h *rtp.Header, ssrc uint32, pt uint8, seq uint16) {
 // NACKs are answered from the cache (RFC 4585 §6.2.1).
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, maxPacketSize)
-	for {
+	for failed := 0; ; {
 		n, _, err := sender.Read(buf)
 		if err != nil {
-			return
+			if rtcpReadEnds(err, &failed) {
+				return
+			}
+			d.stats.RTCPReadErrors.Add(1)
+			continue
 		}
+		failed = 0
 		pkts, err := rtcp.Unmarshal(buf[:n])
 		if err != nil {
 			d.stats.RTCPReadErrors.Add(1)

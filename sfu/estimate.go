@@ -52,6 +52,10 @@ func (p *Peer) Estimate() int { return p.est.bitrate() }
 // simulcast subscriptions.
 const allocateInterval = 250 * time.Millisecond
 
+// probeGrace is how long a layer chosen by a probe is kept above the
+// estimate while the estimate keeps growing (see DownTrack.allocate).
+const probeGrace = 4 * time.Second
+
 // allocateLoop is the Peer's allocator goroutine: it splits the bandwidth
 // estimate evenly among the video subscriptions that have layers to choose
 // from, and lets each pick the layer that fits.

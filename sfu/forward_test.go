@@ -317,6 +317,24 @@ func TestPauseAndResume(t *testing.T) {
 	if r.stats.PausedSubscriptions.Load() != 0 {
 		t.Errorf("paused gauge %d after resume", r.stats.PausedSubscriptions.Load())
 	}
+	// A NACK for a packet from before the resume keyframe (seq 3) is not
+	// answered: the decoder restarted at the keyframe (seq 10). One for a
+	// packet after it (seq 11) is.
+	w := r.writers[1]
+	for _, tt := range []struct {
+		seq    uint16
+		resent bool
+	}{{3, false}, {11, true}} {
+		before := r.stats.Retransmits.Load()
+		hidden.rtx <- tt.seq
+		deadline := time.Now().Add(200 * time.Millisecond)
+		for r.stats.Retransmits.Load() == before && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+		if got := r.stats.Retransmits.Load() > before; got != tt.resent {
+			t.Errorf("NACK for seq %d: resent %v, want %v (writer at %d packets)", tt.seq, got, tt.resent, w.n.Load())
+		}
+	}
 }
 
 // A NACKed packet is resent at most maxResends times, never twice within

@@ -63,16 +63,3 @@ func newLayer(index int, rid string, ssrc uint32, cacheSize int, writeRTCP func(
 	})
 	return l
 }
-
-// vp8Size reads the frame size from a VP8 keyframe (RFC 6386 §9.1): after
-// the payload descriptor, a 3-byte frame tag, the start code 9d 01 2a,
-// then 14-bit width and height, little-endian.
-func vp8Size(p []byte) (w, h int, ok bool) {
-	i := vp8HeaderOffset(p)
-	if i < 0 || len(p) < i+10 || p[i]&0x01 != 0 || p[i+3] != 0x9d || p[i+4] != 0x01 || p[i+5] != 0x2a {
-		return 0, 0, false
-	}
-	w = int(p[i+6]) | int(p[i+7]&0x3f)<<8
-	h = int(p[i+8]) | int(p[i+9]&0x3f)<<8
-	return w, h, w > 0 && h > 0
-}

@@ -8,6 +8,8 @@ package sfu
 // layer's loop calls it.
 
 import (
+	"errors"
+	"io"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -51,6 +53,8 @@ type UpTrack struct {
 
 	// isKeyframe tells whether a payload starts a keyframe of this codec.
 	isKeyframe func([]byte) bool
+	// frameSize reads the frame size from a keyframe packet, if it has one.
+	frameSize func([]byte) (w, h int, ok bool)
 
 	// RFC 6464 audio levels: the read loop adds, LevelSample takes.
 	levelID    uint8 // negotiated extension id, 0 if none
@@ -78,6 +82,7 @@ func newSimulcastUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec we
 	u.downs.Store(&[]*DownTrack{})
 	u.layers.Store(&[]*layer{})
 	u.isKeyframe = keyframeFunc(codec.MimeType)
+	u.frameSize = sizeFunc(codec.MimeType)
 	u.addLayer(rid, ssrc)
 	return u
 }
@@ -263,7 +268,7 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 		if end > hl {
 			payload := pkt[hl:end]
 			if key = u.isKeyframe(payload); key {
-				if w, h, ok := vp8Size(payload); ok {
+				if w, h, ok := u.frameSize(payload); ok {
 					l.width.Store(int32(w))
 					l.height.Store(int32(h))
 				}
@@ -294,15 +299,32 @@ func (u *UpTrack) drainRTCP(l *layer) {
 		}
 	}
 	buf := make([]byte, maxPacketSize)
-	for {
+	for failed := 0; ; {
 		var err error
 		if l.rid == "" {
 			_, _, err = u.receiver.Read(buf)
 		} else {
 			_, _, err = u.receiver.ReadSimulcast(buf, l.rid)
 		}
-		if err != nil {
+		if err == nil {
+			failed = 0
+		} else if rtcpReadEnds(err, &failed) {
 			return
+		} else {
+			u.stats.RTCPReadErrors.Add(1)
 		}
 	}
+}
+
+// maxRTCPErrors consecutive failed reads end an RTCP reader loop.
+const maxRTCPErrors = 100
+
+// rtcpReadEnds reports whether an RTCP reader loop should end after err:
+// when pion closed the stream, or after maxRTCPErrors failures in a row
+// (failed counts them). An interceptor refusing one compound packet (pion's
+// estimator rejects feedback it cannot parse) must not end the loop, or
+// the interceptors, NACKs and keyframe requests would stop for the track.
+func rtcpReadEnds(err error, failed *int) bool {
+	*failed++
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || *failed >= maxRTCPErrors
 }
