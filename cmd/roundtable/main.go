@@ -3,10 +3,14 @@
 // and every PeerConnection on one UDP port. Every flag also reads a
 // ROUNDTABLE_* environment variable (flag -ice-port: ROUNDTABLE_ICE_PORT);
 // a flag given on the command line wins.
+//
+// `roundtable load` is the load tool: simulated participants against a
+// running server, with a delivery, latency and server-cost summary.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,8 +25,15 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	args, cmd := os.Args[1:], run
+	if len(args) > 0 && args[0] == "load" {
+		args, cmd = args[1:], runLoad
+	}
+	if err := cmd(args, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "roundtable:", err)
+		if errors.Is(err, errLowDelivery) {
+			os.Exit(1)
+		}
 		os.Exit(2)
 	}
 }

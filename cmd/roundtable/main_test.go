@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -171,5 +172,57 @@ func TestBinaryRejectsBadConfig(t *testing.T) {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr does not name %s:\n%s", want, stderr)
 		}
+	}
+}
+
+// The CI smoke of `roundtable load` (issue 5): the load tool in its own
+// process against the server in another, fanout 1 → 10 and a 4-person
+// room, 5 s each; each must deliver at least 99.5 % of the packets, and a
+// run that misses -min-delivery exits 1.
+func TestLoadSmoke(t *testing.T) {
+	_, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
+		"-ice-ipv4-only", "-mdns=false", "-log-level", "warn")
+	line, err := out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no URL printed: %v; stderr:\n%s", err, stderr)
+	}
+	ws := "ws" + strings.TrimPrefix(regexp.MustCompile(`http://\S+/`).FindString(line), "http") + "ws"
+	runs := []struct {
+		name string
+		args []string
+	}{
+		{"fanout 1 to 10", []string{"-scenario", "fanout", "-publishers", "1", "-subscribers", "10"}},
+		{"room of 4", []string{"-scenario", "room", "-size", "4"}},
+	}
+	for _, r := range runs {
+		cmd := exec.Command(os.Args[0], append([]string{"load", "-url", ws, "-json", "-warmup", "1s", "-duration", "5s"}, r.args...)...)
+		cmd.Env = append(os.Environ(), "RT_BE_MAIN=1")
+		var lerr bytes.Buffer
+		cmd.Stderr = &lerr
+		b, err := cmd.Output()
+		if err != nil {
+			t.Errorf("%s: %v\n%s\n%s", r.name, err, b, lerr.String())
+			continue
+		}
+		var res struct {
+			Connected, Participants int
+			Delivery                float64
+			Expected                uint64  `json:"expected_packets"`
+			P99                     float64 `json:"latency_p99_ms"`
+			CPU                     float64 `json:"server_cpu_us_per_forwarded_packet"`
+		}
+		if err := json.Unmarshal(b, &res); err != nil {
+			t.Fatalf("%s: %v in %s", r.name, err, b)
+		}
+		t.Logf("%s: delivery %.4f of %d packets, p99 %.2f ms, server %.1f µs CPU per packet", r.name, res.Delivery, res.Expected, res.P99, res.CPU)
+		if res.Connected != res.Participants || res.Delivery < 0.995 || res.Expected < 1000 {
+			t.Errorf("%s: %d/%d connected, delivery %.4f of %d packets, want all and >= 0.995 of > 1000", r.name, res.Connected, res.Participants, res.Delivery, res.Expected)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "load", "-url", ws, "-scenario", "room", "-size", "2", "-warmup", "0s", "-duration", "1s", "-min-delivery", "1.01")
+	cmd.Env = append(os.Environ(), "RT_BE_MAIN=1")
+	var exit *exec.ExitError
+	if err := cmd.Run(); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("load under -min-delivery: %v, want exit code 1", err)
 	}
 }

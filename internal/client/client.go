@@ -25,6 +25,7 @@ import (
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/sfu"
 	sig "github.com/roundtable-sfu/roundtable/signal"
@@ -43,6 +44,11 @@ type Config struct {
 	// KeyframeInterval between periodic keyframes (default 5 s); PLIs cause
 	// extra ones.
 	KeyframeInterval time.Duration
+	// OnPacket, when set, receives every RTP packet of every remote track
+	// (on that track's read goroutine; p and its payload are reused after
+	// it returns) instead of the per-track statistics, which keep a map
+	// entry per sequence number: load tests use it.
+	OnPacket func(r *RemoteTrack, p *rtp.Packet, pl Payload, err error)
 	// AllInterfaces lets ICE use every interface; by default only loopback.
 	AllInterfaces bool
 	// Origin header for the WebSocket (default none).

@@ -446,15 +446,28 @@ func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	go func() {
 		defer c.wg.Done()
 		video := t.Kind() == webrtc.RTPCodecTypeVideo
+		buf := make([]byte, 1500)
+		var p rtp.Packet
 		for {
-			p, _, err := t.ReadRTP()
+			n, _, err := t.Read(buf)
+			if err == nil {
+				err = p.Unmarshal(buf[:n])
+				if err != nil {
+					continue
+				}
+			}
 			if err != nil {
 				r.mu.Lock()
 				r.ended = true
 				r.mu.Unlock()
 				return
 			}
-			r.observe(p, video)
+			if on := c.cfg.OnPacket; on != nil {
+				pl, perr := ParsePayload(p.Payload, video)
+				on(r, &p, pl, perr)
+				continue
+			}
+			r.observe(&p, video)
 		}
 	}()
 }

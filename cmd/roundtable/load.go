@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/roundtable-sfu/roundtable/internal/load"
+)
+
+// errLowDelivery makes `roundtable load` exit 1: the run worked, the
+// server delivered too little.
+var errLowDelivery = errors.New("delivery below -min-delivery")
+
+// runLoad is `roundtable load`: simulated participants against a running
+// server (see internal/load).
+func runLoad(args []string, stdout, stderr io.Writer) error {
+	var cfg load.Config
+	fs := flag.NewFlagSet("roundtable load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/ws", "the server's signaling URL")
+	fs.StringVar(&cfg.Scenario, "scenario", "fanout", "fanout (P publishers, S subscribers), room (N all publishing), rooms (R rooms of N), audio (P speakers, S listeners)")
+	fs.IntVar(&cfg.Publishers, "publishers", 1, "publishers (fanout) or speakers (audio)")
+	fs.IntVar(&cfg.Subscribers, "subscribers", 10, "subscribers (fanout) or listeners (audio)")
+	fs.IntVar(&cfg.Size, "size", 4, "participants per room (room, rooms)")
+	fs.IntVar(&cfg.Rooms, "rooms", 2, "rooms (rooms)")
+	fs.DurationVar(&cfg.Duration, "duration", 10e9, "measured time, after the warm-up")
+	fs.DurationVar(&cfg.Warmup, "warmup", 3e9, "time after everyone joined before measuring")
+	fs.IntVar(&cfg.VideoBitrate, "video-bitrate", 800_000, "video bits per second per publisher")
+	fs.IntVar(&cfg.FPS, "fps", 30, "video frames per second")
+	fs.IntVar(&cfg.PacketSize, "packet-size", 1100, "video payload bytes per packet (at most 1,200)")
+	fs.DurationVar(&cfg.KeyframeInterval, "keyframe-interval", 3e9, "time between periodic keyframes (PLIs add more)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	minDelivery := fs.Float64("min-delivery", 0.995, "exit 1 when the delivered share of packets is below this")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && stderr == os.Stderr {
+		cfg.Live = stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := load.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	if *asJSON {
+		fmt.Fprintf(stdout, "%s\n", res.JSON())
+	} else {
+		fmt.Fprint(stdout, res.String())
+	}
+	if res.Delivery < *minDelivery {
+		return fmt.Errorf("%w: %.3f %% < %.3f %%", errLowDelivery, 100*res.Delivery, 100**minDelivery)
+	}
+	return nil
+}
