@@ -5,22 +5,6 @@ package sfu
 // payload of one packet, never allocates, and reports ok=false when the
 // packet does not carry a size.
 
-import "strings"
-
-// sizeFunc returns the frame-size reader for a codec, chosen once per
-// track like keyframeFunc.
-func sizeFunc(mime string) func([]byte) (w, h int, ok bool) {
-	switch {
-	case strings.EqualFold(mime, "video/VP8"):
-		return vp8Size
-	case strings.EqualFold(mime, "video/VP9"):
-		return vp9Size
-	case strings.EqualFold(mime, "video/H264"):
-		return h264Size
-	}
-	return func([]byte) (int, int, bool) { return 0, 0, false }
-}
-
 // vp8Size reads the frame size from a VP8 keyframe (RFC 6386 §9.1): after
 // the payload descriptor, a 3-byte frame tag, the start code 9d 01 2a,
 // then 14-bit width and height, little-endian.

@@ -6,21 +6,23 @@ import "strings"
 // such as "video/VP8") starts or belongs to a keyframe. It looks only at the
 // payload, never allocates, and returns false for audio and unknown codecs.
 func IsKeyframe(mime string, payload []byte) bool {
-	return keyframeFunc(mime)(payload)
+	keyframe, _ := videoParsers(mime)
+	return keyframe(payload)
 }
 
-// keyframeFunc returns the keyframe test for a codec, chosen once per track
-// so the packet path does not compare MIME types.
-func keyframeFunc(mime string) func([]byte) bool {
+// videoParsers returns the keyframe test and the frame-size reader (see
+// framesize.go) for a codec, chosen once per track so the packet path does
+// not compare MIME types.
+func videoParsers(mime string) (keyframe func([]byte) bool, size func([]byte) (w, h int, ok bool)) {
 	switch {
 	case strings.EqualFold(mime, "video/VP8"):
-		return vp8Keyframe
+		return vp8Keyframe, vp8Size
 	case strings.EqualFold(mime, "video/VP9"):
-		return vp9Keyframe
+		return vp9Keyframe, vp9Size
 	case strings.EqualFold(mime, "video/H264"):
-		return h264Keyframe
+		return h264Keyframe, h264Size
 	}
-	return func([]byte) bool { return false }
+	return func([]byte) bool { return false }, func([]byte) (int, int, bool) { return 0, 0, false }
 }
 
 // vp8Keyframe parses the VP8 payload descriptor (RFC 7741 §4.2) and the

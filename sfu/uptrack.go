@@ -81,8 +81,7 @@ func newSimulcastUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec we
 	}
 	u.downs.Store(&[]*DownTrack{})
 	u.layers.Store(&[]*layer{})
-	u.isKeyframe = keyframeFunc(codec.MimeType)
-	u.frameSize = sizeFunc(codec.MimeType)
+	u.isKeyframe, u.frameSize = videoParsers(codec.MimeType)
 	u.addLayer(rid, ssrc)
 	return u
 }

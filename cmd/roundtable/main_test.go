@@ -106,11 +106,9 @@ func startMain(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.B
 	return cmd, bufio.NewReader(stdout), &stderr
 }
 
-// The binary prints its URL, serves the client, /healthz and /metrics,
-// says bye to participants on SIGTERM and exits 0.
-func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
-	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
-		"-ice-ipv4-only", "-mdns=false", "-log-format", "json")
+// printedURL reads the URL the binary prints when it is up.
+func printedURL(t *testing.T, out *bufio.Reader, stderr *bytes.Buffer) string {
+	t.Helper()
 	line, err := out.ReadString('\n')
 	if err != nil {
 		t.Fatalf("no URL printed: %v; stderr:\n%s", err, stderr)
@@ -119,6 +117,15 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	if url == "" {
 		t.Fatalf("no URL in %q", line)
 	}
+	return url
+}
+
+// The binary prints its URL, serves the client, /healthz and /metrics,
+// says bye to participants on SIGTERM and exits 0.
+func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
+	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
+		"-ice-ipv4-only", "-mdns=false", "-log-format", "json")
+	url := printedURL(t, out, stderr)
 	for _, path := range []string{"", "r/some-room?name=x", "healthz", "metrics", "app.js"} {
 		resp, err := http.Get(url + path)
 		if err != nil {
@@ -182,11 +189,7 @@ func TestBinaryRejectsBadConfig(t *testing.T) {
 func TestLoadSmoke(t *testing.T) {
 	_, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
 		"-ice-ipv4-only", "-mdns=false", "-log-level", "warn")
-	line, err := out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("no URL printed: %v; stderr:\n%s", err, stderr)
-	}
-	ws := "ws" + strings.TrimPrefix(regexp.MustCompile(`http://\S+/`).FindString(line), "http") + "ws"
+	ws := "ws" + strings.TrimPrefix(printedURL(t, out, stderr), "http") + "ws"
 	runs := []struct {
 		name string
 		args []string
