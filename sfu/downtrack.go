@@ -101,7 +101,7 @@ type DownTrack struct {
 	tsDelta  uint32                  // outgoing = upstream + tsDelta
 	rebaseTS bool
 	lastSeq  uint16
-	runStart uint16 // first seq of the current run (it starts at a keyframe)
+	runLen   uint16 // packets sent since the current run's keyframe, at most sentHistory
 	lastTS   uint32
 	lastAt   time.Time
 	clock    uint32 // codec clock rate
@@ -290,15 +290,19 @@ func (d *DownTrack) writeLoop() {
 			}
 			seq := base + d.seqDelta
 			if q.switched {
-				d.runStart = seq
+				d.runLen = 0
 			}
 			d.send(q.layer, q.ext, seq, false)
 		case seq := <-d.rtx:
+			// Only packets of the current run, and still in the history:
+			// one from before the run's keyframe is of no use to the
+			// decoder (after a layer switch it would only crowd the link
+			// that made us switch), and an older slot holds another packet.
+			if d.lastSeq-seq >= d.runLen {
+				continue
+			}
 			sp := &d.sent[seq%sentHistory]
-			if sp.layer == nil || sp.resent >= maxResends || int16(seq-d.runStart) < 0 {
-				// (A packet from before the current run's keyframe is of
-				// no use to the decoder: after a layer switch it would
-				// only crowd the link that made us switch.)
+			if sp.layer == nil || sp.resent >= maxResends {
 				continue
 			}
 			now := time.Now().UnixNano()
@@ -344,6 +348,9 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 		}
 		d.sent[seq%sentHistory] = sentPacket{layer: l, ext: ext, tsDelta: tsDelta}
 		d.started, d.lastSeq, d.lastTS, d.lastAt = true, seq, d.hdr.Timestamp+tsDelta, now
+		if d.runLen < sentHistory {
+			d.runLen++
+		}
 	}
 	Rewrite(&d.hdr, d.ssrc, d.pt, seq)
 	d.hdr.Timestamp += tsDelta

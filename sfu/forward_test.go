@@ -367,3 +367,28 @@ func TestRetransmissionLimits(t *testing.T) {
 		t.Errorf("%d retransmissions of one packet, want %d", got, maxResends)
 	}
 }
+
+// A NACK for a packet older than the sent history is not answered: its
+// slot now holds a newer packet, which must not go out under the old
+// sequence number.
+func TestNoResendBeyondHistory(t *testing.T) {
+	r := newRig(t, 1)
+	for i := 0; i < sentHistory+100; i++ {
+		r.sendFrame(i == 0)
+		r.wait(uint64(i + 1)) // no queue overflow
+	}
+	for _, tt := range []struct {
+		seq    uint16
+		resent bool
+	}{{5, false}, {sentHistory + 50, true}} {
+		before := r.stats.Retransmits.Load()
+		r.downs[0].rtx <- tt.seq
+		deadline := time.Now().Add(200 * time.Millisecond)
+		for r.stats.Retransmits.Load() == before && time.Now().Before(deadline) {
+			runtime.Gosched()
+		}
+		if got := r.stats.Retransmits.Load() > before; got != tt.resent {
+			t.Errorf("NACK for seq %d after %d packets: resent %v, want %v", tt.seq, sentHistory+100, got, tt.resent)
+		}
+	}
+}
