@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/roundtable-sfu/roundtable/internal/baseline"
 	"github.com/roundtable-sfu/roundtable/internal/load"
 )
 
@@ -61,4 +64,40 @@ func runLoad(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: %.3f %% < %.3f %%", errLowDelivery, 100*res.Delivery, 100**minDelivery)
 	}
 	return nil
+}
+
+// runBaseline is `roundtable baseline`: the stock pion fan-out that
+// performance measurements compare against (see internal/baseline). It
+// listens on loopback only.
+func runBaseline(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("roundtable baseline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8081", "HTTP address for /ws and /metrics (loopback)")
+	port := fs.Int("ice-port", 7883, "UDP port for every PeerConnection (0 = ephemeral)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if host, _, err := net.SplitHostPort(*listen); err != nil || !net.ParseIP(host).IsLoopback() {
+		return fmt.Errorf("listen %q: the baseline serves loopback only", *listen)
+	}
+	b, err := baseline.New(*port, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	defer b.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fmt.Fprintf(stdout, "Baseline (stock pion fan-out) is up: ws://%s/ws\n", ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- b.Listen(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return ln.Close()
+	}
 }

@@ -26,8 +26,13 @@ import (
 
 func main() {
 	args, cmd := os.Args[1:], run
-	if len(args) > 0 && args[0] == "load" {
-		args, cmd = args[1:], runLoad
+	if len(args) > 0 {
+		switch args[0] {
+		case "load":
+			args, cmd = args[1:], runLoad
+		case "baseline":
+			args, cmd = args[1:], runBaseline
+		}
 	}
 	if err := cmd(args, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "roundtable:", err)
@@ -64,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	go func() { errc <- srv.Serve() }()
 	fmt.Fprintf(stdout, "Roundtable is up: open %s in two browser tabs\n", srv.URL())
 	log.Info("serving", "url", srv.URL(), "signaling", srv.WSURL(), "ice_udp_port", cfg.ICEPort)
+	if a := srv.PprofAddr(); a != nil {
+		log.Warn("profiler on: do not expose this address", "pprof", "http://"+a.String()+"/debug/pprof/")
+	}
 
 	select {
 	case err := <-errc:
@@ -103,6 +111,7 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.IntVar(&cfg.MaxParticipants, "max-participants", cfg.MaxParticipants, "maximum participants per room")
 	fs.IntVar(&cfg.DataMaxMessage, "data-max-message", cfg.DataMaxMessage, "maximum data-channel message size in bytes")
 	fs.Float64Var(&cfg.DataRate, "data-rate", cfg.DataRate, "data-channel messages per second per sender (burst: twice that)")
+	fs.StringVar(&cfg.PprofListen, "pprof-listen", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 
 	// Environment first, so the command line overrides it.
 	var envErr error

@@ -33,6 +33,10 @@ type Config struct {
 	MaxParticipants int
 	DataMaxMessage  int
 	DataRate        float64
+
+	// PprofListen, when set, serves Go's profiler (/debug/pprof/) on this
+	// separate address; off by default, and kept off the public listener.
+	PprofListen string
 }
 
 // DefaultConfig is what `go run ./cmd/roundtable` uses.
@@ -57,6 +61,11 @@ func (c Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		bad("listen %q: want host:port", c.Listen)
+	}
+	if c.PprofListen != "" {
+		if _, port, err := net.SplitHostPort(c.PprofListen); err != nil || port == "" {
+			bad("pprof-listen %q: want host:port", c.PprofListen)
+		}
 	}
 	if c.ICEPort < 0 || c.ICEPort > 65535 {
 		bad("ice-port %d: want 0-65535", c.ICEPort)

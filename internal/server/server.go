@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type Server struct {
 	log  *slog.Logger
 	ln   net.Listener
 	http *http.Server
+
+	pprofLn   net.Listener // nil unless Config.PprofListen
+	pprofHTTP *http.Server
 }
 
 // New validates cfg, opens the HTTP listener and the ICE UDP port.
@@ -74,7 +78,29 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		Engine: engine, Rooms: rooms, Signal: sig, log: log, ln: ln,
 		http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 	}
+	if cfg.PprofListen != "" {
+		if s.pprofLn, err = net.Listen("tcp", cfg.PprofListen); err != nil {
+			_ = ln.Close()
+			_ = engine.Close()
+			return nil, fmt.Errorf("pprof listen %s: %w", cfg.PprofListen, err)
+		}
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		s.pprofHTTP = &http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}
+	}
 	return s, nil
+}
+
+// PprofAddr returns the profiler's address, or nil when it is off.
+func (s *Server) PprofAddr() net.Addr {
+	if s.pprofLn == nil {
+		return nil
+	}
+	return s.pprofLn.Addr()
 }
 
 func iceServers(cfg Config) []signal.ICEServer {
@@ -100,6 +126,13 @@ func (s *Server) WSURL() string { return "ws://" + s.ln.Addr().String() + "/ws" 
 
 // Serve serves HTTP until Shutdown.
 func (s *Server) Serve() error {
+	if s.pprofHTTP != nil {
+		go func() {
+			if err := s.pprofHTTP.Serve(s.pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Warn("pprof server stopped", "err", err)
+			}
+		}()
+	}
 	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http: %w", err)
 	}
@@ -113,6 +146,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.Signal.CloseAll("shutdown")
 	waitErr := s.Signal.Wait(ctx)
 	httpErr := s.http.Shutdown(ctx)
+	var pprofErr error
+	if s.pprofHTTP != nil {
+		pprofErr = s.pprofHTTP.Shutdown(ctx)
+	}
 	engErr := s.Engine.Close()
-	return errors.Join(waitErr, httpErr, engErr)
+	return errors.Join(waitErr, httpErr, pprofErr, engErr)
 }
