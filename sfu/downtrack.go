@@ -532,7 +532,7 @@ func Rewrite(h *rtp.Header, ssrc uint32, pt uint8, seq uint16) {
 func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, maxPacketSize)
 	for failed := 0; ; {
-		n, _, err := sender.Read(buf)
+		n, attrs, err := sender.Read(buf)
 		if err != nil {
 			if rtcpReadEnds(err, &failed) {
 				return
@@ -541,7 +541,15 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			continue
 		}
 		failed = 0
-		pkts, err := rtcp.Unmarshal(buf[:n])
+		// The interceptors parsed this batch already and left the packets
+		// in the attributes; parsing again would double the allocations
+		// (a TWCC feedback is a pointer per reported packet).
+		var pkts []rtcp.Packet
+		if attrs != nil {
+			pkts, err = attrs.GetRTCPPackets(buf[:n])
+		} else {
+			pkts, err = rtcp.Unmarshal(buf[:n])
+		}
 		if err != nil {
 			d.stats.RTCPReadErrors.Add(1)
 			continue

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +80,7 @@ func New(udpPort int, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp port %d: %w", udpPort, err)
 	}
-	se := webrtc.SettingEngine{}
+	se := webrtc.SettingEngine{LoggerFactory: &logging.DefaultLoggerFactory{Writer: os.Stderr, DefaultLogLevel: logging.LogLevelError}}
 	se.SetICEUDPMux(mux)
 	se.SetInterfaceFilter(lo)
 	se.SetIncludeLoopbackCandidate(true)
@@ -129,6 +131,7 @@ type peer struct {
 	answered    bool // the client's first offer was answered
 	negotiating bool // our offer awaits its answer
 	pending     bool // renegotiate when the current exchange ends
+	subscribed  map[*webrtc.TrackLocalStaticRTP]bool
 }
 
 func (p *peer) send(m message) {
@@ -154,7 +157,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("baseline peer connection", "err", err)
 		return
 	}
-	p := &peer{s: s, room: join.Room, pc: pc, ws: ws}
+	p := &peer{s: s, room: join.Room, pc: pc, ws: ws, subscribed: map[*webrtc.TrackLocalStaticRTP]bool{}}
+	// Offer only once connected: an offer that crosses the DTLS handshake
+	// can make the client answer with the other DTLS role.
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateConnected {
+			p.renegotiate()
+		}
+	})
 	defer s.leave(p)
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		if c != nil {
@@ -237,7 +247,8 @@ func (p *peer) onAnswer(sdp string) {
 func (p *peer) renegotiate() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.pending || !p.answered || p.negotiating || p.pc.SignalingState() != webrtc.SignalingStateStable {
+	if !p.pending || !p.answered || p.negotiating || p.pc.SignalingState() != webrtc.SignalingStateStable ||
+		p.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
 		return
 	}
 	offer, err := p.pc.CreateOffer(nil)
@@ -251,8 +262,15 @@ func (p *peer) renegotiate() {
 	p.send(message{Type: "offer", SDP: offer.SDP})
 }
 
-// addTrack subscribes the peer to a shared local track.
+// addTrack subscribes the peer to a shared local track, once.
 func (p *peer) addTrack(t *webrtc.TrackLocalStaticRTP) {
+	p.mu.Lock()
+	if p.subscribed[t] {
+		p.mu.Unlock()
+		return
+	}
+	p.subscribed[t] = true
+	p.mu.Unlock()
 	sender, err := p.pc.AddTrack(t)
 	if err != nil {
 		return
