@@ -90,7 +90,12 @@ func TestDataChannelFanout(t *testing.T) {
 	}
 	for _, c := range cs[1:] {
 		c := c
-		waitFor(t, ctx, "three messages", func() bool { return len(c.Data()) >= 3 })
+		if err := client.Wait(ctx, func() bool { return len(c.Data()) >= 3 }); err != nil {
+			for _, o := range cs[1:] {
+				t.Logf("%s has %d messages: %+v", o.ID, len(o.Data()), o.Data())
+			}
+			t.Fatalf("%s: waiting for three messages: %v", c.ID, err)
+		}
 	}
 	time.Sleep(200 * time.Millisecond) // would-be duplicates have time to arrive
 	for _, c := range cs[1:] {

@@ -184,7 +184,7 @@ func TestBinaryRejectsBadConfig(t *testing.T) {
 
 // The CI smoke of `roundtable load` (issue 5): the load tool in its own
 // process against the server in another, fanout 1 → 10 and a 4-person
-// room, 5 s each; each must deliver at least 99.5 % of the packets, and a
+// room, 10 s each; each must deliver at least 99.5 % of the packets, and a
 // run that misses -min-delivery exits 1. A short room run against
 // `roundtable baseline` keeps the comparison baseline working.
 func TestLoadSmoke(t *testing.T) {
@@ -202,8 +202,8 @@ func TestLoadSmoke(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"fanout 1 to 10", []string{"-url", ws, "-scenario", "fanout", "-publishers", "1", "-subscribers", "10", "-duration", "5s"}},
-		{"room of 4", []string{"-url", ws, "-scenario", "room", "-size", "4", "-duration", "5s"}},
+		{"fanout 1 to 10", []string{"-url", ws, "-scenario", "fanout", "-publishers", "1", "-subscribers", "10", "-duration", "10s"}},
+		{"room of 4", []string{"-url", ws, "-scenario", "room", "-size", "4", "-duration", "10s"}},
 		{"baseline room of 4", []string{"-url", bws, "-scenario", "room", "-size", "4", "-duration", "2s"}},
 	}
 	for _, r := range runs {
