@@ -32,6 +32,12 @@ var (
 	// ErrUnknownTrack: a viewport hint for a track the member does not
 	// receive.
 	ErrUnknownTrack = errors.New("room: unknown track")
+	// ErrPublishNotAllowed: a participant without the publish permission
+	// offered a track; it is not forwarded.
+	ErrPublishNotAllowed = errors.New("room: publishing is not allowed for this participant")
+	// ErrDataNotAllowed: a participant without the data permission sent a
+	// data-channel message; it is dropped.
+	ErrDataNotAllowed = errors.New("room: sending data is not allowed for this participant")
 	// ErrClosed: the manager is shutting down.
 	ErrClosed = errors.New("room: server is shutting down")
 )

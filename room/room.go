@@ -107,10 +107,22 @@ type Room struct {
 	speaker *SpeakerDetector
 }
 
+// Permissions say what a member may do; signal fills them from the join
+// token's grants (AllowAll on an open server).
+type Permissions struct {
+	Publish     bool // its tracks are forwarded
+	Subscribe   bool // it receives the others' tracks
+	PublishData bool // its data-channel messages are forwarded
+}
+
+// AllowAll is an open server's member.
+var AllowAll = Permissions{Publish: true, Subscribe: true, PublishData: true}
+
 // Participant is one member of a room.
 type Participant struct {
 	id     string
 	name   string
+	perm   Permissions
 	room   *Room
 	client Client
 	peer   *sfu.Peer
@@ -140,7 +152,7 @@ func (p *Participant) Peer() *sfu.Peer { return p.peer }
 // Join validates the names, creates the member's Peer and adds it to the
 // room (creating the room on first join). The member's client receives
 // Joined before any other event.
-func (m *Manager) Join(roomName, displayName string, c Client) (*Participant, error) {
+func (m *Manager) Join(roomName, displayName string, perm Permissions, c Client) (*Participant, error) {
 	if err := ValidateRoomName(roomName); err != nil {
 		return nil, err
 	}
@@ -149,13 +161,19 @@ func (m *Manager) Join(roomName, displayName string, c Client) (*Participant, er
 		return nil, err
 	}
 	p := &Participant{
-		id: NewID(), name: name, client: c, meta: map[string]TrackMeta{},
+		id: NewID(), name: name, perm: perm, client: c, meta: map[string]TrackMeta{},
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
 	}
 	peer, err := m.newPeer(sfu.PeerConfig{
 		ID:       p.id,
 		OnSignal: func(s sfu.Signal) { c.Notify(Signal{s}) },
-		OnTrack:  func(up *sfu.UpTrack) { p.room.publish(p, up) },
+		OnTrack: func(up *sfu.UpTrack) {
+			if !perm.Publish {
+				c.Notify(Error{fmt.Errorf("%w: track %s is not forwarded", ErrPublishNotAllowed, up.ID())})
+				return
+			}
+			p.room.publish(p, up)
+		},
 		OnTrackEnded: func(up *sfu.UpTrack) {
 			p.room.unpublish(p, up)
 		},
@@ -199,8 +217,10 @@ func (m *Manager) add(roomName string, p *Participant) error {
 	infos := make([]ParticipantInfo, 0, len(r.order))
 	for _, o := range r.order {
 		infos = append(infos, o.info())
-		for _, up := range o.tracks {
-			p.peer.Subscribe(up)
+		if p.perm.Subscribe {
+			for _, up := range o.tracks {
+				p.peer.Subscribe(up)
+			}
 		}
 	}
 	r.members[p.id] = p
@@ -375,7 +395,9 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) {
 	for _, o := range r.order {
 		if o != p {
 			o.client.Notify(ev)
-			o.peer.Subscribe(up)
+			if o.perm.Subscribe {
+				o.peer.Subscribe(up)
+			}
 		}
 	}
 	r.mgr.log.Info("track published", "room", r.name, "participant", p.id, "track", up.ID(),
@@ -410,6 +432,14 @@ func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
 // other member, tagged with the sender's id.
 func (r *Room) forwardData(p *Participant, d sfu.DataMessage) {
 	lim := r.mgr.limits
+	if !p.perm.PublishData {
+		p.peer.CountDrop(sfu.DropDataNotAllowed)
+		now := time.Now().UnixNano()
+		if last := p.lastRateErr.Load(); now-last > int64(time.Second) && p.lastRateErr.CompareAndSwap(last, now) {
+			p.client.Notify(Error{ErrDataNotAllowed})
+		}
+		return
+	}
 	if len(d.Data) > lim.MaxDataMessage {
 		p.client.Notify(Error{fmt.Errorf("%w: %d bytes, limit %d", ErrDataTooLarge, len(d.Data), lim.MaxDataMessage)})
 		p.peer.CountDrop(sfu.DropDataTooLarge)

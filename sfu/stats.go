@@ -51,12 +51,15 @@ const (
 	DropDataRate
 	// DropDataBackpressure: a subscriber's data channel buffer was full.
 	DropDataBackpressure
+	// DropDataNotAllowed: a data-channel message from a participant
+	// without the data permission.
+	DropDataNotAllowed
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "frame_skip", "cache_miss", "write_error",
-	"data_too_large", "data_rate", "data_backpressure",
+	"data_too_large", "data_rate", "data_backpressure", "data_not_allowed",
 }
 
 // String returns the Prometheus label value of r.

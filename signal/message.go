@@ -55,12 +55,23 @@ const (
 	CodeMessageTooBig = "message_too_large"
 	CodeSlowClient    = "slow_client"
 	CodeInternal      = "internal"
+	// Join tokens (docs/security.md) and the permissions they grant.
+	CodeAuthRequired      = "auth_required"
+	CodeTokenInvalid      = "token_invalid"
+	CodeTokenExpired      = "token_expired"
+	CodeTokenNotYetValid  = "token_not_yet_valid"
+	CodeTokenWrongRoom    = "token_wrong_room"
+	CodeTokenNoGrants     = "token_no_grants"
+	CodePublishNotAllowed = "publish_not_allowed"
+	CodeDataNotAllowed    = "data_not_allowed"
 )
 
 // ErrorCodes lists every error code, for metrics.
 var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJoined, CodeAlreadyJoined,
 	CodeBadRoom, CodeBadName, CodeRoomFull, CodeTooManyRooms, CodeBadSDP, CodeDataTooLarge, CodeDataRate,
-	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal}
+	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal,
+	CodeAuthRequired, CodeTokenInvalid, CodeTokenExpired, CodeTokenNotYetValid, CodeTokenWrongRoom, CodeTokenNoGrants,
+	CodePublishNotAllowed, CodeDataNotAllowed}
 
 // Candidate is the browser's RTCIceCandidateInit.
 type Candidate = webrtc.ICECandidateInit

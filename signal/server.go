@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/roundtable-sfu/roundtable/internal/stat"
+	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/room"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds one socket write (default 10 s).
 	WriteTimeout time.Duration
+	// Keys, when set, make join require a token signed with them
+	// (docs/security.md); nil runs the server open.
+	Keys *auth.Keys
 }
 
 func (c *Config) defaults() {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/sfu"
 )
@@ -135,7 +136,21 @@ func (s *Session) join(m Inbound) {
 		s.sendError(CodeAlreadyJoined, "join may be sent once")
 		return
 	}
-	p, err := s.srv.rooms.Join(m.Room, m.Name, s)
+	name, perm := m.Name, room.AllowAll
+	if k := s.srv.cfg.Keys; k != nil {
+		c, err := k.Check(m.Token, m.Room, time.Now())
+		if err != nil {
+			s.log.Info("join refused", "room", m.Room, "err", err)
+			s.sendError(errorCode(err), err.Error())
+			return
+		}
+		if c.Name != "" {
+			name = c.Name
+		}
+		perm = room.Permissions{Publish: c.Grants.Publish, Subscribe: c.Grants.Subscribe, PublishData: c.Grants.PublishData}
+		s.log = s.log.With("identity", c.Subject)
+	}
+	p, err := s.srv.rooms.Join(m.Room, name, perm, s)
 	if err != nil {
 		s.sendError(errorCode(err), err.Error())
 		return
@@ -337,6 +352,22 @@ func errorCode(err error) string {
 		return CodeUnknownTrack
 	case errors.Is(err, room.ErrClosed):
 		return CodeShuttingDown
+	case errors.Is(err, room.ErrPublishNotAllowed):
+		return CodePublishNotAllowed
+	case errors.Is(err, room.ErrDataNotAllowed):
+		return CodeDataNotAllowed
+	case errors.Is(err, auth.ErrMissing):
+		return CodeAuthRequired
+	case errors.Is(err, auth.ErrExpired):
+		return CodeTokenExpired
+	case errors.Is(err, auth.ErrNotYetValid):
+		return CodeTokenNotYetValid
+	case errors.Is(err, auth.ErrWrongRoom):
+		return CodeTokenWrongRoom
+	case errors.Is(err, auth.ErrNoGrants):
+		return CodeTokenNoGrants
+	case errors.Is(err, auth.ErrSignature), errors.Is(err, auth.ErrMalformed):
+		return CodeTokenInvalid
 	case errors.Is(err, sfu.ErrBadSDP):
 		return CodeBadSDP
 	case errors.Is(err, sfu.ErrBusy):

@@ -32,6 +32,8 @@ func main() {
 			args, cmd = args[1:], runLoad
 		case "baseline":
 			args, cmd = args[1:], runBaseline
+		case "token":
+			args, cmd = args[1:], runToken
 		}
 	}
 	if err := cmd(args, os.Stdout, os.Stderr); err != nil {
@@ -69,6 +71,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	go func() { errc <- srv.Serve() }()
 	fmt.Fprintf(stdout, "Roundtable is up: open %s in two browser tabs\n", srv.URL())
 	log.Info("serving", "url", srv.URL(), "signaling", srv.WSURL(), "ice_udp_port", cfg.ICEPort)
+	if cfg.Open() {
+		log.Warn("open server: anyone who can reach it may join any room; set -api-secret to require tokens", "listen", cfg.Listen)
+	} else {
+		log.Info("join tokens required", "api_key", cfg.APIKey)
+	}
 	if a := srv.PprofAddr(); a != nil {
 		log.Warn("profiler on: do not expose this address", "pprof", "http://"+a.String()+"/debug/pprof/")
 	}
@@ -111,6 +118,9 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.IntVar(&cfg.MaxParticipants, "max-participants", cfg.MaxParticipants, "maximum participants per room")
 	fs.IntVar(&cfg.DataMaxMessage, "data-max-message", cfg.DataMaxMessage, "maximum data-channel message size in bytes")
 	fs.Float64Var(&cfg.DataRate, "data-rate", cfg.DataRate, "data-channel messages per second per sender (burst: twice that)")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "API key that join tokens are issued under (their iss claim)")
+	fs.StringVar(&cfg.APISecret, "api-secret", "", "secret that signs join tokens (HS256, at least 32 bytes; prefer ROUNDTABLE_API_SECRET); without it the server is open")
+	fs.BoolVar(&cfg.AllowOpen, "allow-open", false, "allow an open server (no api-secret) on a non-loopback address")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 
 	// Environment first, so the command line overrides it.

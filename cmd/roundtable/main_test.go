@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 )
 
@@ -77,6 +78,8 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		{[]string{"-log-level", "loud"}, "log-level"},
 		{[]string{"-max-participants", "0"}, "max-participants"},
 		{[]string{"-data-max-message", "100000"}, "data-max-message"},
+		{[]string{"-listen", "0.0.0.0:8080"}, "allow-open"},
+		{[]string{"-api-secret", "too-short"}, "api-secret"},
 	}
 	for _, tt := range tests {
 		cfg, err := parseConfig(tt.args, func(string) (string, bool) { return "", false }, io.Discard)
@@ -236,5 +239,33 @@ func TestLoadSmoke(t *testing.T) {
 	var exit *exec.ExitError
 	if err := cmd.Run(); !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Errorf("load under -min-delivery: %v, want exit code 1", err)
+	}
+}
+
+// `roundtable token` mints what a server with the same key and secret
+// accepts, with the grants its flags say; it refuses a short secret.
+func TestTokenCommand(t *testing.T) {
+	secret := strings.Repeat("q", 32)
+	var out bytes.Buffer
+	err := runToken([]string{"-api-key", "k", "-api-secret", secret, "-room", "r1", "-identity", "ann", "-name", "Ann",
+		"-ttl", "10m", "-no-publish"}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := auth.Keys{Key: "k", Secret: secret}.Check(strings.TrimSpace(out.String()), "r1", time.Now())
+	if err != nil {
+		t.Fatalf("minted token refused: %v", err)
+	}
+	if c.Subject != "ann" || c.Name != "Ann" || c.Grants != (auth.Grants{Subscribe: true, PublishData: true}) {
+		t.Errorf("claims %+v", c)
+	}
+	if exp := time.Until(c.ExpiresAt.Time); exp < 9*time.Minute || exp > 10*time.Minute {
+		t.Errorf("expires in %v, want 10m", exp)
+	}
+	if err := runToken([]string{"-api-secret", "short", "-room", "r", "-identity", "i"}, io.Discard, io.Discard); err == nil {
+		t.Errorf("short secret accepted")
+	}
+	if err := runToken([]string{"-api-secret", secret, "-room", "r"}, io.Discard, io.Discard); err == nil {
+		t.Errorf("token without identity minted")
 	}
 }

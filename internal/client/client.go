@@ -38,6 +38,8 @@ type Config struct {
 	URL  string // ws://host:port/ws
 	Room string
 	Name string
+	// Token is the join token, for servers that require one.
+	Token string
 	// Audio and Video are how many synthetic tracks to publish.
 	Audio, Video int
 	// VideoFPS (default 30), PacketsPerFrame (default 2, keyframes 3x),
@@ -206,7 +208,11 @@ func Join(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.SendJSON(map[string]string{"type": sig.TypeJoin, "room": cfg.Room, "name": cfg.Name}); err != nil {
+	join := map[string]string{"type": sig.TypeJoin, "room": cfg.Room, "name": cfg.Name}
+	if cfg.Token != "" {
+		join["token"] = cfg.Token
+	}
+	if err := c.SendJSON(join); err != nil {
 		c.Abort()
 		return nil, err
 	}

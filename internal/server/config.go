@@ -37,7 +37,21 @@ type Config struct {
 	// PprofListen, when set, serves Go's profiler (/debug/pprof/) on this
 	// separate address; off by default, and kept off the public listener.
 	PprofListen string
+
+	// APIKey and APISecret: with a secret, join needs a token signed with
+	// it and issued under the key (docs/security.md). Without, the server
+	// is open, which Validate allows only on a loopback listener unless
+	// AllowOpen says so.
+	APIKey, APISecret string
+	AllowOpen         bool
 }
+
+// MinSecret is the shortest API secret accepted: HS256 wants a key of at
+// least its 256-bit output.
+const MinSecret = 32
+
+// Open reports whether anyone who reaches the server may join.
+func (c Config) Open() bool { return c.APISecret == "" }
 
 // DefaultConfig is what `go run ./cmd/roundtable` uses.
 func DefaultConfig() Config {
@@ -61,6 +75,12 @@ func (c Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
 		bad("listen %q: want host:port", c.Listen)
+	}
+	if c.APISecret != "" && len(c.APISecret) < MinSecret {
+		bad("api-secret: %d bytes, want at least %d", len(c.APISecret), MinSecret)
+	}
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && c.Open() && !c.AllowOpen && !isLoopback(host) {
+		bad("listen %q without api-secret: an open server on a non-loopback address needs -allow-open", c.Listen)
 	}
 	if c.PprofListen != "" {
 		if _, port, err := net.SplitHostPort(c.PprofListen); err != nil || port == "" {
@@ -109,4 +129,13 @@ func ParseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
 	}
 	return l, nil
+}
+
+// isLoopback reports whether a listen host is a loopback address or name.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

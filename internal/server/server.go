@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/metrics"
 	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/sfu"
@@ -65,8 +66,12 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		MaxRooms: cfg.MaxRooms, MaxParticipants: cfg.MaxParticipants,
 		MaxDataMessage: cfg.DataMaxMessage, DataRate: cfg.DataRate,
 	}, log)
+	var keys *auth.Keys
+	if !cfg.Open() {
+		keys = &auth.Keys{Key: cfg.APIKey, Secret: cfg.APISecret}
+	}
 	sig := signal.NewServer(rooms, signal.Config{
-		ICEServers: iceServers(cfg), AllowedOrigins: cfg.AllowedOrigins,
+		ICEServers: iceServers(cfg), AllowedOrigins: cfg.AllowedOrigins, Keys: keys,
 	}, log)
 
 	mux := http.NewServeMux()

@@ -86,7 +86,9 @@ async function prejoin(room) {
     if (!name) return;
     localStorage.setItem('roundtable.name', name);
     $('preview').srcObject = null;
-    history.replaceState(null, '', `/r/${encodeURIComponent(room)}?name=${encodeURIComponent(name)}`);
+    const params = new URLSearchParams(location.search);
+    params.set('name', name);
+    history.replaceState(null, '', `/r/${encodeURIComponent(room)}?${params}`); // keeps ?token=
     startCall(room, name, stream || 'none');
   };
 }
@@ -249,7 +251,9 @@ async function startCall(room, name, media) {
   show('call');
   $('room-title').textContent = room;
   document.title = `${room} · Roundtable`;
-  const session = new Session({ room, name });
+  // A join token from the room link (?token=…), for servers that require one.
+  const token = new URLSearchParams(location.search).get('token') || '';
+  const session = new Session({ room, name, token });
   const tiles = new Tiles(session);
   window.roundtable = { session, tiles };
   const hint = (text) => { $('hint').hidden = !text; $('hint').textContent = text || ''; };
@@ -312,7 +316,12 @@ async function startCall(room, name, media) {
   });
   session.addEventListener('chat', (e) => chatLine(e.detail.name, e.detail.text, e.detail.at));
   session.addEventListener('fatal', (e) => {
-    const titles = { room_full: 'This room is full', bad_room: 'Bad room name', bad_name: 'Bad name' };
+    const titles = {
+      room_full: 'This room is full', bad_room: 'Bad room name', bad_name: 'Bad name',
+      auth_required: 'This room needs an invitation', token_expired: 'Your invitation has expired',
+      token_not_yet_valid: 'Your invitation is not valid yet', token_invalid: 'Your invitation is not valid',
+      token_wrong_room: 'Your invitation is for another room', token_no_grants: 'Your invitation allows nothing',
+    };
     fatal(titles[e.detail.code] || 'Cannot join', e.detail.message);
   });
   session.addEventListener('problem', (e) => hint(e.detail.code === 'unreachable' ? e.detail.message : `${e.detail.code}: ${e.detail.message}`));

@@ -16,7 +16,7 @@
 //   fatal {code, message}    cannot join: room full, bad name, ...
 //   problem {code, message}  a refused request; the session goes on
 
-const FATAL = new Set(['room_full', 'bad_room', 'bad_name', 'too_many_rooms', 'already_joined']);
+const FATAL = new Set(['room_full', 'bad_room', 'bad_name', 'too_many_rooms', 'already_joined', 'auth_required', 'token_invalid', 'token_expired', 'token_not_yet_valid', 'token_wrong_room', 'token_no_grants']);
 
 // midToTrack maps each m-line's mid to its msid track id in an SDP.
 export function midToTrack(sdp) {
@@ -30,10 +30,11 @@ export function midToTrack(sdp) {
 }
 
 export class Session extends EventTarget {
-  constructor({ room, name, url }) {
+  constructor({ room, name, url, token }) {
     super();
     this.room = room;
     this.name = name;
+    this.token = token || '';
     this.url = url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
     this.id = null;
     this.ws = null;
@@ -69,7 +70,7 @@ export class Session extends EventTarget {
   connect() {
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.onopen = () => { this.attempt = 0; this.send({ type: 'join', room: this.room, name: this.name }); };
+    ws.onopen = () => { this.attempt = 0; this.send({ type: 'join', room: this.room, name: this.name, token: this.token || undefined }); };
     ws.onmessage = (e) => {
       if (this.ws !== ws) return;
       let m;
