@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/roundtable-sfu/roundtable/internal/stat"
 	"github.com/roundtable-sfu/roundtable/internal/auth"
+	"github.com/roundtable-sfu/roundtable/internal/stat"
 	"github.com/roundtable-sfu/roundtable/room"
 )
 
