@@ -55,6 +55,7 @@ const (
 	CodeMessageTooBig = "message_too_large"
 	CodeSlowClient    = "slow_client"
 	CodeInternal      = "internal"
+	CodeDraining      = "draining"
 	// Join tokens (docs/security.md) and the permissions they grant.
 	CodeAuthRequired      = "auth_required"
 	CodeTokenInvalid      = "token_invalid"
@@ -71,7 +72,7 @@ var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJ
 	CodeBadRoom, CodeBadName, CodeRoomFull, CodeTooManyRooms, CodeBadSDP, CodeDataTooLarge, CodeDataRate,
 	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal,
 	CodeAuthRequired, CodeTokenInvalid, CodeTokenExpired, CodeTokenNotYetValid, CodeTokenWrongRoom, CodeTokenNoGrants,
-	CodePublishNotAllowed, CodeDataNotAllowed}
+	CodePublishNotAllowed, CodeDataNotAllowed, CodeDraining}
 
 // Candidate is the browser's RTCIceCandidateInit.
 type Candidate = webrtc.ICECandidateInit

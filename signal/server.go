@@ -78,6 +78,8 @@ type Server struct {
 	up    websocket.Upgrader
 	wg    sync.WaitGroup
 
+	draining atomic.Bool // set once by Drain
+
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
 }
@@ -128,6 +130,10 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 // ServeHTTP upgrades the request and runs the session until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
 	conn, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
@@ -173,6 +179,10 @@ func (s *Server) CloseAll(reason string) {
 		sess.Close(reason)
 	}
 }
+
+// Drain refuses new sockets (HTTP 503) and joins on open ones (error
+// "draining") from now on.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Wait blocks until every session has ended or ctx is done.
 func (s *Server) Wait(ctx context.Context) error {

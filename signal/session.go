@@ -136,6 +136,10 @@ func (s *Session) join(m Inbound) {
 		s.sendError(CodeAlreadyJoined, "join may be sent once")
 		return
 	}
+	if s.srv.draining.Load() {
+		s.sendError(CodeDraining, "the server is draining: join another one")
+		return
+	}
 	name, perm := m.Name, room.AllowAll
 	if k := s.srv.cfg.Keys; k != nil {
 		c, err := k.Check(m.Token, m.Room, time.Now())

@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/roundtable-sfu/roundtable/internal/server"
 )
@@ -65,8 +64,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	fmt.Fprintf(stdout, "Roundtable is up: open %s in two browser tabs\n", srv.URL())
@@ -83,14 +83,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 	select {
 	case err := <-errc:
 		return err
-	case <-ctx.Done():
+	case <-sigs:
 	}
-	stop()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Drain: no new joins, bye to everyone, wait for them up to the drain
+	// timeout. A second signal ends it at once.
+	log.Info("draining", "timeout", cfg.DrainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			log.Warn("second signal: exiting without waiting")
+			os.Exit(1)
+		case <-sctx.Done():
+		}
+	}()
 	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown incomplete", "err", err)
+		log.Warn("drain incomplete", "err", err)
 	}
 	log.Info("stopped")
 	return nil
@@ -121,6 +130,9 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.StringVar(&cfg.APIKey, "api-key", "", "API key that join tokens are issued under (their iss claim)")
 	fs.StringVar(&cfg.APISecret, "api-secret", "", "secret that signs join tokens (HS256, at least 32 bytes; prefer ROUNDTABLE_API_SECRET); without it the server is open")
 	fs.BoolVar(&cfg.AllowOpen, "allow-open", false, "allow an open server (no api-secret) on a non-loopback address")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate file: serve HTTPS and WSS (with -tls-key)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key file for -tls-cert")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long to wait for participants to leave after bye")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", "", "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 
 	// Environment first, so the command line overrides it.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -123,13 +124,14 @@ func printedURL(t *testing.T, out *bufio.Reader, stderr *bytes.Buffer) string {
 	return url
 }
 
-// The binary prints its URL, serves the client, /healthz and /metrics,
-// says bye to participants on SIGTERM and exits 0.
+// The binary prints its URL, serves the client, /healthz, /readyz and
+// /metrics. On SIGTERM it drains (issue 6, test 5): ten participants all get
+// bye "shutdown" and the process exits 0 within the drain timeout.
 func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
-		"-ice-ipv4-only", "-mdns=false", "-log-format", "json")
+		"-ice-ipv4-only", "-mdns=false", "-log-format", "json", "-drain-timeout", "5s")
 	url := printedURL(t, out, stderr)
-	for _, path := range []string{"", "r/some-room?name=x", "healthz", "metrics", "app.js"} {
+	for _, path := range []string{"", "r/some-room?name=x", "healthz", "readyz", "metrics", "app.js"} {
 		resp, err := http.Get(url + path)
 		if err != nil {
 			t.Fatal(err)
@@ -139,17 +141,24 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 			t.Errorf("GET /%s: %s", path, resp.Status)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ws := "ws" + strings.TrimPrefix(url, "http") + "ws"
-	c, err := client.Join(ctx, client.Config{URL: ws, Room: "r", Name: "n", Audio: 1})
-	if err != nil {
-		t.Fatal(err)
+	var cs []*client.Client
+	for i := 0; i < 10; i++ {
+		c, err := client.Join(ctx, client.Config{URL: ws, Room: "r", Name: fmt.Sprintf("n%d", i), Audio: i % 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		cs = append(cs, c)
 	}
-	defer c.Abort()
-	if err := client.Wait(ctx, c.Connected); err != nil {
-		t.Fatal("client never connected")
+	for _, c := range cs {
+		if err := client.Wait(ctx, c.Connected); err != nil {
+			t.Fatal("client never connected")
+		}
 	}
+	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -163,11 +172,18 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("still running 15 s after SIGTERM")
 	}
-	if err := client.Wait(ctx, func() bool { return c.Bye() != "" }); err != nil || c.Bye() != "shutdown" {
-		t.Errorf("participant got bye %q, want shutdown", c.Bye())
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("exited %v after SIGTERM, over the 5 s drain timeout", d)
 	}
-	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
-		t.Errorf("no structured stop log:\n%s", stderr)
+	for _, c := range cs {
+		if err := client.Wait(ctx, func() bool { return c.Bye() != "" }); err != nil || c.Bye() != "shutdown" {
+			t.Errorf("participant got bye %q, want shutdown", c.Bye())
+		}
+	}
+	for _, want := range []string{`"msg":"draining"`, `"msg":"stopped"`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("no structured log %s:\n%s", want, stderr)
+		}
 	}
 }
 

@@ -44,6 +44,11 @@ type Config struct {
 	// AllowOpen says so.
 	APIKey, APISecret string
 	AllowOpen         bool
+
+	// TLSCert and TLSKey (PEM files) make the listener serve HTTPS and WSS.
+	TLSCert, TLSKey string
+	// DrainTimeout bounds Shutdown's wait for participants to go.
+	DrainTimeout time.Duration
 }
 
 // MinSecret is the shortest API secret accepted: HS256 wants a key of at
@@ -66,6 +71,7 @@ func DefaultConfig() Config {
 		MaxParticipants: 50,
 		DataMaxMessage:  16 << 10,
 		DataRate:        50,
+		DrainTimeout:    10 * time.Second,
 	}
 }
 
@@ -81,6 +87,12 @@ func (c Config) Validate() error {
 	}
 	if host, _, err := net.SplitHostPort(c.Listen); err == nil && c.Open() && !c.AllowOpen && !isLoopback(host) {
 		bad("listen %q without api-secret: an open server on a non-loopback address needs -allow-open", c.Listen)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert and tls-key: give both or neither")
+	}
+	if c.DrainTimeout <= 0 {
+		bad("drain-timeout %v: want more than 0", c.DrainTimeout)
 	}
 	if c.PprofListen != "" {
 		if _, port, err := net.SplitHostPort(c.PprofListen); err != nil || port == "" {

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -36,6 +38,8 @@ type Server struct {
 
 	pprofLn   net.Listener // nil unless Config.PprofListen
 	pprofHTTP *http.Server
+	tls       bool
+	draining  atomic.Bool
 }
 
 // New validates cfg, opens the HTTP listener and the ICE UDP port.
@@ -78,10 +82,29 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	mux.Handle("/ws", sig)
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	var draining *atomic.Bool // set below; /readyz reads it
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
 	mux.Handle("/", web.Handler())
 	s := &Server{
 		Engine: engine, Rooms: rooms, Signal: sig, log: log, ln: ln,
 		http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
+	}
+	draining = &s.draining
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			_ = ln.Close()
+			_ = engine.Close()
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.tls = true
 	}
 	if cfg.PprofListen != "" {
 		if s.pprofLn, err = net.Listen("tcp", cfg.PprofListen); err != nil {
@@ -124,10 +147,20 @@ func iceServers(cfg Config) []signal.ICEServer {
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // URL returns the web client's URL.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() + "/" }
+func (s *Server) URL() string {
+	if s.tls {
+		return "https://" + s.ln.Addr().String() + "/"
+	}
+	return "http://" + s.ln.Addr().String() + "/"
+}
 
 // WSURL returns the signaling URL.
-func (s *Server) WSURL() string { return "ws://" + s.ln.Addr().String() + "/ws" }
+func (s *Server) WSURL() string {
+	if s.tls {
+		return "wss://" + s.ln.Addr().String() + "/ws"
+	}
+	return "ws://" + s.ln.Addr().String() + "/ws"
+}
 
 // Serve serves HTTP until Shutdown.
 func (s *Server) Serve() error {
@@ -138,17 +171,30 @@ func (s *Server) Serve() error {
 			}
 		}()
 	}
-	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	serve := s.http.Serve
+	if s.tls {
+		serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+	}
+	if err := serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http: %w", err)
 	}
 	return nil
 }
 
-// Shutdown says bye to every participant, waits for their sessions to end
-// (until ctx is done), then closes the listener and the UDP port.
-func (s *Server) Shutdown(ctx context.Context) error {
+// Drain starts draining: /readyz turns 503, new sockets get 503, joins on
+// open ones get "draining", and every participant gets bye "shutdown".
+// Safe to call more than once.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.Signal.Drain()
 	s.Rooms.Close("shutdown")
 	s.Signal.CloseAll("shutdown")
+}
+
+// Shutdown drains the server, waits for the sessions to end (until ctx is
+// done), then closes the listener and the UDP port.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
 	waitErr := s.Signal.Wait(ctx)
 	httpErr := s.http.Shutdown(ctx)
 	var pprofErr error

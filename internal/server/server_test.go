@@ -2,12 +2,26 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/roundtable-sfu/roundtable/internal/client"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -50,5 +64,152 @@ func TestPprofOptIn(t *testing.T) {
 			t.Errorf("shutdown: %v", err)
 		}
 		cancel()
+	}
+}
+
+// Draining: readiness turns 503 while liveness stays 200, new sockets get
+// 503, every open socket, joined or not, gets bye "shutdown".
+func TestDrain(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.ICEPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, []string{"lo"}, false
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve() }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if code, _ := get(t, s.URL()+"readyz"); code != http.StatusOK {
+		t.Fatalf("readyz %d before draining", code)
+	}
+	member, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "d", Name: "member"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Abort()
+	waiting, err := client.Dial(ctx, client.Config{URL: s.WSURL()}) // open, not joined yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Abort()
+
+	s.Drain()
+	if code, _ := get(t, s.URL()+"readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("readyz %d while draining, want 503", code)
+	}
+	if code, _ := get(t, s.URL()+"healthz"); code != http.StatusOK {
+		t.Errorf("healthz %d while draining, want 200", code)
+	}
+	if _, resp, err := websocket.DefaultDialer.DialContext(ctx, s.WSURL(), nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("new socket while draining: %v, want HTTP 503", err)
+	}
+	if err := client.Wait(ctx, func() bool { return member.Bye() == "shutdown" }); err != nil {
+		t.Errorf("member got bye %q, want shutdown", member.Bye())
+	}
+	// A socket that had not joined yet is closed too; a join racing the
+	// drain would get "draining".
+	if err := client.Wait(ctx, func() bool { return waiting.Bye() == "shutdown" }); err != nil {
+		t.Errorf("unjoined socket got bye %q, want shutdown", waiting.Bye())
+	}
+	_ = waiting.SendJSON(map[string]string{"type": "join", "room": "d", "name": "late"})
+	if _, n := s.Rooms.Counts(); n != 0 {
+		t.Errorf("%d participants while draining", n)
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their
+// paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "roundtable test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// With -tls-cert and -tls-key the one listener serves HTTPS and WSS.
+func TestTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.ICEPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, []string{"lo"}, false
+	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve() }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}()
+	if !strings.HasPrefix(s.URL(), "https://") || !strings.HasPrefix(s.WSURL(), "wss://") {
+		t.Fatalf("URLs %s %s", s.URL(), s.WSURL())
+	}
+	tlsCfg := &tls.Config{RootCAs: pool}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}}
+	resp, err := hc.Get(s.URL() + "healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
+		t.Errorf("https healthz: %s, tls %v", resp.Status, resp.TLS != nil)
+	}
+	// Go's TLS server answers plain HTTP with a 400; it must not serve it.
+	if r2, err := http.Get("http://" + s.Addr().String() + "/healthz"); err == nil {
+		r2.Body.Close()
+		if r2.StatusCode == http.StatusOK {
+			t.Errorf("plain HTTP served on the TLS listener")
+		}
+	}
+	d := websocket.Dialer{TLSClientConfig: tlsCfg}
+	conn, _, err := d.Dial(s.WSURL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.WriteJSON(map[string]string{"type": "join", "room": "tls", "name": "t"}); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := conn.ReadJSON(&m); err != nil || m["type"] != "joined" {
+		t.Errorf("over wss: %v %v, want joined", m, err)
+	}
+	cfg.TLSKey = ""
+	if err := cfg.Validate(); err == nil {
+		t.Errorf("a certificate without a key passed validation")
 	}
 }
