@@ -79,6 +79,68 @@ func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
 		}
 	})
 
+	t.Run("1,000 messages a second", func(t *testing.T) {
+		c, err := client.Dial(ctx, client.Config{URL: s.WSURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		if err := c.SendJSON(map[string]string{"type": "join", "room": "calm", "name": "flood"}); err != nil {
+			t.Fatal(err)
+		}
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		flood := `{"type":"viewport","track":"TRnothing","width":1,"height":1,"visible":true}`
+		for i := 0; i < 1000; i++ {
+			<-tick.C
+			if err := c.SendRaw(websocket.TextMessage, []byte(flood)); err != nil {
+				break // closed: also an answer
+			}
+		}
+		waitFor(t, ctx, "error "+signal.CodeRateLimited, func() bool { return c.HasError(signal.CodeRateLimited) })
+		// About 1 s of flood: the burst (200) and the rate (50/s) pass and
+		// get their own unknown_track; the rest is dropped with one
+		// rate_limited a second.
+		limited, answered := 0, 0
+		for _, e := range c.Errors() {
+			switch e.Code {
+			case signal.CodeRateLimited:
+				limited++
+			case signal.CodeUnknownTrack:
+				answered++
+			}
+		}
+		if limited > 3 || answered > 320 {
+			t.Errorf("%d rate_limited and %d answered of 1,000: want the excess dropped", limited, answered)
+		}
+	})
+
+	t.Run("connect timeout frees a member that never connects", func(t *testing.T) {
+		quick := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) { c.ConnectTimeout = time.Second })
+		c, err := client.Dial(ctx, client.Config{URL: quick.WSURL()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		if err := c.SendJSON(map[string]string{"type": "join", "room": "stuck", "name": "never-offers"}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, "bye connect_timeout", func() bool { return c.Bye() == "connect_timeout" })
+		waitFor(t, ctx, "the member freed", func() bool { _, n := quick.Rooms.Counts(); return n == 0 })
+	})
+
+	t.Run("too many tracks", func(t *testing.T) {
+		few := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) { c.MaxTracks = 2 })
+		greedy := few.join(ctx, "few", "greedy", 3, 0)
+		watcher := few.join(ctx, "few", "watcher", 0, 0)
+		waitFor(t, ctx, "error "+signal.CodeTooManyTracks, func() bool { return greedy.HasError(signal.CodeTooManyTracks) })
+		waitFor(t, ctx, "two tracks forwarded", func() bool { return len(watcher.ActiveRemote()) == 2 })
+		time.Sleep(300 * time.Millisecond)
+		if n := len(watcher.Remote()); n != 2 {
+			t.Errorf("watcher receives %d tracks, want the limit of 2", n)
+		}
+	})
+
 	t.Run("room full", func(t *testing.T) {
 		full := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) { c.MaxParticipants = 1 })
 		first := full.join(ctx, "tiny", "first", 0, 0)

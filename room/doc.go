@@ -38,6 +38,9 @@ var (
 	// ErrDataNotAllowed: a participant without the data permission sent a
 	// data-channel message; it is dropped.
 	ErrDataNotAllowed = errors.New("room: sending data is not allowed for this participant")
+	// ErrTooManyTracks: a member offered more tracks than MaxTracks; the
+	// extra ones are not forwarded.
+	ErrTooManyTracks = errors.New("room: too many tracks")
 	// ErrClosed: the manager is shutting down.
 	ErrClosed = errors.New("room: server is shutting down")
 )

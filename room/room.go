@@ -33,10 +33,15 @@ type Limits struct {
 	MaxDataMessage  int     // bytes per data-channel message
 	DataRate        float64 // data-channel messages per second per sender
 	DataBurst       int     // burst above DataRate
+	MaxTracks       int     // tracks a member may publish at once
+	// ConnectTimeout: a member whose PeerConnection has not connected this
+	// long after joining is closed ("connect_timeout") and freed.
+	ConnectTimeout time.Duration
 }
 
 // DefaultLimits are the limits used when a field is zero.
-var DefaultLimits = Limits{MaxRooms: 1000, MaxParticipants: 50, MaxDataMessage: 16 << 10, DataRate: 50, DataBurst: 100}
+var DefaultLimits = Limits{MaxRooms: 1000, MaxParticipants: 50, MaxDataMessage: 16 << 10, DataRate: 50, DataBurst: 100,
+	MaxTracks: 8, ConnectTimeout: 30 * time.Second}
 
 // PeerFactory creates a member's Peer; *sfu.Engine's NewPeer in production.
 type PeerFactory func(sfu.PeerConfig) (*sfu.Peer, error)
@@ -75,6 +80,12 @@ func NewManager(newPeer PeerFactory, limits Limits, log *slog.Logger) *Manager {
 	}
 	if limits.DataBurst == 0 {
 		limits.DataBurst = d.DataBurst
+	}
+	if limits.MaxTracks == 0 {
+		limits.MaxTracks = d.MaxTracks
+	}
+	if limits.ConnectTimeout == 0 {
+		limits.ConnectTimeout = d.ConnectTimeout
 	}
 	if log == nil {
 		log = slog.Default()
@@ -128,8 +139,9 @@ type Participant struct {
 	peer   *sfu.Peer
 	rate   *TokenBucket
 
-	connected   atomic.Bool
-	lastRateErr atomic.Int64 // unix nanos of the last rate-limit error sent
+	connected    atomic.Bool
+	lastRateErr  atomic.Int64 // unix nanos of the last rate-limit error sent
+	connectTimer *time.Timer  // closes a member that never connects; stopped by Leave
 
 	// guarded by room.mu
 	tracks []*sfu.UpTrack
@@ -172,7 +184,9 @@ func (m *Manager) Join(roomName, displayName string, perm Permissions, c Client)
 				c.Notify(Error{fmt.Errorf("%w: track %s is not forwarded", ErrPublishNotAllowed, up.ID())})
 				return
 			}
-			p.room.publish(p, up)
+			if err := p.room.publish(p, up); err != nil {
+				c.Notify(Error{err})
+			}
 		},
 		OnTrackEnded: func(up *sfu.UpTrack) {
 			p.room.unpublish(p, up)
@@ -186,7 +200,14 @@ func (m *Manager) Join(roomName, displayName string, perm Permissions, c Client)
 		return nil, fmt.Errorf("join %s: %w", roomName, err)
 	}
 	p.peer = peer
+	p.connectTimer = time.AfterFunc(m.limits.ConnectTimeout, func() {
+		if !p.connected.Load() {
+			m.log.Info("participant never connected", "room", roomName, "participant", p.id, "after", m.limits.ConnectTimeout)
+			c.Close("connect_timeout")
+		}
+	})
 	if err := m.add(roomName, p); err != nil {
+		p.connectTimer.Stop()
 		_ = peer.Close()
 		return nil, err
 	}
@@ -252,6 +273,7 @@ func (m *Manager) Leave(p *Participant, reason string) {
 		return
 	}
 	p.left = true
+	p.connectTimer.Stop()
 	delete(r.members, p.id)
 	for i, o := range r.order {
 		if o == p {
@@ -384,11 +406,14 @@ func (m *Manager) UpdateTrack(p *Participant, localID string, meta TrackMeta) er
 	return nil
 }
 
-func (r *Room) publish(p *Participant, up *sfu.UpTrack) {
+func (r *Room) publish(p *Participant, up *sfu.UpTrack) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.left {
-		return
+		return nil
+	}
+	if max := r.mgr.limits.MaxTracks; len(p.tracks) >= max {
+		return fmt.Errorf("%w: %d published, limit %d; track %s is not forwarded", ErrTooManyTracks, len(p.tracks), max, up.ID())
 	}
 	p.tracks = append(p.tracks, up)
 	ev := TrackPublished{Participant: p.id, Track: p.trackInfo(up)}
@@ -402,6 +427,7 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) {
 	}
 	r.mgr.log.Info("track published", "room", r.name, "participant", p.id, "track", up.ID(),
 		"kind", up.Kind().String(), "codec", up.Codec().MimeType)
+	return nil
 }
 
 func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {

@@ -56,6 +56,8 @@ const (
 	CodeSlowClient    = "slow_client"
 	CodeInternal      = "internal"
 	CodeDraining      = "draining"
+	CodeRateLimited   = "rate_limited"
+	CodeTooManyTracks = "too_many_tracks"
 	// Join tokens (docs/security.md) and the permissions they grant.
 	CodeAuthRequired      = "auth_required"
 	CodeTokenInvalid      = "token_invalid"
@@ -72,7 +74,7 @@ var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJ
 	CodeBadRoom, CodeBadName, CodeRoomFull, CodeTooManyRooms, CodeBadSDP, CodeDataTooLarge, CodeDataRate,
 	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal,
 	CodeAuthRequired, CodeTokenInvalid, CodeTokenExpired, CodeTokenNotYetValid, CodeTokenWrongRoom, CodeTokenNoGrants,
-	CodePublishNotAllowed, CodeDataNotAllowed, CodeDraining}
+	CodePublishNotAllowed, CodeDataNotAllowed, CodeDraining, CodeRateLimited, CodeTooManyTracks}
 
 // Candidate is the browser's RTCIceCandidateInit.
 type Candidate = webrtc.ICECandidateInit

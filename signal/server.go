@@ -37,12 +37,23 @@ type Config struct {
 	PingInterval time.Duration
 	// WriteTimeout bounds one socket write (default 10 s).
 	WriteTimeout time.Duration
+	// MessageRate and MessageBurst limit each socket's messages (default
+	// 50 a second, bursts of 200: a browser's ICE candidates come in
+	// bursts); messages over it are dropped with error "rate_limited".
+	MessageRate  float64
+	MessageBurst int
 	// Keys, when set, make join require a token signed with them
 	// (docs/security.md); nil runs the server open.
 	Keys *auth.Keys
 }
 
 func (c *Config) defaults() {
+	if c.MessageRate == 0 {
+		c.MessageRate = 50
+	}
+	if c.MessageBurst == 0 {
+		c.MessageBurst = 200
+	}
 	if c.MaxMessage == 0 {
 		c.MaxMessage = 64 << 10
 	}

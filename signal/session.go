@@ -35,13 +35,16 @@ type Session struct {
 	reason    atomic.Pointer[string]
 	writerEnd chan struct{}
 
-	part   *room.Participant // reader goroutine only
-	partID atomic.Pointer[string]
+	part        *room.Participant // reader goroutine only
+	rate        *room.TokenBucket // reader goroutine only
+	lastRateErr time.Time         // reader goroutine only
+	partID      atomic.Pointer[string]
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote string) *Session {
 	return &Session{
 		srv: srv, conn: conn, opened: time.Now(),
+		rate:      room.NewTokenBucket(srv.cfg.MessageRate, srv.cfg.MessageBurst, nil),
 		log:       srv.log.With("remote", remote),
 		out:       make(chan []byte, outQueueLen),
 		closing:   make(chan struct{}),
@@ -74,6 +77,15 @@ func (s *Session) run() {
 		if mt != websocket.TextMessage {
 			s.srv.stats.In.Add("invalid")
 			s.sendError(CodeBadMessage, "binary frames are not part of the protocol")
+			continue
+		}
+		if !s.rate.Allow() {
+			// Over the per-socket rate: dropped, with one error a second.
+			s.srv.stats.In.Add("rate_limited")
+			if now := time.Now(); now.Sub(s.lastRateErr) >= time.Second {
+				s.lastRateErr = now
+				s.sendError(CodeRateLimited, fmt.Sprintf("more than %.0f messages a second: message dropped", s.srv.cfg.MessageRate))
+			}
 			continue
 		}
 		msg, err := Decode(data)
@@ -356,6 +368,8 @@ func errorCode(err error) string {
 		return CodeUnknownTrack
 	case errors.Is(err, room.ErrClosed):
 		return CodeShuttingDown
+	case errors.Is(err, room.ErrTooManyTracks):
+		return CodeTooManyTracks
 	case errors.Is(err, room.ErrPublishNotAllowed):
 		return CodePublishNotAllowed
 	case errors.Is(err, room.ErrDataNotAllowed):

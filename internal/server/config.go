@@ -31,8 +31,15 @@ type Config struct {
 
 	MaxRooms        int
 	MaxParticipants int
+	MaxTracks       int // tracks one participant may publish
 	DataMaxMessage  int
 	DataRate        float64
+	// MessageRate: signaling messages per second per socket (bursts of
+	// four times that).
+	MessageRate float64
+	// ConnectTimeout frees a participant whose PeerConnection has not
+	// connected this long after joining.
+	ConnectTimeout time.Duration
 
 	// PprofListen, when set, serves Go's profiler (/debug/pprof/) on this
 	// separate address; off by default, and kept off the public listener.
@@ -71,6 +78,9 @@ func DefaultConfig() Config {
 		MaxParticipants: 50,
 		DataMaxMessage:  16 << 10,
 		DataRate:        50,
+		MaxTracks:       8,
+		MessageRate:     50,
+		ConnectTimeout:  30 * time.Second,
 		DrainTimeout:    10 * time.Second,
 	}
 }
@@ -90,6 +100,15 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls-cert and tls-key: give both or neither")
+	}
+	if c.MaxTracks < 1 {
+		bad("max-tracks %d: want at least 1", c.MaxTracks)
+	}
+	if c.MessageRate <= 0 {
+		bad("message-rate %v: want more than 0", c.MessageRate)
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("connect-timeout %v: want more than 0", c.ConnectTimeout)
 	}
 	if c.DrainTimeout <= 0 {
 		bad("drain-timeout %v: want more than 0", c.DrainTimeout)

@@ -69,6 +69,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	rooms := room.NewManager(engine.NewPeer, room.Limits{
 		MaxRooms: cfg.MaxRooms, MaxParticipants: cfg.MaxParticipants,
 		MaxDataMessage: cfg.DataMaxMessage, DataRate: cfg.DataRate,
+		MaxTracks: cfg.MaxTracks, ConnectTimeout: cfg.ConnectTimeout,
 	}, log)
 	var keys *auth.Keys
 	if !cfg.Open() {
@@ -76,6 +77,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	}
 	sig := signal.NewServer(rooms, signal.Config{
 		ICEServers: iceServers(cfg), AllowedOrigins: cfg.AllowedOrigins, Keys: keys,
+		MessageRate: cfg.MessageRate, MessageBurst: int(4 * cfg.MessageRate),
 	}, log)
 
 	mux := http.NewServeMux()
