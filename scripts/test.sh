@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Roundtable's test command: installs what the tests need when it is
 # missing (promtool from the prometheus package, Debian's chromium), then runs every test with the race detector and the benchmarks
-# once so they cannot rot. Usage: ./scripts/test.sh [extra go test flags]
+# once so they cannot rot, then fuzzes each target for 30 s (RT_FUZZTIME).
+# Usage: ./scripts/test.sh [extra go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,8 @@ go vet ./...
 go test -race -count=1 -p 1 -timeout 15m "$@" ./...
 # The hot-path benchmarks, once, without the race detector.
 go test -run '^$' -bench . -benchtime 1x -benchmem ./sfu/
+# Each fuzz target for 30 s (issue 6): signaling decoding, SDP checks, and
+# the RTP and RTCP handling of the media plane. Seeds: */testdata/fuzz.
+for target in signal:FuzzDecode sfu:FuzzCheckSDP sfu:FuzzForwardRTP sfu:FuzzRTCP; do
+	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "${RT_FUZZTIME:-30s}" "./${target%%:*}/"
+done

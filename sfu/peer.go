@@ -175,11 +175,17 @@ func (p *Peer) ID() string { return p.cfg.ID }
 
 // HandleOffer queues a remote offer.
 func (p *Peer) HandleOffer(sdp string) error {
+	if err := CheckSDP(sdp); err != nil {
+		return err
+	}
 	return p.post(peerEvent{kind: SignalOffer, sdp: sdp})
 }
 
-// HandleAnswer queues a remote answer.
+// HandleAnswer queues a remote answer, after the same checks.
 func (p *Peer) HandleAnswer(sdp string) error {
+	if err := CheckSDP(sdp); err != nil {
+		return err
+	}
 	return p.post(peerEvent{kind: SignalAnswer, sdp: sdp})
 }
 

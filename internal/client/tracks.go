@@ -163,15 +163,22 @@ func (l *LocalTrack) Video() bool { return l.video }
 // stop ends the track's goroutines: the send loop at once, the RTCP reader
 // by a read deadline in the past. A sender that never started sending
 // ignores deadlines; its reader ends when the PeerConnection closes, so
-// stop waits for it only briefly: call wait after closing.
+// stop waits for it only briefly: call wait after closing. Setting the
+// deadline itself blocks in pion v3.3.6 until DTLS is up or the sender
+// stops (srtpWriterFuture.init), so it runs on its own goroutine, which
+// the PeerConnection's close ends.
 func (l *LocalTrack) stop() {
 	l.stopOnce.Do(func() {
 		close(l.done)
-		if l.rid == "" {
-			_ = l.sender.SetReadDeadline(time.Now())
-		} else {
-			_ = l.sender.SetReadDeadlineSimulcast(time.Now(), l.rid)
-		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if l.rid == "" {
+				_ = l.sender.SetReadDeadline(time.Now())
+			} else {
+				_ = l.sender.SetReadDeadlineSimulcast(time.Now(), l.rid)
+			}
+		}()
 	})
 	select {
 	case <-l.rtcpDone:
