@@ -90,8 +90,14 @@ func TestChurn(t *testing.T) {
 				extra = append(extra, fd+" -> "+target+" "+socketKind(target))
 			}
 		}
-		t.Errorf("after churn: %d goroutines (%d before), %d open files (%d before); new files %v\n%s",
-			g, goroutines, f, fds, extra, summarize(string(buf[:n])))
+		var full []string // whole stacks of pion's ICE agents, to tell whose they are
+		for _, st := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(st, "ice/v2.(*Agent)") {
+				full = append(full, st)
+			}
+		}
+		t.Errorf("after churn: %d goroutines (%d before), %d open files (%d before); new files %v\n%s\n%s",
+			g, goroutines, f, fds, extra, summarize(string(buf[:n])), strings.Join(full, "\n\n"))
 	}
 	if rooms, _ := s.Rooms.Counts(); rooms != 0 {
 		t.Errorf("%d rooms left", rooms)

@@ -43,6 +43,11 @@ type Settings struct {
 	// the network), so they act like the link: tests use them to impair one
 	// PeerConnection.
 	Interceptors []interceptor.Factory
+	// MaxIncomingBitrate caps what one participant may publish, in bits
+	// per second: the server sends it REMB (RFC draft-alvestrand-rmcat-remb)
+	// at that value every second, which browsers apply as an upper bound.
+	// 0: no cap.
+	MaxIncomingBitrate int
 }
 
 // Engine holds what every PeerConnection of the server shares: the pion API
@@ -55,6 +60,7 @@ type Engine struct {
 	mux      *ice.MultiUDPMuxDefault
 	stats    *Stats
 	log      *slog.Logger
+	maxIn    int // Settings.MaxIncomingBitrate
 
 	mu    sync.Mutex
 	peers map[*Peer]struct{} // open Peers, for Estimates
@@ -152,7 +158,7 @@ func NewEngine(s Settings) (*Engine, error) {
 	if s.DisableMDNS {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
-	e := &Engine{media: m, settings: se, extra: s.Interceptors, mux: mux, stats: stats, log: log,
+	e := &Engine{media: m, settings: se, extra: s.Interceptors, mux: mux, stats: stats, log: log, maxIn: s.MaxIncomingBitrate,
 		peers: map[*Peer]struct{}{}}
 	for _, a := range e.UDPAddrs() {
 		log.Debug("ice udp listening", "addr", a.String())

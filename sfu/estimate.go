@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/rtcp"
 )
 
 // InitialEstimate is where Google congestion control starts, in bits per
@@ -58,17 +59,21 @@ const probeGrace = 4 * time.Second
 
 // allocateLoop is the Peer's allocator goroutine: it splits the bandwidth
 // estimate evenly among the video subscriptions that have layers to choose
-// from, and lets each pick the layer that fits.
+// from, and lets each pick the layer that fits. Once a second it also sends
+// the participant its publishing cap (capIncoming).
 func (p *Peer) allocateLoop() {
 	defer p.wg.Done()
 	tick := time.NewTicker(allocateInterval)
 	defer tick.Stop()
 	var downs []*DownTrack
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-p.closed:
 			return
 		case now := <-tick.C:
+			if n%4 == 0 {
+				p.capIncoming()
+			}
 			bits := p.Estimate()
 			if bits <= 0 {
 				continue
@@ -102,4 +107,20 @@ func (e *Engine) EstimateDetails() []map[string]any {
 		p.est.mu.Unlock()
 	}
 	return out
+}
+
+// capIncoming tells the participant, by REMB, how much it may publish in
+// all (Settings.MaxIncomingBitrate), covering every video stream it sends.
+// Audio is left out: it is small and browsers do not adapt it to REMB.
+func (p *Peer) capIncoming() {
+	if p.engine.maxIn <= 0 {
+		return
+	}
+	p.mu.Lock()
+	ssrcs := append([]uint32(nil), p.videoSSRCs...)
+	p.mu.Unlock()
+	if len(ssrcs) == 0 {
+		return
+	}
+	_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(p.engine.maxIn), SSRCs: ssrcs}})
 }

@@ -100,6 +100,7 @@ type Peer struct {
 	kick      chan struct{}
 	iceChange chan struct{} // ICE connection state changed
 	closed    chan struct{}
+	runDone   chan struct{} // the run goroutine has returned
 	once      sync.Once
 	wg        sync.WaitGroup
 
@@ -111,6 +112,7 @@ type Peer struct {
 	closing    bool                             // set before Close waits: no goroutine may start after
 	downs      map[*UpTrack]*DownTrack          // current subscriptions, for SetViewport
 	simulcast  map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
+	videoSSRCs []uint32                         // incoming video streams, for the REMB cap
 
 	// run goroutine only
 	subs        map[*UpTrack]*subscription
@@ -119,6 +121,9 @@ type Peer struct {
 	offering    bool // an offer of ours awaits its answer
 	dirty       bool // subscription changes are due
 }
+
+// maxCappedSSRCs bounds the video streams one REMB cap names.
+const maxCappedSSRCs = 16
 
 // NewPeer creates the participant's PeerConnection and starts its goroutine.
 // The remote is expected to send the first offer.
@@ -141,6 +146,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		kick:      make(chan struct{}, 1),
 		iceChange: make(chan struct{}, 1),
 		closed:    make(chan struct{}),
+		runDone:   make(chan struct{}),
 		want:      map[*UpTrack]bool{},
 		downs:     map[*UpTrack]*DownTrack{},
 		simulcast: map[*webrtc.RTPReceiver]*UpTrack{},
@@ -236,6 +242,10 @@ func (p *Peer) Close() error {
 		p.closing = true
 		p.mu.Unlock()
 		close(p.closed)
+		// The run goroutine may be applying a description: let it finish
+		// first. pion v3.3.6 leaks an ICE agent (its taskLoop goroutine)
+		// when SetLocalDescription gathers after Close found no agent.
+		<-p.runDone
 		p.settleICE()
 		if cerr := p.pc.Close(); cerr != nil {
 			err = fmt.Errorf("close peer %s: %w", p.cfg.ID, cerr)
@@ -269,6 +279,7 @@ const iceSettleWait = 500 * time.Millisecond
 
 func (p *Peer) run() {
 	defer p.wg.Done()
+	defer close(p.runDone)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	armed := false
@@ -515,6 +526,10 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		}
 	}
 	l.remote = remote
+	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+		// The most recent streams; older ones have ended or soon will.
+		p.videoSSRCs = append(p.videoSSRCs[max(0, len(p.videoSSRCs)-maxCappedSSRCs+1):], uint32(remote.SSRC()))
+	}
 	up.startLoop()
 	p.wg.Add(2) // under mu: never after Close started waiting
 	p.mu.Unlock()

@@ -126,6 +126,7 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.IntVar(&cfg.MaxRooms, "max-rooms", cfg.MaxRooms, "maximum rooms")
 	fs.IntVar(&cfg.MaxParticipants, "max-participants", cfg.MaxParticipants, "maximum participants per room")
 	fs.IntVar(&cfg.MaxTracks, "max-tracks", cfg.MaxTracks, "tracks one participant may publish (too_many_tracks beyond)")
+	fs.IntVar(&cfg.MaxPublishBitrate, "max-publish-bitrate", cfg.MaxPublishBitrate, "bits per second one participant may publish in all, sent to it as REMB (0: no cap)")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", cfg.MessageRate, "signaling messages per second per socket (bursts of four times that)")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "free a participant whose PeerConnection has not connected this long after joining")
 	fs.IntVar(&cfg.DataMaxMessage, "data-max-message", cfg.DataMaxMessage, "maximum data-channel message size in bytes")

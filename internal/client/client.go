@@ -548,7 +548,11 @@ func (c *Client) Abort() {
 		l.stop()
 	}
 	if c.pc != nil {
+		// Under negMu, so no description is being applied: pion v3.3.6 leaks
+		// an ICE agent when SetLocalDescription gathers after Close.
+		c.negMu.Lock()
 		_ = c.pc.Close()
+		c.negMu.Unlock()
 	}
 	for _, l := range local {
 		l.wait()

@@ -31,6 +31,7 @@ type LocalTrack struct {
 	PLIsReceived atomic.Uint64
 	NACKs        atomic.Uint64
 	RRs          atomic.Uint64 // receiver reports about this track
+	REMB         atomic.Uint64 // the last REMB bitrate naming this track's SSRC, bits/s
 	wantKey      atomic.Bool
 	level        atomic.Int32 // RFC 6464 level in -dBov sent on audio; 127 = silence
 	pliMu        sync.Mutex
@@ -209,7 +210,7 @@ func (l *LocalTrack) readRTCP() {
 			continue
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				l.PLIsReceived.Add(1)
 				l.pliMu.Lock()
@@ -218,6 +219,8 @@ func (l *LocalTrack) readRTCP() {
 				l.wantKey.Store(true)
 			case *rtcp.TransportLayerNack:
 				l.NACKs.Add(1)
+			case *rtcp.ReceiverEstimatedMaximumBitrate:
+				l.REMB.Store(uint64(p.Bitrate))
 			case *rtcp.ReceiverReport:
 				l.RRs.Add(1)
 			}

@@ -32,8 +32,11 @@ type Config struct {
 	MaxRooms        int
 	MaxParticipants int
 	MaxTracks       int // tracks one participant may publish
-	DataMaxMessage  int
-	DataRate        float64
+	// MaxPublishBitrate caps what one participant may publish, in bits per
+	// second (REMB to its browser); 0: no cap.
+	MaxPublishBitrate int
+	DataMaxMessage    int
+	DataRate          float64
 	// MessageRate: signaling messages per second per socket (bursts of
 	// four times that).
 	MessageRate float64
@@ -68,20 +71,21 @@ func (c Config) Open() bool { return c.APISecret == "" }
 // DefaultConfig is what `go run ./cmd/roundtable` uses.
 func DefaultConfig() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		ICEPort:         7882,
-		ICELoopback:     true,
-		MDNS:            true,
-		LogFormat:       "text",
-		LogLevel:        "info",
-		MaxRooms:        1000,
-		MaxParticipants: 50,
-		DataMaxMessage:  16 << 10,
-		DataRate:        50,
-		MaxTracks:       8,
-		MessageRate:     50,
-		ConnectTimeout:  30 * time.Second,
-		DrainTimeout:    10 * time.Second,
+		Listen:            "127.0.0.1:8080",
+		ICEPort:           7882,
+		ICELoopback:       true,
+		MDNS:              true,
+		LogFormat:         "text",
+		LogLevel:          "info",
+		MaxRooms:          1000,
+		MaxParticipants:   50,
+		DataMaxMessage:    16 << 10,
+		DataRate:          50,
+		MaxTracks:         8,
+		MaxPublishBitrate: 6_000_000,
+		MessageRate:       50,
+		ConnectTimeout:    30 * time.Second,
+		DrainTimeout:      10 * time.Second,
 	}
 }
 
@@ -103,6 +107,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTracks < 1 {
 		bad("max-tracks %d: want at least 1", c.MaxTracks)
+	}
+	if c.MaxPublishBitrate < 0 {
+		bad("max-publish-bitrate %d: want 0 (no cap) or more", c.MaxPublishBitrate)
 	}
 	if c.MessageRate <= 0 {
 		bad("message-rate %v: want more than 0", c.MessageRate)

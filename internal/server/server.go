@@ -57,6 +57,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		UDPPort: cfg.ICEPort, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
 		Loopback: cfg.ICELoopback, DisableMDNS: !cfg.MDNS, IPv4Only: cfg.ICEIPv4Only, Logger: log,
 		Interceptors: extra, ICEDisconnectedTimeout: cfg.ICEDisconnectedTimeout, ICEFailedTimeout: cfg.ICEFailedTimeout,
+		MaxIncomingBitrate: cfg.MaxPublishBitrate,
 	})
 	if err != nil {
 		return nil, err
