@@ -140,7 +140,7 @@ type Participant struct {
 	rate   *TokenBucket
 
 	connected    atomic.Bool
-	lastRateErr  atomic.Int64 // unix nanos of the last rate-limit error sent
+	lastDataErr  atomic.Int64 // unix nanos of the last dropped-data error sent
 	connectTimer *time.Timer  // closes a member that never connects; stopped by Leave
 
 	// guarded by room.mu
@@ -454,16 +454,22 @@ func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
 	r.mgr.log.Info("track unpublished", "room", r.name, "participant", p.id, "track", up.ID())
 }
 
+// notifyThrottled sends a dropped-data error at most once a second: a
+// sender over a limit would otherwise get one per message.
+func (p *Participant) notifyThrottled(err error) {
+	now := time.Now().UnixNano()
+	if last := p.lastDataErr.Load(); now-last > int64(time.Second) && p.lastDataErr.CompareAndSwap(last, now) {
+		p.client.Notify(Error{err})
+	}
+}
+
 // forwardData enforces the data limits and sends the message to every
 // other member, tagged with the sender's id.
 func (r *Room) forwardData(p *Participant, d sfu.DataMessage) {
 	lim := r.mgr.limits
 	if !p.perm.PublishData {
 		p.peer.CountDrop(sfu.DropDataNotAllowed)
-		now := time.Now().UnixNano()
-		if last := p.lastRateErr.Load(); now-last > int64(time.Second) && p.lastRateErr.CompareAndSwap(last, now) {
-			p.client.Notify(Error{ErrDataNotAllowed})
-		}
+		p.notifyThrottled(ErrDataNotAllowed)
 		return
 	}
 	if len(d.Data) > lim.MaxDataMessage {
@@ -473,10 +479,7 @@ func (r *Room) forwardData(p *Participant, d sfu.DataMessage) {
 	}
 	if !p.rate.Allow() {
 		p.peer.CountDrop(sfu.DropDataRate)
-		now := time.Now().UnixNano()
-		if last := p.lastRateErr.Load(); now-last > int64(time.Second) && p.lastRateErr.CompareAndSwap(last, now) {
-			p.client.Notify(Error{fmt.Errorf("%w: limit %.0f/s", ErrDataRate, lim.DataRate)})
-		}
+		p.notifyThrottled(fmt.Errorf("%w: limit %.0f/s", ErrDataRate, lim.DataRate))
 		return
 	}
 	r.mu.Lock()

@@ -551,6 +551,7 @@ func (c *Client) Abort() {
 		// Under negMu, so no description is being applied: pion v3.3.6 leaks
 		// an ICE agent when SetLocalDescription gathers after Close.
 		c.negMu.Lock()
+		c.settleICE()
 		_ = c.pc.Close()
 		c.negMu.Unlock()
 	}
@@ -558,6 +559,22 @@ func (c *Client) Abort() {
 		l.wait()
 	}
 	c.wg.Wait()
+}
+
+// settleICE waits, at most 1 s, while an applied remote description has
+// ICE starting or checking: pion v3.3.6 races (a data race -race reports)
+// when Close stops the ICE transport that SetRemoteDescription is still
+// starting in the background. The server does the same (sfu.Peer.Close).
+func (c *Client) settleICE() {
+	deadline := time.Now().Add(time.Second)
+	for c.pc.RemoteDescription() != nil && time.Now().Before(deadline) {
+		switch c.pc.ICEConnectionState() {
+		case webrtc.ICEConnectionStateNew, webrtc.ICEConnectionStateChecking:
+			time.Sleep(10 * time.Millisecond)
+		default:
+			return
+		}
+	}
 }
 
 // errClosed is returned by SendData before the data channel opened.

@@ -35,20 +35,37 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// serve starts a loopback server with cfg changed by set; it shuts down
+// when the test ends.
+func serve(t *testing.T, set func(*Config)) *Server {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.ICEPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, []string{"lo"}, false
+	set(&cfg)
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return s
+}
+
 // The profiler is off by default; with PprofListen it is served there and
 // only there, never on the public listener.
 func TestPprofOptIn(t *testing.T) {
 	for _, on := range []bool{false, true} {
-		cfg := DefaultConfig()
-		cfg.Listen, cfg.ICEPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, []string{"lo"}, false
-		if on {
-			cfg.PprofListen = "127.0.0.1:0"
-		}
-		s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = s.Serve() }()
+		s := serve(t, func(c *Config) {
+			if on {
+				c.PprofListen = "127.0.0.1:0"
+			}
+		})
 		if _, body := get(t, s.URL()+"debug/pprof/"); strings.Contains(body, "goroutine") {
 			t.Errorf("pprof=%v: the public listener serves the profiler", on)
 		}
@@ -59,29 +76,13 @@ func TestPprofOptIn(t *testing.T) {
 				t.Errorf("profiler index: %d %.100q", code, body)
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		cancel()
 	}
 }
 
 // Draining: readiness turns 503 while liveness stays 200, new sockets get
 // 503, every open socket, joined or not, gets bye "shutdown".
 func TestDrain(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Listen, cfg.ICEPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, []string{"lo"}, false
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve() }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	}()
+	s := serve(t, func(*Config) {})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if code, _ := get(t, s.URL()+"readyz"); code != http.StatusOK {
@@ -161,19 +162,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // With -tls-cert and -tls-key the one listener serves HTTPS and WSS.
 func TestTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	cfg := DefaultConfig()
-	cfg.Listen, cfg.ICEPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, []string{"lo"}, false
-	cfg.TLSCert, cfg.TLSKey = certFile, keyFile
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve() }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	}()
+	s := serve(t, func(c *Config) { c.TLSCert, c.TLSKey = certFile, keyFile })
 	if !strings.HasPrefix(s.URL(), "https://") || !strings.HasPrefix(s.WSURL(), "wss://") {
 		t.Fatalf("URLs %s %s", s.URL(), s.WSURL())
 	}
@@ -208,7 +197,8 @@ func TestTLS(t *testing.T) {
 	if err := conn.ReadJSON(&m); err != nil || m["type"] != "joined" {
 		t.Errorf("over wss: %v %v, want joined", m, err)
 	}
-	cfg.TLSKey = ""
+	cfg := DefaultConfig()
+	cfg.TLSCert = certFile
 	if err := cfg.Validate(); err == nil {
 		t.Errorf("a certificate without a key passed validation")
 	}
