@@ -14,6 +14,7 @@ import (
 
 	"github.com/roundtable-sfu/roundtable/internal/baseline"
 	"github.com/roundtable-sfu/roundtable/internal/load"
+	"github.com/roundtable-sfu/roundtable/internal/server"
 )
 
 // errLowDelivery makes `roundtable load` exit 1: the run worked, the
@@ -77,7 +78,7 @@ func runBaseline(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if host, _, err := net.SplitHostPort(*listen); err != nil || !net.ParseIP(host).IsLoopback() {
+	if host, _, err := net.SplitHostPort(*listen); err != nil || !server.IsLoopback(host) {
 		return fmt.Errorf("listen %q: the baseline serves loopback only", *listen)
 	}
 	b, err := baseline.New(*port, slog.New(slog.NewTextHandler(stderr, nil)))

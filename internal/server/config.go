@@ -99,7 +99,7 @@ func (c Config) Validate() error {
 	if c.APISecret != "" && len(c.APISecret) < MinSecret {
 		bad("api-secret: %d bytes, want at least %d", len(c.APISecret), MinSecret)
 	}
-	if host, _, err := net.SplitHostPort(c.Listen); err == nil && c.Open() && !c.AllowOpen && !isLoopback(host) {
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && c.Open() && !c.AllowOpen && !IsLoopback(host) {
 		bad("listen %q without api-secret: an open server on a non-loopback address needs -allow-open", c.Listen)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
@@ -169,8 +169,8 @@ func ParseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// isLoopback reports whether a listen host is a loopback address or name.
-func isLoopback(host string) bool {
+// IsLoopback reports whether a listen host is a loopback address or name.
+func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
