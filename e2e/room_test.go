@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
+	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
 )
 
@@ -120,6 +121,73 @@ func TestDataChannelFanout(t *testing.T) {
 	}
 	if n := len(a.Data()); n != 0 {
 		t.Errorf("sender received %d of its own messages", n)
+	}
+}
+
+// A member whose data channel is not open yet (it has joined, but its first
+// offer has not even been sent) gets the messages sent meanwhile, in order,
+// once its channel opens; the queue holds 256 KiB, and what does not fit is
+// dropped and counted.
+func TestDataQueuedUntilChannelOpens(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	a := s.join(ctx, "queue", "a", 0, 0)
+	if err := a.WaitDataChannel(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	late := s.joinWith(ctx, client.Config{Room: "queue", Name: "late", DeferPeer: true})
+	waitFor(t, ctx, "a sees the late member", func() bool { _, ok := a.Participants()[late.ID]; return ok })
+	drops := s.Engine.Stats().Dropped[sfu.DropDataBackpressure].Load()
+
+	small := []string{"one", "two", "three"}
+	for _, m := range small {
+		if err := a.SendText(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := strings.Repeat("x", 16<<10)
+	const bigSent = 20
+	for i := 0; i < bigSent; i++ {
+		if err := a.SendText(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every message sent has reached the server's queue (or been dropped)
+	// once the drops are counted: 256 KiB hold 15 big frames after the small.
+	frame := len(a.ID) + 1 + len(big)
+	fit := (256<<10 - 3*(len(a.ID)+1) - len("one") - len("two") - len("three")) / frame
+	waitFor(t, ctx, "overflow counted", func() bool {
+		return s.Engine.Stats().Dropped[sfu.DropDataBackpressure].Load()-drops == uint64(bigSent-fit)
+	})
+
+	if err := late.StartPeer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := late.WaitDataChannel(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the queued messages", func() bool { return len(late.Data()) >= 3+fit })
+	if err := a.SendText("after"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the message after opening", func() bool { return len(late.Data()) >= 4+fit })
+	time.Sleep(200 * time.Millisecond) // would-be extras have time to arrive
+	got := late.Data()
+	if len(got) != 4+fit {
+		t.Fatalf("late member got %d messages, want %d", len(got), 4+fit)
+	}
+	for i, m := range got {
+		want := big
+		switch {
+		case i < 3:
+			want = small[i]
+		case i == len(got)-1:
+			want = "after"
+		}
+		if m.From != a.ID || string(m.Data) != want {
+			t.Errorf("message %d: from %q, %d bytes; want from %q, %d bytes", i, m.From, len(m.Data), a.ID, len(want))
+		}
 	}
 }
 

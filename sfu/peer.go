@@ -4,8 +4,9 @@ package sfu
 // SetLocal/RemoteDescription, AddTransceiver, RemoveTrack), the subscription
 // table and the remote-candidate buffer. Other goroutines talk to it through
 // the events channel (remote signaling) and the want map + kick channel
-// (subscription changes). mu guards want, the data channel and the local
-// candidate gate; no callback is ever called with mu held.
+// (subscription changes). mu guards want, the data channel (and the
+// messages queued for it before it opens) and the local candidate gate; no
+// callback is ever called with mu held.
 
 import (
 	"crypto/rand"
@@ -104,15 +105,18 @@ type Peer struct {
 	once      sync.Once
 	wg        sync.WaitGroup
 
-	mu         sync.Mutex
-	want       map[*UpTrack]bool // pending subscription changes
-	dc         *webrtc.DataChannel
-	localOpen  bool // first answer sent: local candidates may go out
-	localCands []webrtc.ICECandidateInit
-	closing    bool                             // set before Close waits: no goroutine may start after
-	downs      map[*UpTrack]*DownTrack          // current subscriptions, for SetViewport
-	simulcast  map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
-	videoSSRCs []uint32                         // incoming video streams, for the REMB cap
+	mu               sync.Mutex
+	want             map[*UpTrack]bool // pending subscription changes
+	dc               *webrtc.DataChannel
+	dcOpen           bool        // dc is open: SendData writes directly
+	dataPending      []dataFrame // messages for dc before it opened
+	dataPendingBytes int
+	localOpen        bool // first answer sent: local candidates may go out
+	localCands       []webrtc.ICECandidateInit
+	closing          bool                             // set before Close waits: no goroutine may start after
+	downs            map[*UpTrack]*DownTrack          // current subscriptions, for SetViewport
+	simulcast        map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
+	videoSSRCs       []uint32                         // incoming video streams, for the REMB cap
 
 	// run goroutine only
 	subs        map[*UpTrack]*subscription

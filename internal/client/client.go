@@ -69,6 +69,10 @@ type Config struct {
 	// Interceptors run innermost, before pion's NACK and report
 	// interceptors (tests use them to impair the client's network).
 	Interceptors []interceptor.Factory
+	// DeferPeer makes Join return after "joined" without creating the
+	// PeerConnection; StartPeer creates it and sends the first offer (tests:
+	// a member whose data channel is not open yet).
+	DeferPeer bool
 }
 
 func (c *Config) defaults() {
@@ -228,11 +232,23 @@ func Join(ctx context.Context, cfg Config) (*Client, error) {
 		c.Abort()
 		return nil, fmt.Errorf("join %s: %w", cfg.Room, ctx.Err())
 	}
+	if cfg.DeferPeer {
+		return c, nil
+	}
 	if err := c.startPeer(); err != nil {
 		c.Abort()
 		return nil, err
 	}
 	return c, nil
+}
+
+// StartPeer creates the PeerConnection of a client joined with DeferPeer
+// and sends its first offer.
+func (c *Client) StartPeer() error {
+	if !c.cfg.DeferPeer || c.pc != nil {
+		return errors.New("client: StartPeer needs DeferPeer and is called once")
+	}
+	return c.startPeer()
 }
 
 // Dial opens the signaling socket without joining (for protocol tests).
