@@ -11,6 +11,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 // LocalTrack is a synthetic track the client publishes.
@@ -331,13 +332,14 @@ type RemoteTrack struct {
 	firstPacket   time.Time
 	firstKeyframe time.Time
 	ended         bool
-	lastSeq       uint16
-	firstSeq      uint16
+	unwrap        sfu.SeqUnwrapper
+	lastSeq       uint64 // extended: 65,536 packets do not wrap the counts
+	firstSeq      uint64
 	seqGaps       int
 	latency       []time.Duration
-	seen          map[uint16]bool
+	seen          map[uint64]bool
 	payloadIDs    map[string]int
-	gapSince      map[uint16]time.Time // missing seq -> when a later one arrived
+	gapSince      map[uint64]time.Time // missing seq -> when a later one arrived
 	maxRepair     time.Duration
 	mark          time.Time
 	afterMark     *Arrival
@@ -397,7 +399,7 @@ func (r *RemoteTrack) Stats() Stats {
 	}
 	missing := 0
 	if r.packets > 0 {
-		span := int(uint16(r.lastSeq-r.firstSeq)) + 1
+		span := int(r.lastSeq-r.firstSeq) + 1
 		missing = span - len(r.seen)
 	}
 	return Stats{Bytes: r.bytes, Layer: r.layer, LayerChanges: r.layerChanges, BadSwitches: r.badSwitches,
@@ -429,7 +431,7 @@ func (c *Client) ActiveRemote() []*RemoteTrack {
 
 func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	r := &RemoteTrack{StreamID: t.StreamID(), TrackID: t.ID(), Kind: t.Kind(), SSRC: uint32(t.SSRC()), Codec: t.Codec().MimeType,
-		started: time.Now(), seen: map[uint16]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint16]time.Time{}, layer: -1}
+		started: time.Now(), seen: map[uint64]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint64]time.Time{}, layer: -1}
 	c.mu.Lock()
 	c.remote[t.ID()+"/"+fmt.Sprint(t.SSRC())] = r
 	c.mu.Unlock()
@@ -487,30 +489,31 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.seen[p.SequenceNumber] {
+	seq := r.unwrap.Unwrap(p.SequenceNumber)
+	if r.seen[seq] {
 		r.dups++
 		return
 	}
-	r.seen[p.SequenceNumber] = true
-	if since, ok := r.gapSince[p.SequenceNumber]; ok {
+	r.seen[seq] = true
+	if since, ok := r.gapSince[seq]; ok {
 		if d := now.Sub(since); d > r.maxRepair {
 			r.maxRepair = d
 		}
-		delete(r.gapSince, p.SequenceNumber)
+		delete(r.gapSince, seq)
 	}
-	if r.packets > 0 && p.SequenceNumber != r.lastSeq+1 && int16(p.SequenceNumber-r.lastSeq) > 0 {
+	if r.packets > 0 && seq > r.lastSeq+1 {
 		r.seqGaps++
-		if n := p.SequenceNumber - r.lastSeq - 1; n < 1000 {
-			for s := r.lastSeq + 1; s != p.SequenceNumber; s++ {
+		if seq-r.lastSeq-1 < 1000 {
+			for s := r.lastSeq + 1; s != seq; s++ {
 				r.gapSince[s] = now
 			}
 		}
 	}
-	if r.packets == 0 {
-		r.firstSeq = p.SequenceNumber
+	if r.packets == 0 || seq < r.firstSeq {
+		r.firstSeq = seq
 	}
-	if r.packets == 0 || int16(p.SequenceNumber-r.lastSeq) > 0 {
-		r.lastSeq = p.SequenceNumber
+	if r.packets == 0 || seq > r.lastSeq {
+		r.lastSeq = seq
 	}
 	r.packets++
 	r.bytes += len(p.Payload)
@@ -522,7 +525,7 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 		return
 	}
 	r.payloadIDs[pl.ID]++
-	if video && p.SequenceNumber == r.lastSeq { // the newest packet
+	if video && seq == r.lastSeq { // the newest packet
 		if r.layer >= 0 && int(pl.Track) != r.layer {
 			r.layerChanges++
 			if !pl.Keyframe {
@@ -582,5 +585,5 @@ func (c *Client) Data() []DataMsg {
 func (r *RemoteTrack) LastSeq() uint16 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.lastSeq
+	return uint16(r.lastSeq)
 }
