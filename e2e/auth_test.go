@@ -116,3 +116,56 @@ func TestGrantsEnforced(t *testing.T) {
 		t.Errorf("the participant without subscribe receives %d tracks", n)
 	}
 }
+
+// An identity is in a room once: joining again with it (a browser that
+// rejoins after its network changed, a second tab) replaces the first
+// session at once instead of leaving a ghost until its ping times out.
+// The first gets bye "replaced"; the others see it leave and the new one
+// join, and receive the new one's media; gauges count one member.
+func TestSameIdentityReplaces(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, withKeys(testKeys), func(c *server.Config, _ *[]interceptor.Factory) { c.MaxParticipants = 2 })
+	ctx := testContext(t, 30*time.Second)
+	now := time.Now()
+	all := auth.Grants{Publish: true, Subscribe: true, PublishData: true}
+	token := func(id string) string {
+		return mint(t, testKeys, auth.Token{Room: "twice", Identity: id, TTL: time.Hour, Grants: all}, now)
+	}
+	watcher := s.joinWith(ctx, client.Config{Room: "twice", Name: "watcher", Token: token("watcher")})
+	first := s.joinWith(ctx, client.Config{Room: "twice", Name: "first", Audio: 1, Video: 1, Token: token("sam")})
+	waitFor(t, ctx, "the watcher receives the first session's media", func() bool { return len(watcher.ActiveRemote()) == 2 })
+
+	// The room is full (limit 2), yet the same identity gets in: it takes
+	// its own seat.
+	second := s.joinWith(ctx, client.Config{Room: "twice", Name: "second", Audio: 1, Video: 1, Token: token("sam")})
+	waitFor(t, ctx, "bye replaced at the first session", func() bool { return first.Bye() == "replaced" })
+	select {
+	case <-first.Closed():
+	case <-ctx.Done():
+		t.Fatal("the first session's socket stayed open")
+	}
+	waitFor(t, ctx, "the watcher sees the swap", func() bool {
+		ps := watcher.Participants()
+		_, old := ps[first.ID]
+		return !old && ps[second.ID] == "second"
+	})
+	waitFor(t, ctx, "the watcher receives the second session's media", func() bool {
+		n := 0
+		for _, r := range watcher.ActiveRemote() {
+			if r.StreamID == second.ID && r.Stats().Packets > 0 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	if _, n := s.Rooms.Counts(); n != 2 {
+		t.Errorf("%d participants, want 2", n)
+	}
+	// A different identity still finds the room full.
+	if c, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "twice", Name: "third", Token: token("other")}); err == nil {
+		c.Abort()
+		t.Error("a third identity joined a full room")
+	} else if !strings.Contains(err.Error(), signal.CodeRoomFull) {
+		t.Errorf("third identity: %v, want %s", err, signal.CodeRoomFull)
+	}
+}

@@ -129,15 +129,26 @@ type Permissions struct {
 // AllowAll is an open server's member.
 var AllowAll = Permissions{Publish: true, Subscribe: true, PublishData: true}
 
+// Member says who joins.
+type Member struct {
+	Name string // display name, as the client or the token gave it
+	// Identity is the token's subject ("" on an open server). An identity
+	// is in a room at most once: a second join with it replaces the first
+	// member, which is closed with "replaced".
+	Identity string
+	Perm     Permissions
+}
+
 // Participant is one member of a room.
 type Participant struct {
-	id     string
-	name   string
-	perm   Permissions
-	room   *Room
-	client Client
-	peer   *sfu.Peer
-	rate   *TokenBucket
+	id       string
+	name     string
+	identity string
+	perm     Permissions
+	room     *Room
+	client   Client
+	peer     *sfu.Peer
+	rate     *TokenBucket
 
 	connected    atomic.Bool
 	lastDataErr  atomic.Int64 // unix nanos of the last dropped-data error sent
@@ -163,17 +174,20 @@ func (p *Participant) Peer() *sfu.Peer { return p.peer }
 
 // Join validates the names, creates the member's Peer and adds it to the
 // room (creating the room on first join). The member's client receives
-// Joined before any other event.
-func (m *Manager) Join(roomName, displayName string, perm Permissions, c Client) (*Participant, error) {
+// Joined before any other event. A member with the same identity is
+// removed first (the others see it leave, then the new one join) and its
+// client is closed with "replaced".
+func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, error) {
 	if err := ValidateRoomName(roomName); err != nil {
 		return nil, err
 	}
-	name, err := NormalizeName(displayName)
+	name, err := NormalizeName(who.Name)
 	if err != nil {
 		return nil, err
 	}
+	perm := who.Perm
 	p := &Participant{
-		id: NewID(), name: name, perm: perm, client: c, meta: map[string]TrackMeta{},
+		id: NewID(), name: name, identity: who.Identity, perm: perm, client: c, meta: map[string]TrackMeta{},
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
 	}
 	peer, err := m.newPeer(sfu.PeerConfig{
@@ -206,24 +220,34 @@ func (m *Manager) Join(roomName, displayName string, perm Permissions, c Client)
 			c.Close("connect_timeout")
 		}
 	})
-	if err := m.add(roomName, p); err != nil {
+	replaced, err := m.add(roomName, p)
+	if err != nil {
 		p.connectTimer.Stop()
 		_ = peer.Close()
 		return nil, err
 	}
+	if replaced != nil {
+		m.log.Info("participant left", "room", roomName, "participant", replaced.id, "reason", "replaced", "by", p.id)
+		replaced.client.Close("replaced")
+		if err := replaced.peer.Close(); err != nil {
+			m.log.Debug("peer close", "participant", replaced.id, "err", err)
+		}
+	}
 	return p, nil
 }
 
-func (m *Manager) add(roomName string, p *Participant) error {
+// add puts p in its room. It returns the member p replaces (same
+// identity), already removed from the room; the caller closes it.
+func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	r := m.rooms[roomName]
 	if r == nil {
 		if len(m.rooms) >= m.limits.MaxRooms {
-			return ErrTooManyRooms
+			return nil, ErrTooManyRooms
 		}
 		r = &Room{name: roomName, mgr: m, members: map[string]*Participant{}, speaker: NewSpeakerDetector()}
 		m.rooms[roomName] = r
@@ -231,8 +255,19 @@ func (m *Manager) add(roomName string, p *Participant) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.members) >= m.limits.MaxParticipants {
-		return ErrRoomFull
+	if p.identity != "" {
+		for _, o := range r.order {
+			if o.identity == p.identity {
+				replaced = o
+				break
+			}
+		}
+	}
+	if replaced == nil && len(r.members) >= m.limits.MaxParticipants {
+		return nil, ErrRoomFull
+	}
+	if replaced != nil {
+		r.removeLocked(replaced)
 	}
 	p.room = r
 	infos := make([]ParticipantInfo, 0, len(r.order))
@@ -255,7 +290,7 @@ func (m *Manager) add(roomName string, p *Participant) error {
 		}
 	}
 	m.log.Info("participant joined", "room", r.name, "participant", p.id, "name", p.name, "members", len(r.members))
-	return nil
+	return replaced, nil
 }
 
 // Leave removes p from its room, removes its tracks from everyone, deletes
@@ -272,6 +307,25 @@ func (m *Manager) Leave(p *Participant, reason string) {
 		m.mu.Unlock()
 		return
 	}
+	r.removeLocked(p)
+	empty := len(r.members) == 0
+	if empty && m.rooms[r.name] == r {
+		delete(m.rooms, r.name)
+	}
+	r.mu.Unlock()
+	m.mu.Unlock()
+	m.log.Info("participant left", "room", r.name, "participant", p.id, "reason", reason)
+	if empty {
+		m.log.Info("room removed", "room", r.name)
+	}
+	if err := p.peer.Close(); err != nil {
+		m.log.Debug("peer close", "participant", p.id, "err", err)
+	}
+}
+
+// removeLocked takes p out of the room (r.mu held): the others stop
+// receiving its tracks and see it leave. The caller closes p's Peer.
+func (r *Room) removeLocked(p *Participant) {
 	p.left = true
 	p.connectTimer.Stop()
 	delete(r.members, p.id)
@@ -288,20 +342,7 @@ func (m *Manager) Leave(p *Participant, reason string) {
 		o.client.Notify(ParticipantLeft{ID: p.id})
 	}
 	p.tracks = nil
-	empty := len(r.members) == 0
-	if empty && m.rooms[r.name] == r {
-		delete(m.rooms, r.name)
-	}
-	m.participants.Add(-1)
-	r.mu.Unlock()
-	m.mu.Unlock()
-	m.log.Info("participant left", "room", r.name, "participant", p.id, "reason", reason)
-	if empty {
-		m.log.Info("room removed", "room", r.name)
-	}
-	if err := p.peer.Close(); err != nil {
-		m.log.Debug("peer close", "participant", p.id, "err", err)
-	}
+	r.mgr.participants.Add(-1)
 }
 
 // Close stops accepting joins, stops the active-speaker goroutine and asks

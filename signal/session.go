@@ -152,7 +152,7 @@ func (s *Session) join(m Inbound) {
 		s.sendError(CodeDraining, "the server is draining: join another one")
 		return
 	}
-	name, perm := m.Name, room.AllowAll
+	who := room.Member{Name: m.Name, Perm: room.AllowAll}
 	if k := s.srv.cfg.Keys; k != nil {
 		c, err := k.Check(m.Token, m.Room, time.Now())
 		if err != nil {
@@ -161,12 +161,13 @@ func (s *Session) join(m Inbound) {
 			return
 		}
 		if c.Name != "" {
-			name = c.Name
+			who.Name = c.Name
 		}
-		perm = room.Permissions{Publish: c.Grants.Publish, Subscribe: c.Grants.Subscribe, PublishData: c.Grants.PublishData}
+		who.Identity = c.Subject
+		who.Perm = room.Permissions{Publish: c.Grants.Publish, Subscribe: c.Grants.Subscribe, PublishData: c.Grants.PublishData}
 		s.log = s.log.With("identity", c.Subject)
 	}
-	p, err := s.srv.rooms.Join(m.Room, name, perm, s)
+	p, err := s.srv.rooms.Join(m.Room, who, s)
 	if err != nil {
 		s.sendError(errorCode(err), err.Error())
 		return

@@ -12,7 +12,8 @@ import (
 
 // On a server that requires tokens, the room link's ?token= gets the tab
 // in (through the pre-join screen too), and a link without one shows a
-// clear message instead of a broken room.
+// clear message instead of a broken room. A second tab with the same
+// token replaces the first, which stays out.
 func TestRoomLinkToken(t *testing.T) {
 	keys := auth.Keys{Key: "k", Secret: strings.Repeat("b", 32)}
 	srv := startServer(t, func(c *server.Config) { c.APIKey, c.APISecret = keys.Key, keys.Secret })
@@ -39,4 +40,17 @@ func TestRoomLinkToken(t *testing.T) {
 		document.getElementById('prejoin-form').requestSubmit(); true`)
 	waitJS(t, pre, "joined from the pre-join screen, token kept", `window.roundtable && window.roundtable.session.state === 'connected' &&
 		new URLSearchParams(location.search).get('token') !== null`, 15*time.Second)
+
+	// Both tabs hold the same identity: the second replaced the first,
+	// which says so and does not rejoin (that would push the second out).
+	waitJS(t, direct, "the first tab replaced", `!document.getElementById('fatal').hidden &&
+		document.getElementById('fatal-title').textContent === 'You joined from somewhere else' &&
+		window.roundtable.session.state === 'closed'`, 10*time.Second)
+	time.Sleep(2 * time.Second) // a rejoin would have happened by now (backoff 0.5 s)
+	if st := eval[string](t, pre, `window.roundtable.session.state`); st != "connected" {
+		t.Errorf("second tab %s after the first was replaced, want connected", st)
+	}
+	if _, n := srv.Rooms.Counts(); n != 1 {
+		t.Errorf("%d participants, want 1", n)
+	}
 }

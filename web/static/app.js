@@ -321,6 +321,7 @@ async function startCall(room, name, media) {
       auth_required: 'This room needs an invitation', token_expired: 'Your invitation has expired',
       token_not_yet_valid: 'Your invitation is not valid yet', token_invalid: 'Your invitation is not valid',
       token_wrong_room: 'Your invitation is for another room', token_no_grants: 'Your invitation allows nothing',
+      replaced: 'You joined from somewhere else',
     };
     fatal(titles[e.detail.code] || 'Cannot join', e.detail.message);
   });

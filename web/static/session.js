@@ -13,7 +13,8 @@
 //   meta {participant, trackId, meta}           source / muted changed
 //   chat {from, name, text, at}
 //   speaker {participant}    the room's active speaker changed
-//   fatal {code, message}    cannot join: room full, bad name, ...
+//   fatal {code, message}    cannot join: room full, bad name, ...; or
+//                            replaced by the same identity elsewhere
 //   problem {code, message}  a refused request; the session goes on
 
 const FATAL = new Set(['room_full', 'bad_room', 'bad_name', 'too_many_rooms', 'already_joined', 'auth_required', 'token_invalid', 'token_expired', 'token_not_yet_valid', 'token_wrong_room', 'token_no_grants']);
@@ -168,6 +169,13 @@ export class Session extends EventTarget {
         break;
       case 'bye':
         if (m.reason === 'left') { this.closed = true; this.setState('closed'); }
+        if (m.reason === 'replaced') {
+          // The same identity joined again elsewhere (another tab, another
+          // device): rejoining would only push that one out in turn.
+          this.closed = true;
+          this.setState('closed');
+          this.emit('fatal', { code: 'replaced', message: 'You joined this room from another tab or device.' });
+        }
         break; // any other reason: the socket closes and we rejoin
     }
   }
