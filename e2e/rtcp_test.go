@@ -123,7 +123,7 @@ func TestLossRepairBothLegs(t *testing.T) {
 	}
 }
 
-// Per-subscriber bandwidth estimation: of two subscribers of a 1.2 Mbit/s
+// Per-subscriber bandwidth estimation: of two subscribers of a simulcast
 // video, one behind a 400 kbit/s link, the server's send-side estimate
 // (Google congestion control fed by each subscriber's TWCC feedback) falls
 // toward the cap for that one and stays high for the other.
@@ -134,7 +134,7 @@ func TestBandwidthEstimatePerSubscriber(t *testing.T) {
 	link.target.Store(1) // the first subscriber's PeerConnection
 	s := startServer(t, withInterceptor(link))
 	ctx := testContext(t, 40*time.Second)
-	s.joinWith(ctx, client.Config{Room: "bwe", Name: "pub", Video: 1, PacketsPerFrame: 5})
+	s.joinWith(ctx, client.Config{Room: "bwe", Name: "pub", Video: 1, PacketsPerFrame: 5, Simulcast: true})
 	capped, free := s.join(ctx, "bwe", "capped", 0, 0), s.join(ctx, "bwe", "free", 0, 0)
 	for _, c := range []*client.Client{capped, free} {
 		c := c
@@ -159,6 +159,29 @@ func TestBandwidthEstimatePerSubscriber(t *testing.T) {
 	if hi := max(est[0], est[1]); hi < 800_000 {
 		t.Errorf("free subscriber's estimate %d bit/s, want >= 800k", hi)
 	}
+}
+
+// Congestion control runs only for a subscriber that has a layer to
+// choose: receiving plain tracks it has no estimate (and costs no GCC work
+// per packet); it gets one while it receives a simulcast track, and loses
+// it again when that track is gone.
+func TestEstimatorRunsOnlyForSimulcast(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 30*time.Second)
+	s.join(ctx, "gate", "plain", 1, 1)
+	sub := s.join(ctx, "gate", "sub", 0, 0)
+	waitFor(t, ctx, "plain media", func() bool { v := videoTrack(sub); return v != nil && v.Stats().Packets > 100 })
+	if est := s.Engine.Estimates(); len(est) != 0 {
+		t.Errorf("estimates %v with plain tracks only, want none", est)
+	}
+	sc := s.joinWith(ctx, client.Config{Room: "gate", Name: "simulcast", Video: 1, Simulcast: true})
+	waitFor(t, ctx, "an estimate for both subscribers of the simulcast track", func() bool {
+		est := s.Engine.Estimates()
+		return len(est) == 2
+	})
+	sc.Leave()
+	waitFor(t, ctx, "no estimate once the simulcast track is gone", func() bool { return len(s.Engine.Estimates()) == 0 })
 }
 
 // Test 6b: a storm of PLIs from subscribers reaches the publisher as at most

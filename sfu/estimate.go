@@ -21,6 +21,7 @@ const InitialEstimate = 1_000_000
 type estimator struct {
 	mu   sync.Mutex
 	gcc  cc.BandwidthEstimator
+	on   atomic.Bool   // GCC runs (ccGate): the subscriber receives simulcast
 	twcc atomic.Bool   // TWCC feedback seen: the GCC estimate is live
 	remb atomic.Uint64 // last REMB, bits per second
 }
@@ -31,10 +32,10 @@ func (e *estimator) set(b cc.BandwidthEstimator) {
 	e.mu.Unlock()
 }
 
-// bitrate returns the estimate: GCC when the subscriber sends TWCC
-// feedback, else its REMB (RFC draft-alvestrand-rmcat-remb), else 0.
+// bitrate returns the estimate: GCC when it runs and the subscriber sends
+// TWCC feedback, else its REMB (RFC draft-alvestrand-rmcat-remb), else 0.
 func (e *estimator) bitrate() int {
-	if e.twcc.Load() {
+	if e.on.Load() && e.twcc.Load() {
 		e.mu.Lock()
 		b := e.gcc
 		e.mu.Unlock()
@@ -46,7 +47,9 @@ func (e *estimator) bitrate() int {
 }
 
 // Estimate returns the send-side bandwidth estimate toward this
-// participant in bits per second, or 0 while there is none.
+// participant in bits per second, or 0 while there is none: GCC runs only
+// while the participant receives a simulcast track (see ccGate), so others
+// have an estimate only if they send REMB.
 func (p *Peer) Estimate() int { return p.est.bitrate() }
 
 // allocateInterval is how often a Peer shares its estimate among its
@@ -94,14 +97,14 @@ func (p *Peer) allocateLoop() {
 }
 
 // EstimateDetails returns the congestion controller's internal state, for
-// diagnostics (nil without TWCC feedback).
+// diagnostics (nil while it does not run or has no TWCC feedback).
 func (e *Engine) EstimateDetails() []map[string]any {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []map[string]any
 	for p := range e.peers {
 		p.est.mu.Lock()
-		if g, ok := p.est.gcc.(interface{ GetStats() map[string]any }); ok && p.est.twcc.Load() {
+		if g, ok := p.est.gcc.(interface{ GetStats() map[string]any }); ok && p.est.on.Load() && p.est.twcc.Load() {
 			out = append(out, g.GetStats())
 		}
 		p.est.mu.Unlock()

@@ -3,6 +3,7 @@ package sfu
 import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 )
 
 // rtcpCounterFactory builds rtcpCounter interceptors.
@@ -98,3 +99,65 @@ func trimTWCC(fb *rtcp.TransportLayerCC) {
 		}
 	}
 }
+
+// ccGateFactory builds ccGate interceptors around pion's cc interceptor.
+type ccGateFactory struct {
+	inner interceptor.Factory
+	est   *estimator
+}
+
+func (f ccGateFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	i, err := f.inner.NewInterceptor(id)
+	if err != nil {
+		return nil, err
+	}
+	return &ccGate{inner: i, est: f.est}, nil
+}
+
+// ccGate runs Google congestion control only while the estimate is of use:
+// while the subscriber receives a simulcast track, whose layer it picks.
+// For everyone else GCC was a quarter of the server's CPU per forwarded
+// packet (its send history takes a lock, a map entry and a list element
+// per packet, and every TWCC feedback runs its delay and loss
+// controllers). While the gate is shut, packets and feedback bypass the
+// estimator; feedback about packets it never saw is skipped by pion's
+// adapter, so opening the gate later is safe, and the estimate resumes
+// from its last value. The gate is read per packet, atomically.
+type ccGate struct {
+	inner interceptor.Interceptor
+	est   *estimator
+}
+
+func (g *ccGate) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	gated := g.inner.BindRTCPReader(r)
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		if g.est.on.Load() {
+			return gated.Read(b, a)
+		}
+		return r.Read(b, a)
+	})
+}
+
+func (g *ccGate) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	return g.inner.BindRTCPWriter(w)
+}
+
+func (g *ccGate) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	gated := g.inner.BindLocalStream(info, w)
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
+		if g.est.on.Load() {
+			return gated.Write(h, p, a)
+		}
+		return w.Write(h, p, a)
+	})
+}
+
+func (g *ccGate) UnbindLocalStream(info *interceptor.StreamInfo) { g.inner.UnbindLocalStream(info) }
+
+func (g *ccGate) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	return g.inner.BindRemoteStream(info, r)
+}
+
+func (g *ccGate) UnbindRemoteStream(info *interceptor.StreamInfo) { g.inner.UnbindRemoteStream(info) }
+
+func (g *ccGate) Close() error { return g.inner.Close() }

@@ -421,6 +421,7 @@ func (p *Peer) offer() error {
 			delete(p.subs, up)
 			p.mu.Lock()
 			delete(p.downs, up)
+			p.gateEstimator()
 			p.mu.Unlock()
 			if err := p.pc.RemoveTrack(s.sender); err != nil {
 				p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
@@ -444,6 +445,19 @@ func (p *Peer) offer() error {
 	return nil
 }
 
+// gateEstimator runs congestion control while some subscription is
+// simulcast (ccGate). Called with mu held.
+func (p *Peer) gateEstimator() {
+	on := false
+	for up := range p.downs {
+		if up.simulcast {
+			on = true
+			break
+		}
+	}
+	p.est.on.Store(on)
+}
+
 func (p *Peer) subscribe(up *UpTrack) error {
 	d := newDownTrack(up, p.engine.stats)
 	d.est = p.est
@@ -462,6 +476,7 @@ func (p *Peer) subscribe(up *UpTrack) error {
 	p.subs[up] = &subscription{down: d, sender: sender}
 	p.mu.Lock()
 	p.downs[up] = d
+	p.gateEstimator()
 	p.mu.Unlock()
 	p.wg.Add(1)
 	go func() {
