@@ -9,6 +9,7 @@ import (
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
+	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
 )
 
@@ -89,6 +90,9 @@ func TestGrantsEnforced(t *testing.T) {
 		Token: token("mute", auth.Grants{Subscribe: true})})
 
 	waitFor(t, ctx, "viewer told its track is refused", func() bool { return viewer.HasError(signal.CodePublishNotAllowed) })
+	waitFor(t, ctx, "the refused track's packets dropped", func() bool {
+		return s.Engine.Stats().Dropped[sfu.DropTrackRefused].Load() > 20
+	})
 	waitFor(t, ctx, "viewer receives the full member's media", func() bool { return len(viewer.ActiveRemote()) == 2 })
 	for _, c := range []*client.Client{viewer, mute} {
 		if err := c.WaitDataChannel(10 * time.Second); err != nil {

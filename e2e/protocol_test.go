@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
+	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
 )
 
@@ -135,6 +136,11 @@ func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
 		watcher := few.join(ctx, "few", "watcher", 0, 0)
 		waitFor(t, ctx, "error "+signal.CodeTooManyTracks, func() bool { return greedy.HasError(signal.CodeTooManyTracks) })
 		waitFor(t, ctx, "two tracks forwarded", func() bool { return len(watcher.ActiveRemote()) == 2 })
+		// The third track is still read (drained), but its packets are
+		// dropped at the door, not cached.
+		waitFor(t, ctx, "the refused track's packets dropped", func() bool {
+			return few.Engine.Stats().Dropped[sfu.DropTrackRefused].Load() > 20
+		})
 		time.Sleep(300 * time.Millisecond)
 		if n := len(watcher.Remote()); n != 2 {
 			t.Errorf("watcher receives %d tracks, want the limit of 2", n)

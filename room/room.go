@@ -193,14 +193,16 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 	peer, err := m.newPeer(sfu.PeerConfig{
 		ID:       p.id,
 		OnSignal: func(s sfu.Signal) { c.Notify(Signal{s}) },
-		OnTrack: func(up *sfu.UpTrack) {
+		OnTrack: func(up *sfu.UpTrack) bool {
 			if !perm.Publish {
 				c.Notify(Error{fmt.Errorf("%w: track %s is not forwarded", ErrPublishNotAllowed, up.ID())})
-				return
+				return false
 			}
 			if err := p.room.publish(p, up); err != nil {
 				c.Notify(Error{err})
+				return false
 			}
+			return true
 		},
 		OnTrackEnded: func(up *sfu.UpTrack) {
 			p.room.unpublish(p, up)

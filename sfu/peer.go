@@ -63,8 +63,12 @@ type PeerConfig struct {
 	ID string
 	// OnSignal delivers an offer, answer or candidate to the remote.
 	OnSignal func(Signal)
-	// OnTrack announces a track the remote started publishing.
-	OnTrack func(*UpTrack)
+	// OnTrack announces a track the remote started publishing and reports
+	// whether it is accepted. A refused track is still read, so that pion's
+	// buffers and reports keep working, but it is neither cached nor
+	// forwarded (its packets count as dropped, "track_refused"), and its
+	// packet cache is freed. Nil accepts every track.
+	OnTrack func(*UpTrack) bool
 	// OnTrackEnded announces that a published track stopped.
 	OnTrackEnded func(*UpTrack)
 	// OnData delivers a data-channel message from the remote.
@@ -561,8 +565,8 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		defer p.wg.Done()
 		if !isLayer {
 			p.engine.stats.UpTracks[k].Add(1)
-			if p.cfg.OnTrack != nil {
-				p.cfg.OnTrack(up)
+			if p.cfg.OnTrack != nil && !p.cfg.OnTrack(up) {
+				up.refused.Store(true)
 			}
 		}
 		up.readLoop(l)

@@ -54,12 +54,16 @@ const (
 	// DropDataNotAllowed: a data-channel message from a participant
 	// without the data permission.
 	DropDataNotAllowed
+	// DropTrackRefused: a packet of a track the room refused (no publish
+	// grant, or over the track limit).
+	DropTrackRefused
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "frame_skip", "cache_miss", "write_error",
 	"data_too_large", "data_rate", "data_backpressure", "data_not_allowed",
+	"track_refused",
 }
 
 // String returns the Prometheus label value of r.

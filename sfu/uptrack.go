@@ -41,6 +41,7 @@ type UpTrack struct {
 	stats     *Stats
 	simulcast bool
 	writeRTCP func([]rtcp.Packet) error
+	refused   atomic.Bool // PeerConfig.OnTrack said no: read and drop
 
 	mu     sync.Mutex
 	downs  atomic.Pointer[[]*DownTrack]
@@ -252,6 +253,13 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 			u.levelSum.Add(uint64(127 - b[0]&0x7f))
 			u.levelCount.Add(1)
 		}
+	}
+	if u.refused.Load() {
+		// Nobody subscribes to a refused track, so the cache has no reader
+		// but this loop: free it.
+		l.cache = nil
+		u.stats.Drop(DropTrackRefused)
+		return
 	}
 	l.bytes.Add(uint64(len(pkt)))
 	ext := unwrap.Unwrap(hdr.SequenceNumber)
