@@ -28,8 +28,8 @@ var (
 	// ErrBusy is returned when a Peer's event queue is full (the remote sends
 	// signaling faster than it can be processed).
 	ErrBusy = errors.New("sfu: peer busy")
-	// ErrNoDataChannel is returned by SendData before the remote opened its
-	// data channel.
+	// ErrNoDataChannel is returned by SendData once the participant's data
+	// channel has closed (before it opens, messages are queued).
 	ErrNoDataChannel = errors.New("sfu: no data channel")
 	// ErrDataBackpressure is returned by SendData when the subscriber's data
 	// channel has too much unsent data buffered.

@@ -116,7 +116,7 @@ func (f ccGateFactory) NewInterceptor(id string) (interceptor.Interceptor, error
 
 // ccGate runs Google congestion control only while the estimate is of use:
 // while the subscriber receives a simulcast track, whose layer it picks.
-// For everyone else GCC was a quarter of the server's CPU per forwarded
+// For everyone else GCC was a fifth of the server's CPU per forwarded
 // packet (its send history takes a lock, a map entry and a list element
 // per packet, and every TWCC feedback runs its delay and loss
 // controllers). While the gate is shut, packets and feedback bypass the
