@@ -15,20 +15,42 @@ const inboundFrameWidth = `(async () => {
   return w;
 })()`
 
+// inboundCodec is the mimeType of the first remote video stream's codec.
+const inboundCodec = `(async () => {
+  const pc = window.roundtable && window.roundtable.session.pc;
+  if (!pc) return '';
+  const stats = await pc.getStats();
+  let mime = '';
+  stats.forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.codecId && stats.get(s.codecId)) mime = stats.get(s.codecId).mimeType; });
+  return mime;
+})()`
+
 // A Chromium tab publishing its camera as simulcast is received by another
 // tab; shrinking the receiving tile makes the server send a smaller layer,
-// and the decoded frameWidth reported by getStats() drops.
+// and the decoded frameWidth reported by getStats() drops. Both codecs the
+// issue names: VP8 (Chromium's default) and H.264 (?codec=h264; Debian's
+// Chromium encodes it with OpenH264), whose keyframes and layer sizes the
+// server reads from the SPS.
 func TestSimulcastFromChromium(t *testing.T) {
+	for _, tc := range []struct{ codec, mime string }{{"", "video/VP8"}, {"h264", "video/H264"}} {
+		t.Run(tc.mime, func(t *testing.T) { simulcastFromChromium(t, tc.codec, tc.mime) })
+	}
+}
+
+func simulcastFromChromium(t *testing.T, codec, mime string) {
 	srv := startServer(t)
 	b := newBrowser(t)
 	defer b.screenshots()
-	pub := b.open(srv.URL() + "r/sim?name=Pub")
+	pub := b.open(srv.URL() + "r/sim?name=Pub&codec=" + codec)
 	sub := b.open(srv.URL() + "r/sim?name=Sub")
 	waitJS(t, pub, "three encodings on the camera sender", `(() => {
 		const pc = window.roundtable && window.roundtable.session.pc;
 		return !!pc && pc.getSenders().some(s => s.track && s.track.kind === 'video' && s.getParameters().encodings.length === 3);
 	})()`, 15*time.Second)
 	waitJS(t, sub, "the remote video playing", remoteVideosPlaying+"(1)", 20*time.Second)
+	if got := eval[string](t, sub, inboundCodec); got != mime {
+		t.Fatalf("received codec %q, want %q", got, mime)
+	}
 	// Chromium enables its layers as its bandwidth estimate grows: wait
 	// for the middle one at least.
 	deadline := time.Now().Add(15 * time.Second)

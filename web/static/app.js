@@ -252,8 +252,10 @@ async function startCall(room, name, media) {
   $('room-title').textContent = room;
   document.title = `${room} · Roundtable`;
   // A join token from the room link (?token=…), for servers that require one.
-  const token = new URLSearchParams(location.search).get('token') || '';
-  const session = new Session({ room, name, token });
+  const params = new URLSearchParams(location.search);
+  const token = params.get('token') || '';
+  // ?codec=h264 (or vp9, vp8) picks the camera's codec; the browser's choice otherwise.
+  const session = new Session({ room, name, token, codec: params.get('codec') || '' });
   const tiles = new Tiles(session);
   window.roundtable = { session, tiles };
   const hint = (text) => { $('hint').hidden = !text; $('hint').textContent = text || ''; };

@@ -31,11 +31,12 @@ export function midToTrack(sdp) {
 }
 
 export class Session extends EventTarget {
-  constructor({ room, name, url, token }) {
+  constructor({ room, name, url, token, codec }) {
     super();
     this.room = room;
     this.name = name;
     this.token = token || '';
+    this.codec = (codec || '').toLowerCase(); // preferred video codec: vp8, vp9 or h264
     this.url = url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
     this.id = null;
     this.ws = null;
@@ -263,7 +264,25 @@ export class Session extends EventTarget {
         { rid: 'f', maxBitrate: 1500000 },
       ];
     }
-    l.sender = this.pc.addTransceiver(track, init).sender;
+    const tr = this.pc.addTransceiver(track, init);
+    l.sender = tr.sender;
+    if (track.kind === 'video') this.preferCodec(tr);
+  }
+
+  // preferCodec puts the preferred video codec (?codec=) first in the
+  // transceiver's offer, so the server answers with it. The browser's own
+  // order stays for the rest, and an unknown or unsupported codec changes
+  // nothing.
+  preferCodec(tr) {
+    if (!this.codec || !tr.setCodecPreferences || !window.RTCRtpReceiver?.getCapabilities) return;
+    const all = RTCRtpReceiver.getCapabilities('video').codecs;
+    const want = all.filter((c) => c.mimeType.toLowerCase() === `video/${this.codec}`);
+    if (want.length === 0) return;
+    try {
+      tr.setCodecPreferences([...want, ...all.filter((c) => !want.includes(c))]);
+    } catch (err) {
+      console.warn('roundtable: codec preference', err);
+    }
   }
 
   // publish sends a local track (source: camera, microphone, screen).
