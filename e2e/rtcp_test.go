@@ -162,26 +162,45 @@ func TestBandwidthEstimatePerSubscriber(t *testing.T) {
 }
 
 // Congestion control runs only for a subscriber that has a layer to
-// choose: receiving plain tracks it has no estimate (and costs no GCC work
-// per packet); it gets one while it receives a simulcast track, and loses
-// it again when that track is gone.
+// choose: receiving plain tracks it has no estimate, and its packets carry
+// no transport-wide sequence number (so it sends no TWCC feedback, and the
+// server does no GCC work per packet); it gets both while it receives a
+// simulcast track, and loses them again when that track is gone.
 func TestEstimatorRunsOnlyForSimulcast(t *testing.T) {
 	checkGoroutines(t)
 	s := startServer(t)
 	ctx := testContext(t, 30*time.Second)
 	s.join(ctx, "gate", "plain", 1, 1)
-	sub := s.join(ctx, "gate", "sub", 0, 0)
-	waitFor(t, ctx, "plain media", func() bool { v := videoTrack(sub); return v != nil && v.Stats().Packets > 100 })
+	// The server strips the publisher's header extensions, so an extension
+	// on a forwarded packet is the transport-wide sequence number.
+	var packets, withTWCC atomic.Int64
+	s.joinWith(ctx, client.Config{Room: "gate", Name: "sub", OnPacket: func(_ *client.RemoteTrack, p *rtp.Packet, _ client.Payload, _ error) {
+		packets.Add(1)
+		if p.Header.Extension {
+			withTWCC.Add(1)
+		}
+	}})
+	waitFor(t, ctx, "plain media", func() bool { return packets.Load() > 100 })
 	if est := s.Engine.Estimates(); len(est) != 0 {
 		t.Errorf("estimates %v with plain tracks only, want none", est)
+	}
+	if n := withTWCC.Load(); n != 0 {
+		t.Errorf("%d of %d plain packets carry a transport-wide sequence number", n, packets.Load())
 	}
 	sc := s.joinWith(ctx, client.Config{Room: "gate", Name: "simulcast", Video: 1, Simulcast: true})
 	waitFor(t, ctx, "an estimate for both subscribers of the simulcast track", func() bool {
 		est := s.Engine.Estimates()
 		return len(est) == 2
 	})
+	waitFor(t, ctx, "transport-wide sequence numbers", func() bool { return withTWCC.Load() > 100 })
 	sc.Leave()
 	waitFor(t, ctx, "no estimate once the simulcast track is gone", func() bool { return len(s.Engine.Estimates()) == 0 })
+	time.Sleep(200 * time.Millisecond) // packets already on the way
+	before, total := withTWCC.Load(), packets.Load()
+	waitFor(t, ctx, "more plain media", func() bool { return packets.Load() > total+100 })
+	if n := withTWCC.Load() - before; n != 0 {
+		t.Errorf("%d packets still carry a transport-wide sequence number after the simulcast track left", n)
+	}
 }
 
 // Test 6b: a storm of PLIs from subscribers reaches the publisher as at most

@@ -86,10 +86,10 @@ func RegisterCodecs(m *webrtc.MediaEngine) error {
 //   - TWCC feedback to publishers, for their send-side bandwidth estimate;
 //   - twccTrim, which drops the padding pion would count as lost packets;
 //   - send-side bandwidth estimation toward this subscriber: Google
-//     congestion control fed by the subscriber's TWCC feedback, behind
-//     ccGate (it runs only while the subscriber receives simulcast), with
-//     the transport-wide sequence number extension added to every packet
-//     sent (outermost, so the estimator sees the extension).
+//     congestion control fed by the subscriber's TWCC feedback, with the
+//     transport-wide sequence number extension added to every packet sent
+//     (outermost, so the estimator sees the extension); both behind a gate
+//     that opens only while the subscriber receives simulcast.
 func registerInterceptors(r *interceptor.Registry, stats *Stats) (*estimator, error) {
 	r.Add(&rtcpCounterFactory{stats: stats})
 	gen, err := nack.NewGeneratorInterceptor()
@@ -122,12 +122,12 @@ func registerInterceptors(r *interceptor.Registry, stats *Stats) (*estimator, er
 	}
 	ccf.OnNewPeerConnection(func(_ string, b cc.BandwidthEstimator) { est.set(b) })
 	r.Add(twccTrimFactory{}) // must read feedback before the estimator does
-	r.Add(ccGateFactory{inner: ccf, est: est})
+	r.Add(gateFactory{inner: ccf, est: est})
 	ext, err := twcc.NewHeaderExtensionInterceptor()
 	if err != nil {
 		return nil, fmt.Errorf("twcc header extension: %w", err)
 	}
-	r.Add(ext)
+	r.Add(gateFactory{inner: ext, est: est})
 	return est, nil
 }
 

@@ -21,7 +21,7 @@ const InitialEstimate = 1_000_000
 type estimator struct {
 	mu   sync.Mutex
 	gcc  cc.BandwidthEstimator
-	on   atomic.Bool   // GCC runs (ccGate): the subscriber receives simulcast
+	on   atomic.Bool   // GCC and TWCC run (gate): the subscriber receives simulcast
 	twcc atomic.Bool   // TWCC feedback seen: the GCC estimate is live
 	remb atomic.Uint64 // last REMB, bits per second
 }
@@ -48,7 +48,7 @@ func (e *estimator) bitrate() int {
 
 // Estimate returns the send-side bandwidth estimate toward this
 // participant in bits per second, or 0 while there is none: GCC runs only
-// while the participant receives a simulcast track (see ccGate), so others
+// while the participant receives a simulcast track (see gate), so others
 // have an estimate only if they send REMB.
 func (p *Peer) Estimate() int { return p.est.bitrate() }
 

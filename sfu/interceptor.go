@@ -100,35 +100,40 @@ func trimTWCC(fb *rtcp.TransportLayerCC) {
 	}
 }
 
-// ccGateFactory builds ccGate interceptors around pion's cc interceptor.
-type ccGateFactory struct {
+// gateFactory builds gate interceptors around another factory's.
+type gateFactory struct {
 	inner interceptor.Factory
 	est   *estimator
 }
 
-func (f ccGateFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+func (f gateFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
 	i, err := f.inner.NewInterceptor(id)
 	if err != nil {
 		return nil, err
 	}
-	return &ccGate{inner: i, est: f.est}, nil
+	return &gate{inner: i, est: f.est}, nil
 }
 
-// ccGate runs Google congestion control only while the estimate is of use:
-// while the subscriber receives a simulcast track, whose layer it picks.
-// For everyone else GCC was a fifth of the server's CPU per forwarded
-// packet (its send history takes a lock, a map entry and a list element
-// per packet, and every TWCC feedback runs its delay and loss
-// controllers). While the gate is shut, packets and feedback bypass the
-// estimator; feedback about packets it never saw is skipped by pion's
-// adapter, so opening the gate later is safe, and the estimate resumes
-// from its last value. The gate is read per packet, atomically.
-type ccGate struct {
+// gate runs send-side bandwidth estimation only while the estimate is of
+// use: while the subscriber receives a simulcast track, whose layer it
+// picks. It wraps both pion interceptors involved: Google congestion
+// control, and the transport-wide sequence number extension whose packets
+// the subscriber answers with TWCC feedback. For everyone else they were a
+// fifth of the server's CPU per forwarded packet (GCC's send history takes
+// a lock, a map entry and a list element per packet, the extension is
+// marshalled per packet, and every feedback is parsed and runs GCC's delay
+// and loss controllers). While the gate is shut, packets go out without
+// the extension, so no feedback comes back (a browser sends REMB instead,
+// which the estimator records). When it opens, the sequence numbers go on
+// from where they stopped, feedback about packets GCC never saw is skipped
+// by pion's adapter, and the estimate resumes from its last value. The
+// gate is read per packet, atomically.
+type gate struct {
 	inner interceptor.Interceptor
 	est   *estimator
 }
 
-func (g *ccGate) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+func (g *gate) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
 	gated := g.inner.BindRTCPReader(r)
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		if g.est.on.Load() {
@@ -138,11 +143,11 @@ func (g *ccGate) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader
 	})
 }
 
-func (g *ccGate) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+func (g *gate) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
 	return g.inner.BindRTCPWriter(w)
 }
 
-func (g *ccGate) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+func (g *gate) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	gated := g.inner.BindLocalStream(info, w)
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
 		if g.est.on.Load() {
@@ -152,12 +157,12 @@ func (g *ccGate) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTP
 	})
 }
 
-func (g *ccGate) UnbindLocalStream(info *interceptor.StreamInfo) { g.inner.UnbindLocalStream(info) }
+func (g *gate) UnbindLocalStream(info *interceptor.StreamInfo) { g.inner.UnbindLocalStream(info) }
 
-func (g *ccGate) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+func (g *gate) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
 	return g.inner.BindRemoteStream(info, r)
 }
 
-func (g *ccGate) UnbindRemoteStream(info *interceptor.StreamInfo) { g.inner.UnbindRemoteStream(info) }
+func (g *gate) UnbindRemoteStream(info *interceptor.StreamInfo) { g.inner.UnbindRemoteStream(info) }
 
-func (g *ccGate) Close() error { return g.inner.Close() }
+func (g *gate) Close() error { return g.inner.Close() }

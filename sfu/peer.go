@@ -450,7 +450,7 @@ func (p *Peer) offer() error {
 }
 
 // gateEstimator runs congestion control while some subscription is
-// simulcast (ccGate). Called with mu held.
+// simulcast (gate). Called with mu held.
 func (p *Peer) gateEstimator() {
 	on := false
 	for up := range p.downs {
