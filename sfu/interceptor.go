@@ -123,7 +123,7 @@ func (f gateFactory) NewInterceptor(id string) (interceptor.Interceptor, error) 
 // a lock, a map entry and a list element per packet, the extension is
 // marshalled per packet, and every feedback is parsed and runs GCC's delay
 // and loss controllers). While the gate is shut, packets go out without
-// the extension, so no feedback comes back (a browser sends REMB instead,
+// the extension, so no feedback comes back (a browser may send REMB instead,
 // which the estimator records). When it opens, the sequence numbers go on
 // from where they stopped, feedback about packets GCC never saw is skipped
 // by pion's adapter, and the estimate resumes from its last value. The
