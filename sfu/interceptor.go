@@ -119,7 +119,7 @@ func (f gateFactory) NewInterceptor(id string) (interceptor.Interceptor, error) 
 // picks. It wraps both pion interceptors involved: Google congestion
 // control, and the transport-wide sequence number extension whose packets
 // the subscriber answers with TWCC feedback. For everyone else they were a
-// fifth of the server's CPU per forwarded packet (GCC's send history takes
+// third of the server's CPU per forwarded packet (GCC's send history takes
 // a lock, a map entry and a list element per packet, the extension is
 // marshalled per packet, and every feedback is parsed and runs GCC's delay
 // and loss controllers). While the gate is shut, packets go out without
