@@ -127,3 +127,16 @@ func (p *Peer) capIncoming() {
 	}
 	_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: float32(p.engine.maxIn), SSRCs: ssrcs}})
 }
+
+// gateEstimator runs congestion control while some subscription is
+// simulcast (gate). Called with mu held.
+func (p *Peer) gateEstimator() {
+	on := false
+	for up := range p.downs {
+		if up.simulcast {
+			on = true
+			break
+		}
+	}
+	p.est.on.Store(on)
+}

@@ -9,15 +9,12 @@ package sfu
 // callback is ever called with mu held.
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -449,19 +446,6 @@ func (p *Peer) offer() error {
 	return nil
 }
 
-// gateEstimator runs congestion control while some subscription is
-// simulcast (gate). Called with mu held.
-func (p *Peer) gateEstimator() {
-	on := false
-	for up := range p.downs {
-		if up.simulcast {
-			on = true
-			break
-		}
-	}
-	p.est.on.Store(on)
-}
-
 func (p *Peer) subscribe(up *UpTrack) error {
 	d := newDownTrack(up, p.engine.stats)
 	d.est = p.est
@@ -518,70 +502,6 @@ func (p *Peer) openLocalCandidates() {
 	}
 }
 
-// onTrack starts reading a new track, or a new simulcast layer of a track
-// already published (pion calls it once per rid; the layers share the
-// receiver). The track is announced once, with its first layer, and ends
-// when its last layer ends.
-func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	p.mu.Lock()
-	if p.closing {
-		p.mu.Unlock()
-		return
-	}
-	rid := remote.RID()
-	up, isLayer := p.simulcast[receiver]
-	var l *layer
-	if isLayer {
-		l = up.addLayer(rid, uint32(remote.SSRC()))
-	} else {
-		up = newSimulcastUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), rid, uint32(remote.SSRC()),
-			p.engine.stats, p.pc.WriteRTCP)
-		up.receiver, up.remoteID = receiver, remote.ID()
-		l = (*up.layers.Load())[0]
-		for _, e := range receiver.GetParameters().HeaderExtensions {
-			if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
-				up.levelID = uint8(e.ID)
-			}
-		}
-		if rid != "" {
-			p.simulcast[receiver] = up
-			up.expectLayers(len(receiver.Tracks()))
-		}
-	}
-	l.remote = remote
-	if remote.Kind() == webrtc.RTPCodecTypeVideo {
-		// The most recent streams; older ones have ended or soon will.
-		p.videoSSRCs = append(p.videoSSRCs[max(0, len(p.videoSSRCs)-maxCappedSSRCs+1):], uint32(remote.SSRC()))
-	}
-	up.startLoop()
-	p.wg.Add(2) // under mu: never after Close started waiting
-	p.mu.Unlock()
-	k := kindOf(up.kind)
-	go func() {
-		defer p.wg.Done()
-		up.drainRTCP(l)
-	}()
-	go func() {
-		defer p.wg.Done()
-		if !isLayer {
-			p.engine.stats.UpTracks[k].Add(1)
-			if p.cfg.OnTrack != nil && !p.cfg.OnTrack(up) {
-				up.refused.Store(true)
-			}
-		}
-		up.readLoop(l)
-		if up.endLoop() {
-			p.mu.Lock()
-			delete(p.simulcast, receiver)
-			p.mu.Unlock()
-			p.engine.stats.UpTracks[k].Add(-1)
-			if p.cfg.OnTrackEnded != nil {
-				p.cfg.OnTrackEnded(up)
-			}
-		}
-	}()
-}
-
 // SetViewport applies a subscriber's rendering hint for up: its size in
 // pixels, and whether it is visible (a hidden video is paused). It reports
 // whether the Peer subscribes to up.
@@ -595,11 +515,4 @@ func (p *Peer) SetViewport(up *UpTrack, width, height int, visible bool) bool {
 	d.SetViewport(width, height)
 	d.SetPaused(!visible)
 	return true
-}
-
-// newTrackID returns a random, URL-safe track id.
-func newTrackID() string {
-	var b [9]byte
-	_, _ = rand.Read(b[:])
-	return "TR" + base64.RawURLEncoding.EncodeToString(b[:])
 }
