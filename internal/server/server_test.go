@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/room"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -118,10 +120,22 @@ func TestDrain(t *testing.T) {
 		t.Errorf("unjoined socket got bye %q, want shutdown", waiting.Bye())
 	}
 	_ = waiting.SendJSON(map[string]string{"type": "join", "room": "d", "name": "late"})
-	if _, n := s.Rooms.Counts(); n != 0 {
+	// The member leaves its room when its session ends, just after its bye;
+	// nobody, the late joiner included, is in a room after that.
+	if err := client.Wait(ctx, func() bool { _, n := s.Rooms.Counts(); return n == 0 }); err != nil {
+		_, n := s.Rooms.Counts()
 		t.Errorf("%d participants while draining", n)
 	}
+	// A join that got past the socket checks is refused by the rooms.
+	if _, err := s.Rooms.Join("d", room.Member{Name: "late"}, nopClient{}); !errors.Is(err, room.ErrClosed) {
+		t.Errorf("join while draining: %v, want %v", err, room.ErrClosed)
+	}
 }
+
+type nopClient struct{}
+
+func (nopClient) Notify(room.Event) {}
+func (nopClient) Close(string)      {}
 
 // selfSigned writes a certificate and key for 127.0.0.1 and returns their
 // paths and a pool that trusts the certificate.
