@@ -185,6 +185,12 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed { // checked again in add; this saves a PeerConnection while draining
+		return nil, ErrClosed
+	}
 	perm := who.Perm
 	p := &Participant{
 		id: NewID(), name: name, identity: who.Identity, perm: perm, client: c, meta: map[string]TrackMeta{},
