@@ -66,7 +66,7 @@ func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
 		})
 	}
 
-	t.Run("oversize frame closes the socket", func(t *testing.T) {
+	t.Run("oversize frame: error and bye, then close", func(t *testing.T) {
 		c, err := client.Dial(ctx, client.Config{URL: s.WSURL()})
 		if err != nil {
 			t.Fatal(err)
@@ -77,6 +77,9 @@ func TestBadInputGetsErrorsAndHurtsNoOne(t *testing.T) {
 		case <-c.Closed():
 		case <-time.After(10 * time.Second):
 			t.Fatal("socket still open after a 10 MiB frame")
+		}
+		if !c.HasError(signal.CodeMessageTooBig) || c.Bye() != signal.CodeMessageTooBig {
+			t.Errorf("errors %v, bye %q; want error and bye message_too_large", c.Errors(), c.Bye())
 		}
 	})
 
@@ -236,7 +239,11 @@ func TestCandidateBeforeOfferIsBuffered(t *testing.T) {
 
 // sendBareOffer sends an offer (a data channel only) from a PeerConnection
 // that is never set up, so it gathers no candidates and opens no socket.
-func sendBareOffer(t *testing.T, c *client.Client) {
+func sendBareOffer(t *testing.T, c *client.Client) { sendOffer(t, c, nil) }
+
+// sendOffer sends an offer from such a PeerConnection with a data channel
+// and an m-line for each of kinds, changed by edit if it is not nil.
+func sendOffer(t *testing.T, c *client.Client, edit func(string) string, kinds ...webrtc.RTPCodecType) {
 	t.Helper()
 	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -246,11 +253,20 @@ func sendBareOffer(t *testing.T, c *client.Client) {
 	if _, err := pc.CreateDataChannel("roundtable", nil); err != nil {
 		t.Fatal(err)
 	}
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SendJSON(map[string]string{"type": "offer", "sdp": offer.SDP}); err != nil {
+	sdp := offer.SDP
+	if edit != nil {
+		sdp = edit(sdp)
+	}
+	if err := c.SendJSON(map[string]string{"type": "offer", "sdp": sdp}); err != nil {
 		t.Fatal(err)
 	}
 }

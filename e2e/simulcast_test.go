@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +128,123 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 	}
 	if st := fv.Stats(); st.BadSwitches != 0 {
 		t.Errorf("the free subscriber saw %d switches not at a keyframe", st.BadSwitches)
+	}
+}
+
+// simulcastLayer returns the publisher's local track of the layer whose rid
+// is rid.
+func simulcastLayer(t *testing.T, pub *client.Client, rid string) *client.LocalTrack {
+	t.Helper()
+	for _, l := range pub.Local() {
+		if l.RID() == rid {
+			return l
+		}
+	}
+	t.Fatalf("no layer %q", rid)
+	return nil
+}
+
+// Layers come and go (issue 10, input 4): when the publisher stops the
+// layer a subscriber is on (a browser under CPU or bandwidth pressure, an
+// app's active: false) while the others flow, the subscriber gets the next
+// live layer down within about a second and a half, starting at a
+// keyframe; when the layer comes back, so does the subscriber. The stream
+// stays one continuous sequence throughout.
+func TestSimulcastFollowsLayersThatStop(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 60*time.Second)
+	pub := s.joinWith(ctx, client.Config{Room: "stop", Name: "pub", Video: 1, Simulcast: true, KeyframeInterval: 10 * time.Minute})
+	big := s.join(ctx, "stop", "big", 0, 0)     // no hint: the top layer
+	small := s.join(ctx, "stop", "small", 0, 0) // a small tile: the middle layer
+	var bv, sv *client.RemoteTrack
+	waitFor(t, ctx, "video", func() bool { bv, sv = videoTrack(big), videoTrack(small); return bv != nil && sv != nil })
+	if err := small.SetViewport(sv.TrackID, 600, 340, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the top layer at big", func() bool { return bv.Stats().Layer == 2 })
+	waitFor(t, ctx, "the middle layer at small", func() bool { return sv.Stats().Layer == 1 })
+
+	for _, step := range []struct {
+		rid    string
+		active bool
+		big    int // layer each subscriber ends on
+		small  int
+	}{
+		{"f", false, 1, 1}, // the top stops: big goes down to the middle
+		{"f", true, 2, 1},  // back
+		{"h", false, 2, 0}, // the middle stops: small goes down to the lowest
+		{"q", false, 2, 2}, // and the lowest too: small gets the only one left, above its tile
+		{"h", true, 2, 1},
+		{"q", true, 2, 1},
+	} {
+		start := time.Now()
+		simulcastLayer(t, pub, step.rid).SetActive(step.active)
+		waitFor(t, ctx, fmt.Sprintf("%s active=%v: layers %d and %d", step.rid, step.active, step.big, step.small), func() bool {
+			return bv.Stats().Layer == step.big && sv.Stats().Layer == step.small
+		})
+		d := time.Since(start)
+		t.Logf("layer %s active=%v: big on %d, small on %d after %v", step.rid, step.active, step.big, step.small, d)
+		if !step.active && d > 2*time.Second {
+			t.Errorf("layer %s stopped: the switch took %v, want about 1-2 s", step.rid, d)
+		}
+		time.Sleep(300 * time.Millisecond) // the new layer flows a little
+	}
+	for name, v := range map[string]*client.RemoteTrack{"big": bv, "small": sv} {
+		st := v.Stats()
+		if st.BadSwitches != 0 {
+			t.Errorf("%s: %d switches did not start with a keyframe", name, st.BadSwitches)
+		}
+		if st.SeqGaps != 0 || st.Missing != 0 || st.Dups != 0 || st.Bad != 0 {
+			t.Errorf("%s: not one continuous stream: %d gaps, %d missing, %d duplicates, %d bad", name, st.SeqGaps, st.Missing, st.Dups, st.Bad)
+		}
+	}
+}
+
+// Layers rank by what they carry (issue 10, input 5), whatever their
+// names or the order they start in: a viewer without a hint gets the
+// largest, a 640x360 tile the 640x360 layer, a small tile the smallest.
+func TestSimulcastLayersRankedByContent(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	large := func(rid string) client.SimulcastLayer {
+		return client.SimulcastLayer{RID: rid, Width: 1280, Height: 720, PacketsPerFrame: 4}
+	}
+	mid := func(rid string) client.SimulcastLayer {
+		return client.SimulcastLayer{RID: rid, Width: 640, Height: 360, PacketsPerFrame: 2}
+	}
+	low := func(rid string) client.SimulcastLayer {
+		return client.SimulcastLayer{RID: rid, Width: 320, Height: 180, PacketsPerFrame: 1}
+	}
+	for _, tc := range []struct {
+		name   string
+		layers []client.SimulcastLayer // in the order they start
+	}{
+		{"l-m-h, largest first", []client.SimulcastLayer{large("h"), mid("m"), low("l")}},
+		{"r0-r1-r2, largest first", []client.SimulcastLayer{large("r2"), mid("r1"), low("r0")}},
+		{"names that say the opposite", []client.SimulcastLayer{large("q"), mid("h"), low("f")}},
+		{"names that say nothing, middle first", []client.SimulcastLayer{mid("b"), large("a"), low("c")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t, 30*time.Second)
+			room := strings.NewReplacer(" ", "-", ",", "").Replace(tc.name)
+			s.joinWith(ctx, client.Config{Room: room, Name: "pub", Video: 1, Simulcast: true, SimulcastLayers: tc.layers})
+			viewer := s.join(ctx, room, "viewer", 0, 0)
+			var v *client.RemoteTrack
+			waitFor(t, ctx, "video", func() bool { v = videoTrack(viewer); return v != nil && v.Stats().Packets > 10 })
+			waitFor(t, ctx, "the largest layer without a hint", func() bool { return v.Stats().Layer == 2 })
+			for _, step := range []struct {
+				w, h  int
+				layer int
+			}{{640, 360, 1}, {320, 180, 0}, {1280, 720, 2}, {600, 340, 1}} {
+				if err := viewer.SetViewport(v.TrackID, step.w, step.h, true); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, ctx, fmt.Sprintf("layer %d for a %dx%d tile", step.layer, step.w, step.h), func() bool { return v.Stats().Layer == step.layer })
+			}
+			if st := v.Stats(); st.BadSwitches != 0 {
+				t.Errorf("%d switches did not start with a keyframe", st.BadSwitches)
+			}
+		})
 	}
 }

@@ -1,9 +1,11 @@
 // Package metrics exports Roundtable's counters in the Prometheus text
-// format. It owns the Prometheus registry and is the only package that
-// imports the Prometheus library: the other packages count with atomics
-// (sfu.Stats, signal.Stats, room.Manager) and this package reads them at
-// scrape time, so no packet path ever calls into Prometheus. No label value
-// grows with rooms or participants.
+// format. It owns the server's Prometheus registry and is the only package
+// of the server that imports the Prometheus library (internal/baseline, the
+// stock pion yardstick run by `roundtable baseline`, has a registry of its
+// own): the other packages count with atomics (sfu.Stats, signal.Stats,
+// room.Manager) and this package reads them at scrape time, so no packet
+// path ever calls into Prometheus. No label value grows with rooms or
+// participants.
 package metrics
 
 import (

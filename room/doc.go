@@ -22,8 +22,6 @@ var (
 	ErrRoomFull = errors.New("room: room is full")
 	// ErrTooManyRooms: the server has its maximum number of rooms.
 	ErrTooManyRooms = errors.New("room: too many rooms")
-	// ErrDataTooLarge: a data-channel message exceeds the size limit.
-	ErrDataTooLarge = errors.New("room: data message too large")
 	// ErrDataRate: a participant sends data-channel messages too fast.
 	ErrDataRate = errors.New("room: data message rate exceeded")
 	// ErrBadTrackUpdate: a track update with an unknown source, an overlong

@@ -2,9 +2,17 @@ package room
 
 // Ownership: Manager.mu guards the room map; Room.mu guards one room's
 // members and their published tracks. Lock order is Manager.mu, then
-// Room.mu. Hooks from sfu.Peer (pion goroutines) take only Room.mu.
+// Room.mu. Hooks from sfu.Peer (pion goroutines) take only Room.mu. The
+// Manager runs one goroutine, the speaker loop (speakerloop.go), and one
+// timer per member that has not connected yet (connectTimer). Room.mu is
+// held, on purpose, while calling Client.Notify, Peer.Subscribe and
+// Peer.Unsubscribe and UpTrack's getters, so that every member sees the
+// room's changes in one order: those only queue, read immutable fields or
+// atomics, or take their own object's lock briefly, and none calls back
+// into room. Peer.Close and Peer.SendData are called with no room lock.
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -26,22 +34,44 @@ type Client interface {
 	Close(reason string)
 }
 
-// Limits bound what rooms and members may do.
+// Limits bound what rooms and members may do. Every field must be set
+// (Validate); the defaults live in internal/server.DefaultConfig, not here.
 type Limits struct {
 	MaxRooms        int     // rooms on this server
 	MaxParticipants int     // members per room
-	MaxDataMessage  int     // bytes per data-channel message
 	DataRate        float64 // data-channel messages per second per sender
-	DataBurst       int     // burst above DataRate
+	DataBurst       int     // messages a sender may send at once (the bucket's size)
 	MaxTracks       int     // tracks a member may publish at once
 	// ConnectTimeout: a member whose PeerConnection has not connected this
 	// long after joining is closed ("connect_timeout") and freed.
 	ConnectTimeout time.Duration
 }
 
-// DefaultLimits are the limits used when a field is zero.
-var DefaultLimits = Limits{MaxRooms: 1000, MaxParticipants: 50, MaxDataMessage: 16 << 10, DataRate: 50, DataBurst: 100,
-	MaxTracks: 8, ConnectTimeout: 30 * time.Second}
+// Validate reports every limit a Manager cannot run with: each must be
+// positive, and DataBurst at least one message.
+func (l Limits) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("room: "+format, a...)) }
+	if l.MaxRooms < 1 {
+		bad("max rooms %d: want at least 1", l.MaxRooms)
+	}
+	if l.MaxParticipants < 1 {
+		bad("max participants %d: want at least 1", l.MaxParticipants)
+	}
+	if l.DataRate <= 0 {
+		bad("data rate %v: want more than 0", l.DataRate)
+	}
+	if l.DataBurst < 1 {
+		bad("data burst %d: want at least 1", l.DataBurst)
+	}
+	if l.MaxTracks < 1 {
+		bad("max tracks %d: want at least 1", l.MaxTracks)
+	}
+	if l.ConnectTimeout <= 0 {
+		bad("connect timeout %v: want more than 0", l.ConnectTimeout)
+	}
+	return errors.Join(errs...)
+}
 
 // PeerFactory creates a member's Peer; *sfu.Engine's NewPeer in production.
 type PeerFactory func(sfu.PeerConfig) (*sfu.Peer, error)
@@ -62,30 +92,11 @@ type Manager struct {
 	stopOnce     sync.Once
 }
 
-// NewManager returns an empty Manager. Zero fields of limits take their
-// DefaultLimits value.
-func NewManager(newPeer PeerFactory, limits Limits, log *slog.Logger) *Manager {
-	d := DefaultLimits
-	if limits.MaxRooms == 0 {
-		limits.MaxRooms = d.MaxRooms
-	}
-	if limits.MaxParticipants == 0 {
-		limits.MaxParticipants = d.MaxParticipants
-	}
-	if limits.MaxDataMessage == 0 {
-		limits.MaxDataMessage = d.MaxDataMessage
-	}
-	if limits.DataRate == 0 {
-		limits.DataRate = d.DataRate
-	}
-	if limits.DataBurst == 0 {
-		limits.DataBurst = d.DataBurst
-	}
-	if limits.MaxTracks == 0 {
-		limits.MaxTracks = d.MaxTracks
-	}
-	if limits.ConnectTimeout == 0 {
-		limits.ConnectTimeout = d.ConnectTimeout
+// NewManager returns an empty Manager and starts its speaker goroutine
+// (stopped by Close), or the errors of limits.Validate.
+func NewManager(newPeer PeerFactory, limits Limits, log *slog.Logger) (*Manager, error) {
+	if err := limits.Validate(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.Default()
@@ -93,7 +104,7 @@ func NewManager(newPeer PeerFactory, limits Limits, log *slog.Logger) *Manager {
 	m := &Manager{newPeer: newPeer, limits: limits, log: log, rooms: map[string]*Room{},
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	go m.speakerLoop()
-	return m
+	return m, nil
 }
 
 // Limits returns the limits in force.
@@ -139,7 +150,10 @@ type Member struct {
 	Perm     Permissions
 }
 
-// Participant is one member of a room.
+// Participant is one member of a room. The fields above connected do not
+// change once Join has returned. The Peer's hooks, which read them on pion
+// goroutines, run only after the member negotiated, which it can do only
+// once Join has returned.
 type Participant struct {
 	id       string
 	name     string
@@ -215,8 +229,13 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 		},
 		OnData:  func(d sfu.DataMessage) { p.room.forwardData(p, d) },
 		OnState: p.onState,
-		OnError: func(err error) { c.Notify(Error{err}) },
-		Logger:  m.log.With("participant", p.id),
+		OnError: func(err error) {
+			c.Notify(Error{err})
+			if errors.Is(err, sfu.ErrNegotiationFailed) {
+				c.Close("negotiation_failed")
+			}
+		},
+		Logger: m.log.With("participant", p.id),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("join %s: %w", roomName, err)
@@ -519,11 +538,6 @@ func (r *Room) forwardData(p *Participant, d sfu.DataMessage) {
 	if !p.perm.PublishData {
 		p.peer.CountDrop(sfu.DropDataNotAllowed)
 		p.notifyThrottled(ErrDataNotAllowed)
-		return
-	}
-	if len(d.Data) > lim.MaxDataMessage {
-		p.client.Notify(Error{fmt.Errorf("%w: %d bytes, limit %d", ErrDataTooLarge, len(d.Data), lim.MaxDataMessage)})
-		p.peer.CountDrop(sfu.DropDataTooLarge)
 		return
 	}
 	if !p.rate.Allow() {

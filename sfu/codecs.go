@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"fmt"
+	"maps"
+	"strings"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
@@ -21,40 +23,54 @@ var videoFeedback = []webrtc.RTCPFeedback{
 	{Type: "nack", Parameter: "pli"},
 }
 
-// RegisterCodecs registers the codecs and header extensions Roundtable
-// forwards: Opus, VP8, VP9 and H.264 (payload types as Chrome numbers them)
-// with NACK, PLI, FIR and transport-cc feedback, and the mid, rid,
-// repaired-rid, audio-level and transport-wide-cc header extensions. The test
-// client uses the same set.
+// Codec is one codec Roundtable forwards, and its media kind.
+type Codec struct {
+	webrtc.RTPCodecParameters
+	Kind webrtc.RTPCodecType
+}
+
+// Codecs lists the codecs Roundtable forwards, payload types as Chrome
+// numbers them: Opus (111), VP8 (96), VP9 profile 0 (98) and H.264
+// constrained baseline, baseline and high (102, 127, 123), all packetization
+// mode 1, video with NACK, PLI, FIR, REMB and transport-cc feedback.
+func Codecs() []Codec {
+	h264 := func(pt webrtc.PayloadType, profile string) Codec {
+		return Codec{Kind: webrtc.RTPCodecTypeVideo, RTPCodecParameters: webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profile, RTCPFeedback: videoFeedback},
+			PayloadType: pt}}
+	}
+	return []Codec{
+		{Kind: webrtc.RTPCodecTypeAudio, RTPCodecParameters: webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+				SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
+			PayloadType: 111}},
+		{Kind: webrtc.RTPCodecTypeVideo, RTPCodecParameters: webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback},
+			PayloadType:        96}},
+		{Kind: webrtc.RTPCodecTypeVideo, RTPCodecParameters: webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback},
+			PayloadType:        98}},
+		h264(102, "42e01f"),
+		h264(127, "42001f"),
+		h264(123, "640032"),
+	}
+}
+
+// RegisterCodecs registers Codecs and the header extensions Roundtable
+// uses (RegisterHeaderExtensions). The test client uses the same set.
 func RegisterCodecs(m *webrtc.MediaEngine) error {
-	audio := []webrtc.RTPCodecParameters{{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine:  "minptime=10;useinbandfec=1",
-			RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}},
-		},
-		PayloadType: 111,
-	}}
-	video := []webrtc.RTPCodecParameters{
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback}, PayloadType: 98},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFeedback}, PayloadType: 102},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFeedback}, PayloadType: 127},
-		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", RTCPFeedback: videoFeedback}, PayloadType: 123},
-	}
-	for _, c := range audio {
-		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
+	for _, c := range Codecs() {
+		if err := m.RegisterCodec(c.RTPCodecParameters, c.Kind); err != nil {
 			return fmt.Errorf("codec %s: %w", c.MimeType, err)
 		}
 	}
-	for _, c := range video {
-		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return fmt.Errorf("codec %s: %w", c.MimeType, err)
-		}
-	}
+	return RegisterHeaderExtensions(m)
+}
+
+// RegisterHeaderExtensions registers the mid, rid, repaired-rid,
+// audio-level and transport-wide-cc header extensions.
+func RegisterHeaderExtensions(m *webrtc.MediaEngine) error {
 	exts := []struct {
 		uri   string
 		kinds []webrtc.RTPCodecType
@@ -134,3 +150,60 @@ func registerInterceptors(r *interceptor.Registry, stats *Stats) (*estimator, er
 // repairedRIDURI is the RTP header extension naming the stream an RTX
 // packet repairs (RFC 8852 §3.2); pion/sdp v3.0.9 has no constant for it.
 const repairedRIDURI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+
+// codecFit ranks how well have can carry media encoded as want: 0 not at
+// all (another codec), 1 the same codec, 2 the same codec with the same
+// packetization (H.264 packetization-mode, RFC 6184 §8.1) and profile
+// (H.264 profile_idc, VP9 profile-id), 3 identical format parameters.
+// Payload type numbers do not matter: each PeerConnection numbers codecs its
+// own way (Firefox: Opus 109, VP8 120; Chrome: Opus 111, VP8 96).
+func codecFit(want, have webrtc.RTPCodecParameters) int {
+	if !strings.EqualFold(want.MimeType, have.MimeType) || want.ClockRate != have.ClockRate {
+		return 0
+	}
+	w, h := fmtpParams(want.SDPFmtpLine), fmtpParams(have.SDPFmtpLine)
+	if maps.Equal(w, h) {
+		return 3
+	}
+	switch {
+	case strings.EqualFold(want.MimeType, webrtc.MimeTypeH264):
+		if w["packetization-mode"] != h["packetization-mode"] {
+			return 0 // the depacketizer could not read it
+		}
+		if len(w["profile-level-id"]) >= 2 && len(h["profile-level-id"]) >= 2 &&
+			w["profile-level-id"][:2] == h["profile-level-id"][:2] {
+			return 2
+		}
+	case strings.EqualFold(want.MimeType, webrtc.MimeTypeVP9):
+		if w["profile-id"] == h["profile-id"] {
+			return 2
+		}
+	}
+	return 1
+}
+
+// fmtpParams parses an a=fmtp parameter list ("k=v;k=v"); keys are
+// lower-cased, H.264's packetization-mode defaults to 0 and VP9's profile-id
+// to 0 (RFC 6184 §8.1, RFC 9628 §6).
+func fmtpParams(line string) map[string]string {
+	out := map[string]string{"packetization-mode": "0", "profile-id": "0"}
+	for _, kv := range strings.Split(line, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
+		if k != "" {
+			out[strings.ToLower(k)] = strings.ToLower(v)
+		}
+	}
+	return out
+}
+
+// pickCodec returns the codec of list that carries want best (codecFit),
+// the first of equals; false when none can.
+func pickCodec(want webrtc.RTPCodecParameters, list []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	best, fit := webrtc.RTPCodecParameters{}, 0
+	for _, c := range list {
+		if f := codecFit(want, c); f > fit {
+			best, fit = c, f
+		}
+	}
+	return best, fit > 0
+}

@@ -1,86 +1,239 @@
 package sfu
 
-// The participant's data channel: pion's SCTP goroutine delivers its
-// messages (OnData hook); SendData is called by room for other members'
-// messages and never blocks. Until the channel is open on the server's side,
-// SendData queues frames in dataPending (guarded by Peer.mu, bounded by
-// maxDataPending bytes); the channel's open callback sends them in order,
-// still holding mu, before it marks the channel open, so no later message
-// can overtake a queued one.
+// The participant's data channel. Each data channel the Peer uses is
+// detached (pion's SettingEngine.DetachDataChannels) and read by a goroutine
+// of its own (readData, counted by the Peer's WaitGroup), into a buffer one
+// byte larger than Settings.MaxDataMessage, so that an oversize message is
+// refused and the channel lives on: pion's own reader closes the channel on
+// a message over 65,535 bytes. Everything in dataState is guarded by
+// Peer.mu; SendData is called by room for other members' messages and never
+// blocks.
+//
+// The member's channel is the one labelled "roundtable": created in band by
+// the client (RFC 8832 DCEP), or pre-negotiated by both sides with
+// negotiated: true and id 0 (the server always opens its side of that one
+// when the client's offer has a data section). An in-band "roundtable"
+// wins; the pre-negotiated one is used once the client sends on it, or when
+// no in-band one has appeared dataAdoptWait after it opened. Until the
+// member's channel is known and open, SendData queues frames (bounded by
+// maxDataPending bytes); adopting a channel sends them in order, still
+// holding mu, so no later message overtakes a queued one. Channels with
+// other labels are closed with ErrDataChannelLabel.
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v3"
 )
+
+// DataLabel is the label of a member's data channel.
+const DataLabel = "roundtable"
 
 // maxDataPending bounds the bytes queued for a member whose data channel is
 // not open yet (the client offers it first; the server's side opens a round
 // trip later).
 const maxDataPending = 256 << 10
 
+// dataAdoptWait is how long the server waits, after its side of the
+// pre-negotiated channel opened, for an in-band "roundtable" channel
+// before it sends on the pre-negotiated one.
+const dataAdoptWait = 2 * time.Second
+
+// MaxDataMessage is the largest data-channel message pion can read (its
+// buffers are 65,535 bytes), so the largest Settings.MaxDataMessage.
+const MaxDataMessage = 65535
+
+// dataState is the member's data channel; guarded by Peer.mu.
+type dataState struct {
+	ch           *webrtc.DataChannel // the member's channel once known (in band or pre-negotiated)
+	open         bool                // ch is open: SendData writes directly
+	inband       *webrtc.DataChannel // the client's in-band "roundtable"
+	prenego      *webrtc.DataChannel // the server's side of the pre-negotiated one (id 0)
+	adopt        *time.Timer         // dataAdoptWait after prenego opened
+	pending      []dataFrame         // messages for the member before ch opened
+	pendingBytes int
+}
+
 type dataFrame struct {
 	b        []byte
 	isString bool
 }
 
-func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
+// openPrenegotiated opens the server's side of the pre-negotiated channel
+// (negotiated: true, id 0), once, when the remote's offer has a data
+// section. Run goroutine, before the answer is created.
+func (p *Peer) openPrenegotiated() {
 	p.mu.Lock()
-	if p.dc != nil {
-		p.mu.Unlock()
-		_ = dc.Close() // one data channel per participant
+	done := p.data.prenego != nil
+	p.mu.Unlock()
+	if done {
 		return
 	}
-	p.dc = dc
+	negotiated, id := true, uint16(0)
+	dc, err := p.pc.CreateDataChannel(DataLabel, &webrtc.DataChannelInit{Negotiated: &negotiated, ID: &id})
+	if err != nil {
+		p.log.Warn("pre-negotiated data channel", "participant", p.cfg.ID, "err", err)
+		return
+	}
+	p.mu.Lock()
+	p.data.prenego = dc
 	p.mu.Unlock()
-	stats := p.engine.stats
-	dc.OnOpen(p.flushData)
-	dc.OnMessage(func(m webrtc.DataChannelMessage) {
-		stats.DataIn.Add(1)
-		stats.DataInBytes.Add(uint64(len(m.Data)))
-		if p.cfg.OnData != nil {
-			p.cfg.OnData(DataMessage{Data: m.Data, IsString: m.IsString})
+	dc.OnOpen(func() {
+		if !p.startReader(dc, true) {
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.closing {
+			p.data.adopt = time.AfterFunc(dataAdoptWait, func() { p.adoptData(dc, false) })
 		}
 	})
 }
 
-// flushData sends the frames queued before the channel opened, then lets
-// SendData write directly.
-func (p *Peer) flushData() {
+// onDataChannel is pion's callback for a channel the client opened in band.
+func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
+	p.mu.Lock()
+	first := dc.Label() == DataLabel && p.data.inband == nil
+	if first {
+		p.data.inband = dc
+	}
+	p.mu.Unlock()
+	if !first {
+		// Closed once open: pion calls this before the channel has its
+		// stream, when Close would only mark it closing.
+		dc.OnOpen(func() {
+			if raw, err := dc.Detach(); err == nil {
+				_ = raw.Close()
+			}
+		})
+		if p.cfg.OnError != nil {
+			what := "a second data channel labelled " + DataLabel
+			if dc.Label() != DataLabel {
+				what = "data channel " + strconv.Quote(dc.Label())
+			}
+			p.cfg.OnError(fmt.Errorf("%w: %s is closed; messages go on the one labelled %q", ErrDataChannelLabel, what, DataLabel))
+		}
+		return
+	}
+	dc.OnOpen(func() {
+		if p.startReader(dc, false) {
+			p.adoptData(dc, true)
+		}
+	})
+}
+
+// startReader detaches dc and starts its reader goroutine; false once the
+// Peer is closing.
+func (p *Peer) startReader(dc *webrtc.DataChannel, pre bool) bool {
+	raw, err := dc.Detach()
+	if err != nil {
+		p.log.Warn("detach data channel", "participant", p.cfg.ID, "err", err)
+		return false
+	}
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		_ = raw.Close()
+		return false
+	}
+	p.wg.Add(1) // under mu: never after Close started waiting
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		p.readData(dc, raw, pre)
+	}()
+	return true
+}
+
+// readData reads one channel's messages until it closes. A message over
+// the limit is refused (ErrDataTooLarge) and reading goes on: pion's SCTP
+// stream drops a message that does not fit the buffer and says so with
+// io.ErrShortBuffer.
+func (p *Peer) readData(dc *webrtc.DataChannel, raw datachannel.ReadWriteCloser, pre bool) {
+	limit := p.engine.maxData
+	buf := make([]byte, limit+1)
+	stats := p.engine.stats
+	for {
+		n, isString, err := raw.ReadDataChannel(buf)
+		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
+			return
+		}
+		if err != nil || n > limit {
+			stats.Drop(DropDataTooLarge)
+			if p.cfg.OnError != nil {
+				p.cfg.OnError(fmt.Errorf("%w: a message over %d bytes was dropped", ErrDataTooLarge, limit))
+			}
+			continue
+		}
+		if pre {
+			p.adoptData(dc, false) // the client has the pre-negotiated channel
+		}
+		stats.DataIn.Add(1)
+		stats.DataInBytes.Add(uint64(n))
+		if p.cfg.OnData != nil {
+			p.cfg.OnData(DataMessage{Data: buf[:n], IsString: isString})
+		}
+	}
+}
+
+// adoptData makes dc the member's channel and sends what was queued for it.
+// An in-band channel replaces a pre-negotiated one; the pre-negotiated one
+// never replaces the in-band one.
+func (p *Peer) adoptData(dc *webrtc.DataChannel, inband bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, f := range p.dataPending {
-		if err := p.sendFrame(p.dc, f); err != nil {
-			p.log.Debug("queued data message not sent", "err", err, "dropped", len(p.dataPending)-i)
+	d := &p.data
+	if d.ch == dc || (!inband && d.ch != nil) || p.closing {
+		return
+	}
+	d.ch = dc
+	for i, f := range d.pending {
+		if err := p.sendFrame(dc, f); err != nil {
+			p.log.Debug("queued data message not sent", "err", err, "dropped", len(d.pending)-i)
 			break
 		}
 	}
-	p.dataPending, p.dataPendingBytes = nil, 0
-	p.dcOpen = true
+	d.pending, d.pendingBytes = nil, 0
+	d.open = true
+}
+
+// stop stops the adoption timer; Close calls it with Peer.mu held.
+func (d *dataState) stop() {
+	if d.adopt != nil {
+		d.adopt.Stop()
+	}
 }
 
 // SendData sends a message from participant `from` on this Peer's data
 // channel, framed as "<from>:<data>" (text stays text, binary stays binary).
-// It never blocks. Before the channel is open the message is queued (up to
-// maxDataPending bytes, then dropped with ErrDataBackpressure); when the
-// subscriber has more than 1 MiB unsent, the message is dropped with
-// ErrDataBackpressure; once the channel has closed, ErrNoDataChannel.
+// It never blocks and does not keep m.Data. Before the member's channel is
+// known and open the message is queued (up to maxDataPending bytes, then
+// dropped with ErrDataBackpressure); when the subscriber has more than 1 MiB
+// unsent, the message is dropped with ErrDataBackpressure; once the channel
+// has closed, ErrNoDataChannel.
 func (p *Peer) SendData(from string, m DataMessage) error {
 	frame := make([]byte, 0, len(from)+1+len(m.Data))
 	frame = append(append(append(frame, from...), dataChannelPrefix), m.Data...)
 	f := dataFrame{b: frame, isString: m.IsString}
 	p.mu.Lock()
-	if !p.dcOpen {
+	d := &p.data
+	if !d.open {
 		defer p.mu.Unlock()
-		if p.closing || p.dataPendingBytes+len(frame) > maxDataPending {
+		if p.closing || d.pendingBytes+len(frame) > maxDataPending {
 			p.engine.stats.Drop(DropDataBackpressure)
 			return ErrDataBackpressure
 		}
-		p.dataPending = append(p.dataPending, f)
-		p.dataPendingBytes += len(frame)
+		d.pending = append(d.pending, f)
+		d.pendingBytes += len(frame)
 		return nil
 	}
-	dc := p.dc
+	dc := d.ch
 	p.mu.Unlock()
 	if dc.ReadyState() != webrtc.DataChannelStateOpen {
 		return ErrNoDataChannel
@@ -109,3 +262,25 @@ func (p *Peer) sendFrame(dc *webrtc.DataChannel, f dataFrame) error {
 
 // CountDrop counts a message dropped by a policy outside this package.
 func (p *Peer) CountDrop(r DropReason) { p.engine.stats.Drop(r) }
+
+// localSDP returns the local description to send: pion's, with the data
+// section's a=max-message-size (RFC 8841 §6), which pion v3.3.6 does not
+// write; without it browsers assume 64 KiB and send messages pion cannot
+// read.
+func (p *Peer) localSDP() string {
+	s := p.pc.LocalDescription().SDP
+	if strings.Contains(s, "a=max-message-size:") {
+		return s
+	}
+	const port = "a=sctp-port:"
+	i := strings.Index(s, port)
+	if i < 0 {
+		return s
+	}
+	end := strings.Index(s[i:], "\n")
+	if end < 0 {
+		return s
+	}
+	end += i + 1
+	return s[:end] + "a=max-message-size:" + strconv.Itoa(p.engine.maxData) + "\r\n" + s[end:]
+}

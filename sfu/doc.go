@@ -11,8 +11,12 @@
 // full queue drops video to the next frame boundary instead of blocking.
 //
 // A Peer is one participant's single PeerConnection: it runs the negotiation
-// (the server is the impolite peer), owns the participant's data channel and
-// turns pion callbacks into the hooks given in PeerConfig.
+// (the server is the impolite peer; a failed one is offered again or given
+// up, never left waiting), gives each subscription an m-line (reusing idle
+// ones) carrying the publisher's codec as this participant numbers it, owns
+// the participant's data channel and turns pion callbacks into the hooks
+// given in PeerConfig. The simulcast layer a subscriber gets is decided by
+// a pure policy (layerpolicy.go).
 //
 // This package must not import room, signal or metrics, must not log per
 // packet, and never calls the Prometheus library: counters live in Stats as
@@ -34,9 +38,21 @@ var (
 	// ErrDataBackpressure is returned by SendData when the subscriber's data
 	// channel has too much unsent data buffered.
 	ErrDataBackpressure = errors.New("sfu: data channel buffer full")
-	// ErrCodecNotNegotiated is returned by DownTrack.Bind when the subscriber
-	// did not accept the publisher's codec.
+	// ErrCodecNotNegotiated is reported (PeerConfig.OnError) when a
+	// subscriber cannot receive a track because its PeerConnection did not
+	// negotiate the publisher's codec; the track is not sent to it.
 	ErrCodecNotNegotiated = errors.New("sfu: codec not negotiated")
 	// ErrBadSDP is returned when a remote description cannot be applied.
 	ErrBadSDP = errors.New("sfu: bad session description")
+	// ErrNegotiationFailed is reported when negotiations failed twice in a
+	// row (an answer that could not be applied, or none in time, even after
+	// a rollback and a fresh offer); the Peer makes no more offers.
+	ErrNegotiationFailed = errors.New("sfu: negotiation failed")
+	// ErrDataTooLarge is reported when the remote sent a data-channel
+	// message over Settings.MaxDataMessage; the message is dropped and the
+	// channel stays open.
+	ErrDataTooLarge = errors.New("sfu: data message too large")
+	// ErrDataChannelLabel is reported when the remote opened a data channel
+	// other than its one "roundtable" channel; that channel is closed.
+	ErrDataChannelLabel = errors.New("sfu: data channel not used")
 )

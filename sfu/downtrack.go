@@ -1,10 +1,14 @@
 package sfu
 
 // Ownership: enqueue runs on the read loops of the UpTrack's layers, and its
-// state (current layer, skipping, skipped) is behind emu. The writer
-// goroutine owns hdr, buf, sent and the rewriting offsets, and is the only
-// one that writes to pion. The RTCP goroutine only reads RTCP and posts to
-// the rtx channel or asks for keyframes. Bind/Unbind come from pion.
+// state (current layer, skipping, skipped) is behind emu; it asks for
+// keyframes only after releasing emu. The layer policy (layerpolicy.go) is
+// behind pmu: decide runs it on the Peer's allocator goroutine and on
+// SetViewport's caller, and publishes its choice in want, which enqueue
+// reads. The writer goroutine owns hdr, buf, sent and the rewriting offsets,
+// and is the only one that writes to pion. The RTCP goroutine only reads
+// RTCP and posts to the rtx channel or asks for keyframes. Bind/Unbind come
+// from pion.
 
 import (
 	"fmt"
@@ -70,21 +74,21 @@ type DownTrack struct {
 
 	// enqueue side, behind emu
 	emu      sync.Mutex
-	current  int  // rank of the layer being forwarded, -1 none (wait for a keyframe)
-	switched bool // the next queued packet starts a new run
+	current  *layer // the layer being forwarded, nil none (wait for a keyframe)
+	switched bool   // the next queued packet starts a new run
 	skipping bool
 	skipped  uint64
 
-	paused atomic.Bool  // set by SetPaused from any goroutine
-	target atomic.Int32 // wanted layer rank from the viewport, -1 the highest
-	budget atomic.Int32 // highest layer rank the bandwidth allows, -1 no limit
-	// budget hysteresis, allocator goroutine only
-	upSince, overSince, upAt time.Time
-	upHold                   time.Duration
-	probeUntil               time.Time // a probe's grace ends
-	probeBits                int       // the estimate when the probe began
-	width                    atomic.Int32
-	height                   atomic.Int32
+	paused atomic.Bool           // set by SetPaused from any goroutine
+	want   atomic.Pointer[layer] // the layer to forward (decide)
+	width  atomic.Int32          // the subscriber's tile (SetViewport), 0 no hint
+	height atomic.Int32          //
+	pmu    sync.Mutex            // guards policy
+	policy layerPolicy
+
+	// codec is the publisher's codec as this subscriber's m-line carries it
+	// (its payload type); set by Peer.subscribe before negotiation.
+	codec webrtc.RTPCodecParameters
 
 	// set by Bind before the writer starts
 	ssrc   uint32
@@ -117,11 +121,11 @@ func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
 		queue: make(chan queued, n), rtx: make(chan uint16, rtxQueueLen),
 		done: make(chan struct{}), clock: up.codec.ClockRate,
 	}
-	d.target.Store(-1)
-	d.budget.Store(-1)
-	if up.simulcast {
-		d.current = -1 // start at a keyframe of the chosen layer
-	}
+	d.policy = newLayerPolicy()
+	d.decide(0, time.Now())
+	if !up.simulcast {
+		d.current = d.want.Load() // the only layer: no keyframe to wait for
+	} // simulcast starts at a keyframe of the chosen layer
 	d.hdr.CSRC = make([]uint32, 0, 15)
 	// A new subscriber needs a keyframe to start decoding: it is requested
 	// as soon as the first packet actually reaches the subscriber.
@@ -141,27 +145,19 @@ func (d *DownTrack) RID() string { return "" }
 // Kind implements webrtc.TrackLocal.
 func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
 
-// Bind implements webrtc.TrackLocal: pick the publisher's codec among the
-// negotiated ones, start the writer and join the UpTrack's subscribers.
+// Bind implements webrtc.TrackLocal: pick the codec of this subscriber's
+// m-line (the same payload type; without one, the negotiated codec that
+// fits the publisher's best), start the writer and join the UpTrack's
+// subscribers.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	want := d.up.codec
-	var match *webrtc.RTPCodecParameters
-	for _, c := range ctx.CodecParameters() {
-		if !strings.EqualFold(c.MimeType, want.MimeType) {
-			continue
-		}
-		if match == nil || c.SDPFmtpLine == want.SDPFmtpLine {
-			c := c
-			match = &c
-		}
-	}
-	if match == nil {
-		return webrtc.RTPCodecParameters{}, fmt.Errorf("bind %s: %w", want.MimeType, ErrCodecNotNegotiated)
+	match, ok := bindCodec(d.codec, d.up.codec, ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, fmt.Errorf("bind %s: %w", d.up.codec.MimeType, ErrCodecNotNegotiated)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.bound || d.closed {
-		return *match, nil
+		return match, nil
 	}
 	d.bound = true
 	d.ssrc = uint32(ctx.SSRC())
@@ -171,7 +167,20 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	go d.writeLoop()
 	d.up.addDown(d)
 	d.stats.Subscriptions.Add(1)
-	return *match, nil
+	return match, nil
+}
+
+// bindCodec finds the codec of the m-line (line, when known) in the
+// negotiated list, else the one that fits the publisher's codec best.
+func bindCodec(line, publisher webrtc.RTPCodecParameters, negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	if line.MimeType != "" {
+		for _, c := range negotiated {
+			if c.PayloadType == line.PayloadType && strings.EqualFold(c.MimeType, line.MimeType) {
+				return c, true
+			}
+		}
+	}
+	return pickCodec(publisher, negotiated)
 }
 
 // Unbind implements webrtc.TrackLocal.
@@ -204,33 +213,38 @@ func (d *DownTrack) close() {
 // are removed from the outgoing sequence space so the subscriber sees a
 // contiguous stream.
 //
-// It also picks the layer: packets of other layers are ignored, and a
-// switch to the wanted layer (or a restart after a pause) happens only at
-// a keyframe of that layer, which is asked for until it comes.
+// It also follows the layer policy's choice (want): packets of other layers
+// are ignored, and a switch to the wanted layer (or a restart after a
+// pause) happens only at a keyframe of that layer, which is asked for until
+// it comes.
 func (d *DownTrack) enqueue(l *layer, ext uint64, marker, keyframe bool) {
 	d.emu.Lock()
-	defer d.emu.Unlock()
+	ask := d.enqueueLocked(l, ext, marker, keyframe)
+	d.emu.Unlock()
+	ask.requestKeyframe() // outside emu: it may write a PLI through pion
+}
+
+// enqueueLocked is enqueue under emu; it returns the layer to ask a
+// keyframe of, or nil.
+func (d *DownTrack) enqueueLocked(l *layer, ext uint64, marker, keyframe bool) (ask *layer) {
 	if d.paused.Load() {
-		d.current = -1
-		return
+		d.current = nil
+		return nil
 	}
-	if l.index != d.current {
-		want := d.wantLayer()
-		if l.index != want {
-			return
+	if l != d.current {
+		want := d.want.Load()
+		if l != want {
+			return nil
 		}
 		if !keyframe {
-			d.up.requestKeyframe(want)
-			return
+			return want
 		}
-		if d.current >= 0 {
+		if d.current != nil {
 			d.stats.LayerSwitches.Add(1)
 		}
-		d.current, d.switched, d.skipping, d.skipped = l.index, true, false, 0
-	} else if d.up.simulcast {
-		if want := d.wantLayer(); want != d.current {
-			d.up.requestKeyframe(want) // switch at its next keyframe
-		}
+		d.current, d.switched, d.skipping, d.skipped = l, true, false, 0
+	} else if want := d.want.Load(); want != l && want != nil {
+		ask = want // switch at its next keyframe
 	}
 	if d.skipping {
 		d.skipped++
@@ -238,7 +252,7 @@ func (d *DownTrack) enqueue(l *layer, ext uint64, marker, keyframe bool) {
 		if marker {
 			d.skipping = false
 		}
-		return
+		return ask
 	}
 	select {
 	case d.queue <- queued{layer: l, ext: ext, skipped: d.skipped, switched: d.switched}:
@@ -248,32 +262,36 @@ func (d *DownTrack) enqueue(l *layer, ext uint64, marker, keyframe bool) {
 		d.stats.Drop(DropQueueFull)
 		if d.kind == KindVideo {
 			d.skipping = !marker
-			d.up.requestKeyframe(l.index)
+			ask = l
 		}
 	}
+	return ask
 }
 
-// wantLayer is the rank of the layer to forward: the target if the
-// publisher sends it, else the best one below it, else the lowest.
-func (d *DownTrack) wantLayer() int {
+// decide runs the layer policy on the track's layers as they are now and
+// publishes its choice for enqueue. share is the subscriber's bandwidth
+// share for this track in bits per second, 0 when there is none or the
+// caller only changed the tile. A plain track's one layer is always it.
+func (d *DownTrack) decide(share int, now time.Time) {
 	layers := *d.up.layers.Load()
 	if len(layers) == 0 {
-		return -1
+		return
 	}
-	t := int(d.target.Load())
-	if b := int(d.budget.Load()); b >= 0 && (t < 0 || b < t) {
-		t = b
+	if !d.up.simulcast || len(layers) == 1 {
+		d.want.Store(layers[0])
+		return
 	}
-	if t < 0 {
-		return layers[len(layers)-1].index
+	var views [maxLayers]layerView
+	n := min(len(layers), maxLayers)
+	for i, l := range layers[:n] {
+		views[i] = layerView{width: int(l.width.Load()), height: int(l.height.Load()), bitrate: l.bitrate(now), live: l.live(now)}
 	}
-	best := layers[0].index
-	for _, l := range layers {
-		if l.index <= t {
-			best = l.index
-		}
+	d.pmu.Lock()
+	r := d.policy.choose(views[:n], int(d.width.Load()), int(d.height.Load()), share, now)
+	d.pmu.Unlock()
+	if r >= 0 {
+		d.want.Store(layers[r])
 	}
-	return best
 }
 
 func (d *DownTrack) writeLoop() {
@@ -367,7 +385,7 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 	}
 	if d.waiting {
 		d.waiting = false
-		d.up.requestKeyframe(l.index)
+		l.requestKeyframe()
 	}
 	d.stats.PacketsOut[d.kind].Add(1)
 	d.stats.BytesOut[d.kind].Add(uint64(n))
@@ -386,130 +404,18 @@ func (d *DownTrack) SetPaused(paused bool) bool {
 		d.stats.PausedSubscriptions.Add(1)
 	} else {
 		d.stats.PausedSubscriptions.Add(-1)
-		d.up.requestKeyframe(d.wantLayer())
+		d.want.Load().requestKeyframe()
 	}
 	return true
 }
 
 // SetViewport records the size in pixels at which the subscriber renders
-// the track and, for simulcast, targets the smallest layer that fills it
-// (0x0: no preference, the highest layer).
+// the track and, for simulcast, chooses again at once (the smallest layer
+// that fills it; 0x0: no preference, the highest layer).
 func (d *DownTrack) SetViewport(width, height int) {
 	d.width.Store(int32(width))
 	d.height.Store(int32(height))
-	d.target.Store(int32(chooseLayer(*d.up.layers.Load(), width, height)))
-}
-
-// allocate caps the layer to what bits per second allow. It goes down when
-// the current layer's bitrate has exceeded the share for a second. It goes
-// up when the next layer fits with 15 % to spare, or, since an estimate
-// rarely grows far above what is actually sent, when the estimate has
-// stayed 20 % above the current layer's bitrate: a probe. Either must hold
-// for upHold (2 s, doubled after each probe that had to be undone within
-// 3 s, up to 8 s, back to 2 s after one that held), so the choice does not
-// flap. For probeGrace after a probe, a layer above the estimate is kept
-// as long as the estimate has not fallen since the probe began: the
-// estimator is then still climbing toward what is now sent (pion's GCC
-// grows by 5 to 8 % per step), and only a fall means congestion.
-// Called by the Peer's allocator goroutine only.
-func (d *DownTrack) allocate(bits int, now time.Time) {
-	layers := *d.up.layers.Load()
-	if len(layers) < 2 {
-		return
-	}
-	cur := int(d.budget.Load())
-	if cur < 0 {
-		cur = layers[len(layers)-1].index
-	}
-	var curL, next *layer
-	for _, l := range layers {
-		if l.index <= cur {
-			curL = l
-		} else if next == nil {
-			next = l
-		}
-	}
-	if curL == nil {
-		curL = layers[0]
-	}
-	curRate := curL.bitrate(now)
-	if d.upHold == 0 || !d.upAt.IsZero() && now.Sub(d.upAt) >= 3*time.Second {
-		d.upHold, d.upAt = 2*time.Second, time.Time{}
-	}
-	switch {
-	case curRate > bits && curL != layers[0]:
-		d.upSince = time.Time{}
-		if now.Before(d.probeUntil) && bits >= d.probeBits {
-			d.overSince = time.Time{}
-			return
-		}
-		d.probeUntil = time.Time{}
-		if d.overSince.IsZero() {
-			d.overSince = now
-			return
-		}
-		if now.Sub(d.overSince) < time.Second {
-			return
-		}
-		fit := layers[0].index
-		for _, l := range layers {
-			if r := l.bitrate(now); r > 0 && r <= bits {
-				fit = l.index
-			}
-		}
-		d.budget.Store(int32(fit))
-		d.overSince = time.Time{}
-		if !d.upAt.IsZero() && now.Sub(d.upAt) < 3*time.Second {
-			d.upHold = min(2*d.upHold, 8*time.Second)
-		}
-	case next != nil && (next.bitrate(now)*100 <= bits*85 || curRate > 0 && bits*10 >= curRate*12):
-		d.overSince = time.Time{}
-		if d.upSince.IsZero() {
-			d.upSince = now
-		} else if now.Sub(d.upSince) >= d.upHold {
-			d.budget.Store(int32(next.index))
-			d.upSince, d.upAt = time.Time{}, now
-			if next.bitrate(now)*100 > bits*85 {
-				d.probeUntil, d.probeBits = now.Add(probeGrace), bits
-			}
-		}
-	default:
-		d.upSince, d.overSince = time.Time{}, time.Time{}
-	}
-}
-
-// chooseLayer returns the rank of the smallest layer whose frame size
-// covers width x height (within 10 %), -1 (the highest) when none does.
-// A layer's size is the one its last keyframe announced; a layer not seen
-// with a size yet is assumed to be half the size of the next one up (the
-// usual 1:2:4 simulcast), counted from the best layer whose size is known.
-func chooseLayer(layers []*layer, width, height int) int {
-	if width <= 0 && height <= 0 {
-		return -1
-	}
-	sizes := make([][2]int, len(layers))
-	for i := len(layers) - 1; i >= 0; i-- {
-		w, h := int(layers[i].width.Load()), int(layers[i].height.Load())
-		if (w == 0 || h == 0) && i+1 < len(layers) {
-			w, h = sizes[i+1][0]/2, sizes[i+1][1]/2
-		}
-		sizes[i] = [2]int{w, h}
-	}
-	if known := sizes[len(sizes)-1]; known[0] == 0 {
-		// Sizes are known below the top only: fill upward by doubling.
-		for i := 1; i < len(sizes); i++ {
-			if sizes[i][0] == 0 {
-				sizes[i] = [2]int{sizes[i-1][0] * 2, sizes[i-1][1] * 2}
-			}
-		}
-	}
-	for i, l := range layers {
-		w, h := sizes[i][0], sizes[i][1]
-		if w > 0 && h > 0 && w*10 >= width*9 && h*10 >= height*9 {
-			return l.index
-		}
-	}
-	return -1
+	d.decide(0, time.Now())
 }
 
 // Rewrite turns a publisher's RTP header into a subscriber's: its SSRC, its
@@ -558,10 +464,10 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication:
 				d.stats.PLIsReceived.Add(1)
-				d.up.requestKeyframe(d.wantLayer())
+				d.want.Load().requestKeyframe()
 			case *rtcp.FullIntraRequest:
 				d.stats.FIRsReceived.Add(1)
-				d.up.requestKeyframe(d.wantLayer())
+				d.want.Load().requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				d.stats.NACKsReceived.Add(1)
 				d.nack(p)

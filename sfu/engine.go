@@ -14,8 +14,9 @@ import (
 	"github.com/pion/webrtc/v3"
 )
 
-// Settings configure an Engine. The zero value listens on an ephemeral UDP
-// port on every interface except loopback.
+// Settings configure an Engine. The package keeps no defaults:
+// internal/server.DefaultConfig holds them, and NewEngine refuses the ICE
+// timeouts and the data message limit unset.
 type Settings struct {
 	// UDPPort is the single UDP port shared by every PeerConnection (ICE UDP
 	// mux); 0 picks an ephemeral port.
@@ -37,7 +38,9 @@ type Settings struct {
 	Logger *slog.Logger
 	// ICEDisconnectedTimeout and ICEFailedTimeout tell how long a silent
 	// peer stays connected, then disconnected, before its PeerConnection
-	// fails and the participant is removed (defaults 5 s and 15 s).
+	// fails and the participant is removed. Both must be more than 0
+	// (NewEngine refuses others); internal/server.DefaultConfig holds the
+	// defaults.
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
 	// Interceptors are added before Roundtable's own (innermost, next to
 	// the network), so they act like the link: tests use them to impair one
@@ -48,27 +51,45 @@ type Settings struct {
 	// at that value every second, which browsers apply as an upper bound.
 	// 0: no cap.
 	MaxIncomingBitrate int
+	// AnswerTimeout bounds how long a server offer may wait for its answer
+	// before the Peer gives up on it (rolls back and offers again, then
+	// ends the session; see Peer). 0: no limit.
+	AnswerTimeout time.Duration
+	// MaxDataMessage is the largest data-channel message, in bytes, a
+	// participant may send (1-65535): advertised in every local description
+	// as a=max-message-size (RFC 8841 §6), and a larger message is refused
+	// with ErrDataTooLarge while the channel lives on.
+	MaxDataMessage int
 }
 
-// Engine holds what every PeerConnection of the server shares: the pion API
-// (codecs, interceptors, settings), the UDP mux and the counters.
-// It is safe for concurrent use.
+// Engine holds what every PeerConnection of the server shares: the settings,
+// the UDP mux and the counters. Each PeerConnection gets its own pion API
+// (newAPI): its own MediaEngine and interceptor chain. It is safe for
+// concurrent use.
 type Engine struct {
-	media    *webrtc.MediaEngine // read-only after NewEngine; pion copies it per PeerConnection
 	settings webrtc.SettingEngine
 	extra    []interceptor.Factory
 	mux      *ice.MultiUDPMuxDefault
 	stats    *Stats
 	log      *slog.Logger
 	maxIn    int // Settings.MaxIncomingBitrate
+	answerTO time.Duration
+	maxData  int
 
 	mu    sync.Mutex
 	peers map[*Peer]struct{} // open Peers, for Estimates
 }
 
-// newAPI builds one PeerConnection's pion API: its own interceptors (its
-// own bandwidth estimator among them) on the shared codecs and settings.
+// newAPI builds one PeerConnection's pion API: its own MediaEngine (pion
+// narrows a MediaEngine to what the remote negotiated, and the Peer builds
+// RTPSenders from this API when it reuses an m-line, so PeerConnection and
+// API must share one: DisableMediaEngineCopy) and its own interceptors (its
+// own bandwidth estimator among them), on the shared settings.
 func (e *Engine) newAPI() (*webrtc.API, *estimator, error) {
+	media := &webrtc.MediaEngine{}
+	if err := RegisterCodecs(media); err != nil {
+		return nil, nil, fmt.Errorf("register codecs: %w", err)
+	}
 	reg := &interceptor.Registry{}
 	for _, f := range e.extra {
 		reg.Add(f)
@@ -77,7 +98,7 @@ func (e *Engine) newAPI() (*webrtc.API, *estimator, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("register interceptors: %w", err)
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(e.media), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(e.settings))
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(e.settings))
 	return api, est, nil
 }
 
@@ -97,13 +118,15 @@ func (e *Engine) Estimates() []int {
 
 // NewEngine opens the UDP port and builds the pion API.
 func NewEngine(s Settings) (*Engine, error) {
+	if s.MaxDataMessage < 1 || s.MaxDataMessage > MaxDataMessage {
+		return nil, fmt.Errorf("max data message %d: want 1-%d bytes", s.MaxDataMessage, MaxDataMessage)
+	}
 	log := s.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	stats := &Stats{}
-	m := &webrtc.MediaEngine{}
-	if err := RegisterCodecs(m); err != nil {
+	if err := RegisterCodecs(&webrtc.MediaEngine{}); err != nil { // fail at start, not at the first join
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 
@@ -132,6 +155,8 @@ func NewEngine(s Settings) (*Engine, error) {
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log}}
+	se.DisableMediaEngineCopy(true) // newAPI builds one MediaEngine per PeerConnection
+	se.DetachDataChannels()         // data.go reads each channel itself (oversize messages)
 	se.SetICEUDPMux(mux)
 	se.SetNetworkTypes(webrtcNetworks)
 	se.SetInterfaceFilter(ifaceOK)
@@ -144,11 +169,9 @@ func NewEngine(s Settings) (*Engine, error) {
 		return nil, fmt.Errorf("dtls role: %w", err)
 	}
 	disc, failed := s.ICEDisconnectedTimeout, s.ICEFailedTimeout
-	if disc == 0 {
-		disc = 5 * time.Second
-	}
-	if failed == 0 {
-		failed = 15 * time.Second
+	if disc <= 0 || failed <= 0 {
+		_ = mux.Close()
+		return nil, fmt.Errorf("ICE timeouts %v (disconnected), %v (failed): want both more than 0", disc, failed)
 	}
 	se.SetICETimeouts(disc, failed, min(2*time.Second, disc/2))
 	se.SetReceiveMTU(maxPacketSize)
@@ -158,8 +181,8 @@ func NewEngine(s Settings) (*Engine, error) {
 	if s.DisableMDNS {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
-	e := &Engine{media: m, settings: se, extra: s.Interceptors, mux: mux, stats: stats, log: log, maxIn: s.MaxIncomingBitrate,
-		peers: map[*Peer]struct{}{}}
+	e := &Engine{settings: se, extra: s.Interceptors, mux: mux, stats: stats, log: log, maxIn: s.MaxIncomingBitrate,
+		answerTO: s.AnswerTimeout, maxData: s.MaxDataMessage, peers: map[*Peer]struct{}{}}
 	for _, a := range e.UDPAddrs() {
 		log.Debug("ice udp listening", "addr", a.String())
 	}

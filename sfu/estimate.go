@@ -56,14 +56,12 @@ func (p *Peer) Estimate() int { return p.est.bitrate() }
 // simulcast subscriptions.
 const allocateInterval = 250 * time.Millisecond
 
-// probeGrace is how long a layer chosen by a probe is kept above the
-// estimate while the estimate keeps growing (see DownTrack.allocate).
-const probeGrace = 4 * time.Second
-
-// allocateLoop is the Peer's allocator goroutine: it splits the bandwidth
-// estimate evenly among the video subscriptions that have layers to choose
-// from, and lets each pick the layer that fits. Once a second it also sends
-// the participant its publishing cap (capIncoming).
+// allocateLoop is the Peer's allocator goroutine: every allocateInterval it
+// lets each simulcast subscription that is not paused choose its layer
+// again (DownTrack.decide), with an even share of the bandwidth estimate
+// when there is one, so that layers that stop or start, and sizes learnt
+// from keyframes, are followed too. Once a second it also sends the
+// participant its publishing cap (capIncoming).
 func (p *Peer) allocateLoop() {
 	defer p.wg.Done()
 	tick := time.NewTicker(allocateInterval)
@@ -77,10 +75,6 @@ func (p *Peer) allocateLoop() {
 			if n%4 == 0 {
 				p.capIncoming()
 			}
-			bits := p.Estimate()
-			if bits <= 0 {
-				continue
-			}
 			downs = downs[:0]
 			p.mu.Lock()
 			for up, d := range p.downs {
@@ -89,8 +83,13 @@ func (p *Peer) allocateLoop() {
 				}
 			}
 			p.mu.Unlock()
+			if len(downs) == 0 {
+				continue
+			}
+			share := max(p.Estimate(), 0) / len(downs)
 			for _, d := range downs {
-				d.allocate(bits/len(downs), now)
+				d.up.rerank(now, false)
+				d.decide(share, now)
 			}
 		}
 	}

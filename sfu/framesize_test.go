@@ -109,6 +109,12 @@ func TestVP8Size(t *testing.T) {
 	if w, h, ok := vp8Size(key); !ok || w != 640 || h != 360 {
 		t.Errorf("VP8 keyframe: %dx%d ok=%v, want 640x360", w, h, ok)
 	}
+	// The same behind a descriptor with a 15-bit picture id, TL0PICIDX and
+	// TID/KEYIDX (RFC 7741 §4.2).
+	ext := append([]byte{0x90, 0xf0, 0x81, 0x23, 0x05, 0x20}, key[1:]...)
+	if w, h, ok := vp8Size(ext); !ok || w != 640 || h != 360 {
+		t.Errorf("VP8 keyframe with extensions: %dx%d ok=%v, want 640x360", w, h, ok)
+	}
 	inter := append([]byte(nil), key...)
 	inter[1] = 0x01 // P bit: an interframe has no size
 	if _, _, ok := vp8Size(inter); ok {

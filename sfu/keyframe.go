@@ -1,6 +1,10 @@
 package sfu
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/pion/rtp/codecs"
+)
 
 // IsKeyframe reports whether an RTP payload of the given codec (a MIME type
 // such as "video/VP8") starts or belongs to a keyframe. It looks only at the
@@ -33,40 +37,17 @@ func vp8Keyframe(p []byte) bool {
 }
 
 // vp8HeaderOffset returns where the VP8 frame header starts in a payload
-// that starts a frame (S bit, partition 0), or -1.
+// that starts a frame (S bit, partition index 0), or -1. The payload
+// descriptor (RFC 7741 §4.2: a 3-bit partition index after a reserved bit,
+// a 7- or 15-bit picture id, TL0PICIDX, TID/KEYIDX) is pion's parser's job;
+// the VP8Packet lives on the stack, so nothing is allocated.
 func vp8HeaderOffset(p []byte) int {
-	if len(p) < 1 {
+	var d codecs.VP8Packet
+	rest, err := d.Unmarshal(p)
+	if err != nil || d.S != 1 || d.PID != 0 {
 		return -1
 	}
-	x, s, pid := p[0]&0x80 != 0, p[0]&0x10 != 0, p[0]&0x0f
-	if !s || pid != 0 {
-		return -1
-	}
-	i := 1
-	if x {
-		if len(p) < 2 {
-			return -1
-		}
-		ext := p[1]
-		i = 2
-		if ext&0x80 != 0 { // I: picture id
-			if len(p) <= i {
-				return -1
-			}
-			if p[i]&0x80 != 0 {
-				i += 2
-			} else {
-				i++
-			}
-		}
-		if ext&0x40 != 0 { // L: TL0PICIDX
-			i++
-		}
-		if ext&0x30 != 0 { // T or K: TID/KEYIDX byte
-			i++
-		}
-	}
-	return i
+	return len(p) - len(rest)
 }
 
 // vp9Keyframe parses the VP9 payload descriptor (RFC 9628 §4.2): a keyframe

@@ -2,8 +2,11 @@ package sfu
 
 // A layer is one encoding of a published track: the only one for a plain
 // track, one of up to three for rid-based simulcast (RFC 8853). Each layer
-// has its own read loop goroutine, which owns the layer's reading; the
-// cache, the keyframe throttle and the atomics are safe for any goroutine.
+// has its own read loop goroutine, which owns the layer's reading and sets
+// its size; the cache, the keyframe throttle, the atomics and the
+// measurements behind rateMu are safe for any goroutine. A layer's rank is
+// its position in UpTrack.layers, which changes as the layers show what
+// they carry (rankLayers); a layer's identity is its pointer.
 
 import (
 	"sync"
@@ -14,26 +17,25 @@ import (
 	"github.com/pion/webrtc/v3"
 )
 
-// Simulcast layers are ranked by rid: the names browsers and libraries
-// use for low, middle and high (q/h/f, l/m/h, 0/1/2). Unknown rids rank
-// above them in arrival order.
-var ridRanks = map[string]int{"": 0, "q": 0, "l": 0, "0": 0, "h": 1, "m": 1, "1": 1, "f": 2, "2": 2}
-
 type layer struct {
-	index    int // quality rank, 0 lowest
 	rid      string
+	video    bool
+	guess    int // rank its rid suggests (ridGuess)
+	arrival  int // order of arrival among the track's layers
 	ssrc     uint32
 	remote   *webrtc.TrackRemote
 	cache    *PacketCache
 	keyframe *Throttle
 	width    atomic.Int32 // from the last keyframe that carried a size, 0 unknown
 	height   atomic.Int32
-	bytes    atomic.Uint64 // received, for bitrate
+	bytes    atomic.Uint64 // received, for bitrate and liveness
 
-	rateMu    sync.Mutex
-	rateAt    time.Time
-	rateBytes uint64
-	rate      int // bits per second over the last window
+	rateMu     sync.Mutex
+	rateAt     time.Time
+	rateBytes  uint64
+	rate       int       // bits per second over the last window
+	seenBytes  uint64    // bytes at the last liveness check
+	lastActive time.Time // when a check first saw bytes grow
 }
 
 // bitrate returns the layer's incoming bitrate, measured over windows of
@@ -53,8 +55,21 @@ func (l *layer) bitrate(now time.Time) int {
 	return l.rate
 }
 
-func newLayer(index int, rid string, ssrc uint32, cacheSize int, writeRTCP func([]rtcp.Packet) error) *layer {
-	l := &layer{index: index, rid: rid, ssrc: ssrc, cache: NewPacketCache(cacheSize)}
+// live reports whether packets arrived within layerStall, as far as the
+// checks can tell: each check notes whether the byte count grew since the
+// one before, so with checks every allocateInterval a stop is seen within
+// layerStall + allocateInterval. A layer never checked before is live.
+func (l *layer) live(now time.Time) bool {
+	l.rateMu.Lock()
+	defer l.rateMu.Unlock()
+	if b := l.bytes.Load(); b != l.seenBytes || l.lastActive.IsZero() {
+		l.seenBytes, l.lastActive = b, now
+	}
+	return now.Sub(l.lastActive) < layerStall
+}
+
+func newLayer(rid string, video bool, arrival int, ssrc uint32, cacheSize int, writeRTCP func([]rtcp.Packet) error) *layer {
+	l := &layer{rid: rid, video: video, guess: ridGuess(rid), arrival: arrival, ssrc: ssrc, cache: NewPacketCache(cacheSize)}
 	l.keyframe = NewThrottle(KeyframeInterval, func() {
 		// RFC 4585 §6.3.1: Picture Loss Indication, to this layer's SSRC.
 		if writeRTCP != nil {
@@ -62,4 +77,12 @@ func newLayer(index int, rid string, ssrc uint32, cacheSize int, writeRTCP func(
 		}
 	})
 	return l
+}
+
+// requestKeyframe asks the publisher for a keyframe of this layer
+// (throttled: see Throttle); nil-safe, and a no-op for audio.
+func (l *layer) requestKeyframe() {
+	if l != nil && l.video {
+		l.keyframe.Request()
+	}
 }

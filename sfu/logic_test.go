@@ -72,6 +72,11 @@ func TestIsKeyframe(t *testing.T) {
 		{"vp8 key with picture id", "video/vp8", []byte{0x90, 0x80, 0x81, 0x23, 0x00}, true},
 		{"vp8 delta with 7-bit picture id", "video/VP8", []byte{0x90, 0x80, 0x05, 0x01}, false},
 		{"vp8 key with tl0 and tid", "video/VP8", []byte{0x90, 0xe0, 0x05, 0x01, 0x20, 0x00}, true},
+		{"vp8 key, reserved bit before the partition index", "video/VP8", []byte{0x18, 0x00}, true},
+		{"vp8 start of partition 1", "video/VP8", []byte{0x11, 0x00}, false},
+		{"vp8 key, 15-bit picture id, L, T and K", "video/VP8", []byte{0x90, 0xf0, 0xff, 0xff, 0x05, 0x3f, 0x00}, true},
+		{"vp8 delta, 15-bit picture id, L, T and K", "video/VP8", []byte{0x90, 0xf0, 0xff, 0xff, 0x05, 0x3f, 0x01}, false},
+		{"vp8 truncated picture id", "video/VP8", []byte{0x90, 0x80, 0x81}, false},
 		{"vp8 truncated", "video/VP8", []byte{0x90}, false},
 		{"vp8 empty", "video/VP8", nil, false},
 		{"vp9 key", "video/VP9", []byte{0x08}, true},
@@ -90,6 +95,10 @@ func TestIsKeyframe(t *testing.T) {
 		if got := IsKeyframe(tt.mime, tt.payload); got != tt.want {
 			t.Errorf("%s: IsKeyframe = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+	key := tests[0].payload
+	if a := testing.AllocsPerRun(100, func() { vp8Keyframe(key) }); a != 0 {
+		t.Errorf("vp8Keyframe allocates %.0f times", a)
 	}
 }
 

@@ -1,15 +1,17 @@
 package sfu
 
-// Ownership: the run goroutine owns the PeerConnection's signaling (every
-// SetLocal/RemoteDescription, AddTransceiver, RemoveTrack), the subscription
-// table and the remote-candidate buffer. Other goroutines talk to it through
-// the events channel (remote signaling) and the want map + kick channel
-// (subscription changes). mu guards want, the data channel (and the
-// messages queued for it before it opens) and the local candidate gate; no
-// callback is ever called with mu held.
+// Ownership: the run goroutine (negotiate.go) owns the PeerConnection's
+// signaling (every SetLocal/RemoteDescription, AddTransceiver, RemoveTrack),
+// the subscription table, the m-lines free for reuse and the remote-candidate
+// buffer. Other goroutines talk to it through the events channel (remote
+// signaling) and the want map + kick channel (subscription changes). mu
+// guards want, the data channels (and the messages queued before the
+// member's channel is known, data.go) and the local candidate gate; no
+// callback is ever called with mu held. allocateLoop (estimate.go) is the
+// Peer's second goroutine; publish.go and data.go start the goroutines of
+// what the participant sends. All are counted by wg.
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -72,8 +74,11 @@ type PeerConfig struct {
 	OnData func(DataMessage)
 	// OnState reports PeerConnection state changes.
 	OnState func(webrtc.PeerConnectionState)
-	// OnError reports a signaling error caused by the remote (bad SDP,
-	// bad candidate); the Peer carries on.
+	// OnError reports a problem the remote caused: bad SDP or candidates, a
+	// track whose codec it cannot receive (ErrCodecNotNegotiated), a data
+	// message or channel refused (ErrDataTooLarge, ErrDataChannelLabel).
+	// The Peer carries on, except after ErrNegotiationFailed: then it sends
+	// no more offers and the caller should end the session.
 	OnError func(error)
 	// Logger, if nil the engine's.
 	Logger *slog.Logger
@@ -83,17 +88,14 @@ type peerEvent struct {
 	kind SignalKind
 	sdp  string
 	cand webrtc.ICECandidateInit
-}
-
-type subscription struct {
-	down   *DownTrack
-	sender *webrtc.RTPSender
+	err  error // an answer refused before it was posted (already reported)
 }
 
 // Peer is one participant's PeerConnection.
 type Peer struct {
 	cfg    PeerConfig
 	engine *Engine
+	api    *webrtc.API // this PeerConnection's own (newAPI): its RTPSenders for reused m-lines
 	est    *estimator
 	pc     *webrtc.PeerConnection
 	log    *slog.Logger
@@ -106,31 +108,23 @@ type Peer struct {
 	once      sync.Once
 	wg        sync.WaitGroup
 
-	mu               sync.Mutex
-	want             map[*UpTrack]bool // pending subscription changes
-	dc               *webrtc.DataChannel
-	dcOpen           bool        // dc is open: SendData writes directly
-	dataPending      []dataFrame // messages for dc before it opened
-	dataPendingBytes int
-	localOpen        bool // first answer sent: local candidates may go out
-	localCands       []webrtc.ICECandidateInit
-	closing          bool                             // set before Close waits: no goroutine may start after
-	downs            map[*UpTrack]*DownTrack          // current subscriptions, for SetViewport
-	simulcast        map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
-	videoSSRCs       []uint32                         // incoming video streams, for the REMB cap
+	mu         sync.Mutex
+	want       map[*UpTrack]bool // pending subscription changes
+	data       dataState         // the member's data channel (data.go)
+	localOpen  bool              // first answer sent: local candidates may go out
+	localCands []webrtc.ICECandidateInit
+	closing    bool                             // set before Close waits: no goroutine may start after
+	downs      map[*UpTrack]*DownTrack          // current subscriptions, for SetViewport
+	simulcast  map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
+	videoSSRCs []uint32                         // incoming video streams, for the REMB cap
 
-	// run goroutine only
-	subs        map[*UpTrack]*subscription
-	remoteCands []webrtc.ICECandidateInit
-	negotiated  bool // the client's first offer was answered
-	offering    bool // an offer of ours awaits its answer
-	dirty       bool // subscription changes are due
+	neg negotiation // run goroutine only
 }
 
 // maxCappedSSRCs bounds the video streams one REMB cap names.
 const maxCappedSSRCs = 16
 
-// NewPeer creates the participant's PeerConnection and starts its goroutine.
+// NewPeer creates the participant's PeerConnection and starts its goroutines.
 // The remote is expected to send the first offer.
 func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	log := cfg.Logger
@@ -146,7 +140,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	p := &Peer{
-		cfg: cfg, engine: e, pc: pc, log: log, est: est,
+		cfg: cfg, engine: e, api: api, pc: pc, log: log, est: est,
 		events:    make(chan peerEvent, eventQueueLen),
 		kick:      make(chan struct{}, 1),
 		iceChange: make(chan struct{}, 1),
@@ -155,7 +149,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		want:      map[*UpTrack]bool{},
 		downs:     map[*UpTrack]*DownTrack{},
 		simulcast: map[*webrtc.RTPReceiver]*UpTrack{},
-		subs:      map[*UpTrack]*subscription{},
+		neg:       newNegotiation(),
 	}
 	pc.OnICECandidate(p.onLocalCandidate)
 	pc.OnTrack(p.onTrack)
@@ -192,9 +186,12 @@ func (p *Peer) HandleOffer(sdp string) error {
 	return p.post(peerEvent{kind: SignalOffer, sdp: sdp})
 }
 
-// HandleAnswer queues a remote answer, after the same checks.
+// HandleAnswer queues a remote answer, after the same checks. An answer
+// that fails them fails the negotiation it answers all the same (the Peer
+// rolls back and offers again, see negotiate.go).
 func (p *Peer) HandleAnswer(sdp string) error {
 	if err := CheckSDP(sdp); err != nil {
+		_ = p.post(peerEvent{kind: SignalAnswer, err: err})
 		return err
 	}
 	return p.post(peerEvent{kind: SignalAnswer, sdp: sdp})
@@ -245,6 +242,7 @@ func (p *Peer) Close() error {
 	p.once.Do(func() {
 		p.mu.Lock()
 		p.closing = true
+		p.data.stop()
 		p.mu.Unlock()
 		close(p.closed)
 		// The run goroutine may be applying a description: let it finish
@@ -281,198 +279,6 @@ func (p *Peer) settleICE() {
 }
 
 const iceSettleWait = 500 * time.Millisecond
-
-func (p *Peer) run() {
-	defer p.wg.Done()
-	defer close(p.runDone)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	defer func() {
-		timer.Stop()
-		for up, s := range p.subs {
-			s.down.close()
-			delete(p.subs, up)
-		}
-	}()
-	for {
-		select {
-		case <-p.closed:
-			return
-		case ev := <-p.events:
-			p.handle(ev)
-		case <-p.kick:
-			if !armed {
-				timer.Reset(Coalesce)
-				armed = true
-			}
-		case <-timer.C:
-			armed = false
-			p.dirty = true
-		}
-		if p.dirty && p.negotiated && !p.offering &&
-			p.pc.SignalingState() == webrtc.SignalingStateStable {
-			p.dirty = false
-			if err := p.offer(); err != nil && !errors.Is(err, ErrClosed) {
-				p.log.Warn("server offer failed", "participant", p.cfg.ID, "err", err)
-			}
-		}
-	}
-}
-
-func (p *Peer) handle(ev peerEvent) {
-	var err error
-	switch ev.kind {
-	case SignalOffer:
-		err = p.answer(ev.sdp)
-	case SignalAnswer:
-		err = p.applyAnswer(ev.sdp)
-	case SignalCandidate:
-		err = p.addCandidate(ev.cand)
-	}
-	if err != nil && p.cfg.OnError != nil {
-		p.cfg.OnError(err)
-	}
-}
-
-// answer applies a remote offer. On a collision with our own offer the
-// server is the impolite peer and ignores the remote's (perfect negotiation).
-func (p *Peer) answer(sdp string) error {
-	if p.offering || p.pc.SignalingState() != webrtc.SignalingStateStable {
-		p.log.Debug("offer collision: ignoring remote offer", "participant", p.cfg.ID)
-		return nil
-	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
-		return fmt.Errorf("%w: apply offer: %v", ErrBadSDP, err)
-	}
-	p.flushRemoteCandidates()
-	ans, err := p.pc.CreateAnswer(nil)
-	if err != nil {
-		return fmt.Errorf("%w: create answer: %v", ErrBadSDP, err)
-	}
-	if err := p.pc.SetLocalDescription(ans); err != nil {
-		return fmt.Errorf("%w: set answer: %v", ErrBadSDP, err)
-	}
-	p.cfg.OnSignal(Signal{Kind: SignalAnswer, SDP: p.pc.LocalDescription().SDP})
-	if !p.negotiated {
-		p.negotiated = true
-		p.dirty = true
-		p.openLocalCandidates()
-	}
-	return nil
-}
-
-func (p *Peer) applyAnswer(sdp string) error {
-	if !p.offering {
-		return fmt.Errorf("%w: answer without an offer", ErrBadSDP)
-	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		return fmt.Errorf("%w: apply answer: %v", ErrBadSDP, err)
-	}
-	p.offering = false
-	return nil
-}
-
-func (p *Peer) addCandidate(c webrtc.ICECandidateInit) error {
-	if p.pc.RemoteDescription() == nil {
-		if len(p.remoteCands) >= maxRemoteCands {
-			return fmt.Errorf("%w: too many candidates before the offer", ErrBadSDP)
-		}
-		p.remoteCands = append(p.remoteCands, c)
-		return nil
-	}
-	if err := p.pc.AddICECandidate(c); err != nil {
-		return fmt.Errorf("%w: candidate: %v", ErrBadSDP, err)
-	}
-	return nil
-}
-
-func (p *Peer) flushRemoteCandidates() {
-	for _, c := range p.remoteCands {
-		if err := p.pc.AddICECandidate(c); err != nil && p.cfg.OnError != nil {
-			p.cfg.OnError(fmt.Errorf("%w: buffered candidate: %v", ErrBadSDP, err))
-		}
-	}
-	p.remoteCands = nil
-}
-
-// offer applies the pending subscription changes and, when anything
-// changed, sends one offer for all of them.
-func (p *Peer) offer() error {
-	p.mu.Lock()
-	want := p.want
-	p.want = map[*UpTrack]bool{}
-	p.mu.Unlock()
-	changed := false
-	for up, add := range want {
-		s, have := p.subs[up]
-		switch {
-		case add && !have:
-			select {
-			case <-up.Done():
-				continue
-			default:
-			}
-			if err := p.subscribe(up); err != nil {
-				p.log.Warn("subscribe failed", "participant", p.cfg.ID, "track", up.id, "err", err)
-				continue
-			}
-			changed = true
-		case !add && have:
-			delete(p.subs, up)
-			p.mu.Lock()
-			delete(p.downs, up)
-			p.gateEstimator()
-			p.mu.Unlock()
-			if err := p.pc.RemoveTrack(s.sender); err != nil {
-				p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
-			}
-			s.down.close()
-			changed = true
-		}
-	}
-	if !changed {
-		return nil
-	}
-	off, err := p.pc.CreateOffer(nil)
-	if err != nil {
-		return fmt.Errorf("create offer: %w", err)
-	}
-	if err := p.pc.SetLocalDescription(off); err != nil {
-		return fmt.Errorf("set offer: %w", err)
-	}
-	p.offering = true
-	p.cfg.OnSignal(Signal{Kind: SignalOffer, SDP: p.pc.LocalDescription().SDP})
-	return nil
-}
-
-func (p *Peer) subscribe(up *UpTrack) error {
-	d := newDownTrack(up, p.engine.stats)
-	d.est = p.est
-	// sendrecv, not sendonly: a browser's addTrack reuses a transceiver the
-	// remote created (JSEP 5.2.2), so a client's next published track may
-	// arrive on this m-line, and the server must be able to receive it.
-	tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
-	if err != nil {
-		return fmt.Errorf("add transceiver: %w", err)
-	}
-	// Offer only the publisher's codec.
-	if err := tr.SetCodecPreferences([]webrtc.RTPCodecParameters{up.codec}); err != nil {
-		p.log.Debug("codec preferences", "err", err)
-	}
-	sender := tr.Sender()
-	p.subs[up] = &subscription{down: d, sender: sender}
-	p.mu.Lock()
-	p.downs[up] = d
-	p.gateEstimator()
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		d.readRTCP(sender)
-	}()
-	return nil
-}
 
 func (p *Peer) onLocalCandidate(c *webrtc.ICECandidate) {
 	if c == nil {

@@ -10,7 +10,6 @@ package sfu
 import (
 	"errors"
 	"io"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,10 +42,11 @@ type UpTrack struct {
 	writeRTCP func([]rtcp.Packet) error
 	refused   atomic.Bool // PeerConfig.OnTrack said no: read and drop
 
-	mu     sync.Mutex
-	downs  atomic.Pointer[[]*DownTrack]
-	layers atomic.Pointer[[]*layer] // sorted by index
-	loops  int                      // read loops running, under mu
+	mu       sync.Mutex
+	downs    atomic.Pointer[[]*DownTrack]
+	layers   atomic.Pointer[[]*layer] // ranked, lowest first (rerank)
+	loops    int                      // read loops running, under mu
+	rankedAt time.Time                // last rerank, under mu
 	// expected is how many simulcast layers the publisher announced;
 	// allLayers closes when that many have arrived (see drainRTCP).
 	expected  int
@@ -87,32 +87,64 @@ func newSimulcastUpTrack(id, streamID string, kind webrtc.RTPCodecType, codec we
 	return u
 }
 
-// addLayer adds a simulcast layer (ranked by its rid) and returns it.
+// addLayer adds a simulcast layer, ranks the layers again and returns it.
 func (u *UpTrack) addLayer(rid string, ssrc uint32) *layer {
 	size := audioCacheSize
-	if u.kind == webrtc.RTPCodecTypeVideo {
+	video := u.kind == webrtc.RTPCodecTypeVideo
+	if video {
 		size = videoCacheSize
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	old := *u.layers.Load()
-	index, ok := ridRanks[rid]
-	if !ok {
-		index = 3 + len(old)
-	}
-	for _, l := range old {
-		if l.index == index { // same rank twice: keep them apart
-			index = 3 + len(old)
-		}
-	}
-	l := newLayer(index, rid, ssrc, size, u.writeRTCP)
+	l := newLayer(rid, video, len(old), ssrc, size, u.writeRTCP)
 	next := append(append(make([]*layer, 0, len(old)+1), old...), l)
-	sort.Slice(next, func(i, j int) bool { return next[i].index < next[j].index })
 	u.layers.Store(&next)
+	u.rerankLocked(time.Time{})
 	if len(next) == u.expected {
 		close(u.allLayers)
 	}
 	return l
+}
+
+// rerank orders the layers by what they carry (rankLayers) at most once
+// per rerankInterval, or at once when force is set (a layer's size
+// changed). The list is copy-on-write: readers keep the order they loaded.
+func (u *UpTrack) rerank(now time.Time, force bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !force && now.Sub(u.rankedAt) < rerankInterval {
+		return
+	}
+	u.rerankLocked(now)
+}
+
+// rerankInterval bounds how often bitrates may reorder the layers.
+const rerankInterval = time.Second
+
+func (u *UpTrack) rerankLocked(now time.Time) {
+	u.rankedAt = now
+	old := *u.layers.Load()
+	if len(old) < 2 {
+		return
+	}
+	infos := make([]rankInfo, len(old))
+	for i, l := range old {
+		infos[i] = rankInfo{area: int(l.width.Load()) * int(l.height.Load()), guess: l.guess, arrival: l.arrival}
+		if !now.IsZero() {
+			infos[i].bitrate = l.bitrate(now)
+		}
+	}
+	order := rankLayers(infos)
+	next := make([]*layer, len(old))
+	changed := false
+	for i, j := range order {
+		next[i] = old[j]
+		changed = changed || i != j
+	}
+	if changed {
+		u.layers.Store(&next)
+	}
 }
 
 // expectLayers sets how many layers the publisher announced (a=simulcast);
@@ -126,16 +158,6 @@ func (u *UpTrack) expectLayers(n int) {
 		}
 		u.expected = n
 	}
-}
-
-// layer returns the layer of rank index, or nil.
-func (u *UpTrack) layer(index int) *layer {
-	for _, l := range *u.layers.Load() {
-		if l.index == index {
-			return l
-		}
-	}
-	return nil
 }
 
 // ID is the server-assigned track id, unique within the server.
@@ -168,16 +190,6 @@ func (u *UpTrack) LevelSample() (loudness float64, packets int) {
 		return 0, 0
 	}
 	return float64(sum) / float64(n), int(n)
-}
-
-// requestKeyframe asks for a keyframe on the layer of rank index.
-func (u *UpTrack) requestKeyframe(index int) {
-	if u.kind != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	if l := u.layer(index); l != nil {
-		l.keyframe.Request()
-	}
 }
 
 func (u *UpTrack) addDown(d *DownTrack) {
@@ -275,9 +287,12 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 		if end > hl {
 			payload := pkt[hl:end]
 			if key = u.isKeyframe(payload); key {
-				if w, h, ok := u.frameSize(payload); ok {
+				if w, h, ok := u.frameSize(payload); ok && (int32(w) != l.width.Load() || int32(h) != l.height.Load()) {
 					l.width.Store(int32(w))
 					l.height.Store(int32(h))
+					if u.simulcast {
+						u.rerank(time.Now(), true) // rare: a layer's size changed
+					}
 				}
 			}
 		}

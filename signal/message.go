@@ -67,6 +67,10 @@ const (
 	CodeTokenNoGrants     = "token_no_grants"
 	CodePublishNotAllowed = "publish_not_allowed"
 	CodeDataNotAllowed    = "data_not_allowed"
+
+	CodeCodecNotSupported  = "codec_not_supported"
+	CodeDataChannelRefused = "data_channel_refused"
+	CodeNegotiationFailed  = "negotiation_failed"
 )
 
 // ErrorCodes lists every error code, for metrics.

@@ -2,10 +2,14 @@ package signal
 
 // Ownership: net/http runs ServeHTTP in one goroutine per socket, which
 // becomes that Session's reader. mu guards the set of live sessions (for
-// CloseAll); the counters are atomics.
+// CloseAll) and orders Drain against new sockets: ServeHTTP checks draining
+// and counts the socket in wg under mu, so every socket is either refused
+// or counted before Wait starts. The counters are atomics.
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -21,25 +25,28 @@ import (
 	"github.com/roundtable-sfu/roundtable/room"
 )
 
-// Config configures the signaling server.
+// Config configures the signaling server. It has no defaults of its own:
+// internal/server.DefaultConfig holds them, and NewServer refuses a Config
+// that fails Validate (a zero limit or timeout included).
 type Config struct {
 	// ICEServers are handed to every client in "joined".
 	ICEServers []ICEServer
 	// AllowedOrigins lists extra Origins (scheme://host[:port]) allowed to
 	// open a socket; the server's own origin is always allowed.
 	AllowedOrigins []string
-	// MaxMessage bounds one client frame in bytes (default 64 KiB).
+	// MaxMessage bounds one client frame in bytes; a larger frame gets
+	// "message_too_large" and ends the session.
 	MaxMessage int64
-	// JoinTimeout closes a socket that has not joined (default 10 s).
+	// JoinTimeout closes a socket that has not joined within it.
 	JoinTimeout time.Duration
 	// PingInterval between pings; a client silent for two intervals is
-	// dropped (default 15 s).
+	// dropped.
 	PingInterval time.Duration
-	// WriteTimeout bounds one socket write (default 10 s).
+	// WriteTimeout bounds one socket write.
 	WriteTimeout time.Duration
-	// MessageRate and MessageBurst limit each socket's messages (default
-	// 50 a second, bursts of 200: a browser's ICE candidates come in
-	// bursts); messages over it are dropped with error "rate_limited".
+	// MessageRate (messages per second) and MessageBurst limit each
+	// socket's messages (a browser's ICE candidates come in bursts);
+	// messages over it are dropped with error "rate_limited".
 	MessageRate  float64
 	MessageBurst int
 	// Keys, when set, make join require a token signed with them
@@ -47,25 +54,29 @@ type Config struct {
 	Keys *auth.Keys
 }
 
-func (c *Config) defaults() {
-	if c.MessageRate == 0 {
-		c.MessageRate = 50
+// Validate reports every value NewServer cannot run with: each limit and
+// timeout must be positive, the burst at least one message.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxMessage <= 0 {
+		errs = append(errs, fmt.Errorf("signal: max message %d bytes: want more than 0", c.MaxMessage))
 	}
-	if c.MessageBurst == 0 {
-		c.MessageBurst = 200
+	if c.JoinTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("signal: join timeout %v: want more than 0", c.JoinTimeout))
 	}
-	if c.MaxMessage == 0 {
-		c.MaxMessage = 64 << 10
+	if c.PingInterval <= 0 {
+		errs = append(errs, fmt.Errorf("signal: ping interval %v: want more than 0", c.PingInterval))
 	}
-	if c.JoinTimeout == 0 {
-		c.JoinTimeout = 10 * time.Second
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("signal: write timeout %v: want more than 0", c.WriteTimeout))
 	}
-	if c.PingInterval == 0 {
-		c.PingInterval = 15 * time.Second
+	if c.MessageRate <= 0 {
+		errs = append(errs, fmt.Errorf("signal: message rate %v: want more than 0", c.MessageRate))
 	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = 10 * time.Second
+	if c.MessageBurst < 1 {
+		errs = append(errs, fmt.Errorf("signal: message burst %d: want at least 1", c.MessageBurst))
 	}
+	return errors.Join(errs...)
 }
 
 // Stats are the signaling counters, read by package metrics.
@@ -95,9 +106,12 @@ type Server struct {
 	sessions map[*Session]struct{}
 }
 
-// NewServer returns a signaling server for rooms.
-func NewServer(rooms *room.Manager, cfg Config, log *slog.Logger) *Server {
-	cfg.defaults()
+// NewServer returns a signaling server for rooms, or the errors of
+// cfg.Validate.
+func NewServer(rooms *room.Manager, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -116,7 +130,7 @@ func NewServer(rooms *room.Manager, cfg Config, log *slog.Logger) *Server {
 		WriteBufferSize: 4096,
 		CheckOrigin:     s.checkOrigin,
 	}
-	return s
+	return s, nil
 }
 
 // Stats returns the counters.
@@ -141,23 +155,30 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 
 // ServeHTTP upgrades the request and runs the session until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
 	if s.draining.Load() {
+		s.mu.Unlock()
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	}
+	s.wg.Add(1) // before Drain returns, so before Wait
+	s.mu.Unlock()
+	defer s.wg.Done()
 	conn, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
 	s.stats.Sessions.Add(1)
 	defer s.stats.Sessions.Add(-1)
 	sess := newSession(s, conn, r.RemoteAddr)
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
+	late := s.draining.Load() // drained during the upgrade: CloseAll may have run already
 	s.mu.Unlock()
+	if late {
+		sess.Close("shutdown")
+	}
 	sess.run()
 	s.mu.Lock()
 	delete(s.sessions, sess)
@@ -192,8 +213,13 @@ func (s *Server) CloseAll(reason string) {
 }
 
 // Drain refuses new sockets (HTTP 503) and joins on open ones (error
-// "draining") from now on.
-func (s *Server) Drain() { s.draining.Store(true) }
+// "draining") from now on; a socket whose upgrade was under way gets bye
+// "shutdown" at once.
+func (s *Server) Drain() {
+	s.mu.Lock()
+	s.draining.Store(true)
+	s.mu.Unlock()
+}
 
 // Wait blocks until every session has ended or ctx is done.
 func (s *Server) Wait(ctx context.Context) error {

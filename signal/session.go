@@ -3,12 +3,15 @@ package signal
 // Ownership: run (the reader goroutine) owns the protocol state (part) and
 // every call into room and sfu; writeLoop owns every socket write. Notify
 // and Close may be called from any goroutine and only touch the out queue
-// and the closing channel.
+// and the closing channel. The logger gains the participant's attributes at
+// join, in the reader, while the writer and Notify's callers log too: it is
+// an atomic pointer, never a plain field another goroutine reassigns.
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -26,7 +29,7 @@ const outQueueLen = 512
 type Session struct {
 	srv    *Server
 	conn   *websocket.Conn
-	log    *slog.Logger
+	log    atomic.Pointer[slog.Logger] // replaced by the reader at join; use logger()
 	opened time.Time
 
 	out       chan []byte
@@ -42,29 +45,36 @@ type Session struct {
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote string) *Session {
-	return &Session{
+	s := &Session{
 		srv: srv, conn: conn, opened: time.Now(),
 		rate:      room.NewTokenBucket(srv.cfg.MessageRate, srv.cfg.MessageBurst, nil),
-		log:       srv.log.With("remote", remote),
 		out:       make(chan []byte, outQueueLen),
 		closing:   make(chan struct{}),
 		writerEnd: make(chan struct{}),
 	}
+	s.log.Store(srv.log.With("remote", remote))
+	return s
 }
+
+// logger returns the session's logger; any goroutine may call it.
+func (s *Session) logger() *slog.Logger { return s.log.Load() }
+
+// addLogAttrs gives the session's logger more attributes. Reader only: it
+// is the one goroutine that replaces the logger.
+func (s *Session) addLogAttrs(args ...any) { s.log.Store(s.logger().With(args...)) }
 
 func (s *Session) run() {
 	go s.writeLoop()
-	s.conn.SetReadLimit(s.srv.cfg.MaxMessage)
 	s.conn.SetPongHandler(func(string) error {
 		return s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
 	})
 	_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.JoinTimeout))
 	reason := "closed"
 	for {
-		mt, data, err := s.conn.ReadMessage()
+		mt, data, err := s.readFrame()
 		if err != nil {
 			switch {
-			case errors.Is(err, websocket.ErrReadLimit):
+			case errors.Is(err, errFrameTooLarge):
 				s.sendError(CodeMessageTooBig, fmt.Sprintf("frame exceeds %d bytes", s.srv.cfg.MaxMessage))
 				reason = "message_too_large"
 			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
@@ -109,6 +119,38 @@ func (s *Session) run() {
 	s.Close(reason)
 	<-s.writerEnd
 }
+
+// errFrameTooLarge: a client frame over Config.MaxMessage.
+var errFrameTooLarge = errors.New("signal: frame too large")
+
+// readFrame reads one frame of at most Config.MaxMessage bytes. A larger
+// one gives errFrameTooLarge, so that the client gets error and bye
+// "message_too_large" before the socket closes (gorilla's own read limit
+// would close it at once with status 1009). The rest of the frame is read
+// and dropped first, up to discardLimit bytes for discardTime: closing a
+// socket with unread data resets it, and the client would lose the bye.
+func (s *Session) readFrame() (int, []byte, error) {
+	mt, r, err := s.conn.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, s.srv.cfg.MaxMessage+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if int64(len(data)) > s.srv.cfg.MaxMessage {
+		_ = s.conn.SetReadDeadline(time.Now().Add(discardTime))
+		_, _ = io.Copy(io.Discard, io.LimitReader(r, discardLimit))
+		return 0, nil, errFrameTooLarge
+	}
+	return mt, data, nil
+}
+
+// What is read and dropped of an oversize frame before the socket closes.
+const (
+	discardLimit = 64 << 20
+	discardTime  = 2 * time.Second
+)
 
 // handle runs one client message; it returns true when the session ends.
 func (s *Session) handle(m Inbound) bool {
@@ -156,7 +198,7 @@ func (s *Session) join(m Inbound) {
 	if k := s.srv.cfg.Keys; k != nil {
 		c, err := k.Check(m.Token, m.Room, time.Now())
 		if err != nil {
-			s.log.Info("join refused", "room", m.Room, "err", err)
+			s.logger().Info("join refused", "room", m.Room, "err", err)
 			s.sendError(errorCode(err), err.Error())
 			return
 		}
@@ -165,7 +207,7 @@ func (s *Session) join(m Inbound) {
 		}
 		who.Identity = c.Subject
 		who.Perm = room.Permissions{Publish: c.Grants.Publish, Subscribe: c.Grants.Subscribe, PublishData: c.Grants.PublishData}
-		s.log = s.log.With("identity", c.Subject)
+		s.addLogAttrs("identity", c.Subject)
 	}
 	p, err := s.srv.rooms.Join(m.Room, who, s)
 	if err != nil {
@@ -175,7 +217,7 @@ func (s *Session) join(m Inbound) {
 	s.part = p
 	id := p.ID()
 	s.partID.Store(&id)
-	s.log = s.log.With("participant", p.ID(), "room", p.Room())
+	s.addLogAttrs("participant", p.ID(), "room", p.Room())
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
 }
 
@@ -244,7 +286,7 @@ func trackJSON(t room.TrackInfo) TrackJSON {
 
 func (s *Session) sendError(code, msg string) {
 	s.srv.stats.Errors.Add(code)
-	s.log.Debug("signaling error", "code", code, "message", msg)
+	s.logger().Debug("signaling error", "code", code, "message", msg)
 	s.send(TypeError, errorMsg{Type: TypeError, Code: code, Message: msg})
 }
 
@@ -254,7 +296,7 @@ func (s *Session) send(typ string, v any) {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		s.log.Error("encode message", "type", typ, "err", err)
+		s.logger().Error("encode message", "type", typ, "err", err)
 		return
 	}
 	select {
@@ -333,7 +375,7 @@ func (s *Session) flushAndBye(wt time.Duration) {
 	}
 	_ = s.conn.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason), deadline)
-	s.log.Debug("session closed", "reason", reason)
+	s.logger().Debug("session closed", "reason", reason)
 }
 
 // decodeErrorCode maps a Decode error to its code.
@@ -359,8 +401,6 @@ func errorCode(err error) string {
 		return CodeRoomFull
 	case errors.Is(err, room.ErrTooManyRooms):
 		return CodeTooManyRooms
-	case errors.Is(err, room.ErrDataTooLarge):
-		return CodeDataTooLarge
 	case errors.Is(err, room.ErrDataRate):
 		return CodeDataRate
 	case errors.Is(err, room.ErrBadTrackUpdate):
@@ -387,8 +427,16 @@ func errorCode(err error) string {
 		return CodeTokenNoGrants
 	case errors.Is(err, auth.ErrSignature), errors.Is(err, auth.ErrMalformed):
 		return CodeTokenInvalid
+	case errors.Is(err, sfu.ErrNegotiationFailed):
+		return CodeNegotiationFailed
 	case errors.Is(err, sfu.ErrBadSDP):
 		return CodeBadSDP
+	case errors.Is(err, sfu.ErrDataTooLarge):
+		return CodeDataTooLarge
+	case errors.Is(err, sfu.ErrCodecNotNegotiated):
+		return CodeCodecNotSupported
+	case errors.Is(err, sfu.ErrDataChannelLabel):
+		return CodeDataChannelRefused
 	case errors.Is(err, sfu.ErrBusy):
 		return CodeBusy
 	}

@@ -4,10 +4,12 @@
 // uses the data channel. The integration tests use it, and so will the load
 // tool: it holds no test-only shortcuts into the server.
 //
-// Ownership: the signaling reader goroutine owns the PeerConnection's
-// signaling; each published track has one sender goroutine and one RTCP
-// goroutine; each received track has one reader goroutine. mu guards the
-// observation state that tests read.
+// Ownership: negMu serializes the PeerConnection's signaling, which the
+// signaling reader goroutine (server offers and answers) and the caller of
+// Join, Publish and Unpublish (the client's own offers) both do; each
+// published track has one sender goroutine and one RTCP goroutine; each
+// received track has one reader goroutine. mu guards the observation state
+// that tests read.
 package client
 
 import (
@@ -73,6 +75,20 @@ type Config struct {
 	// PeerConnection; StartPeer creates it and sends the first offer (tests:
 	// a member whose data channel is not open yet).
 	DeferPeer bool
+	// Codecs registers the codecs the client offers and accepts, numbered
+	// its own way (default sfu.RegisterCodecs: Chrome's numbers; see
+	// FirefoxCodecs and OnlyCodecs).
+	Codecs func(*webrtc.MediaEngine) error
+	// SimulcastLayers describes the layers of a Simulcast track, in the
+	// order the client adds them (default DefaultSimulcast).
+	SimulcastLayers []SimulcastLayer
+	// DataChannel is how the client opens its data channel (default
+	// DataInBand).
+	DataChannel DataChannelMode
+	// OnServerOffer, when set, sees every server offer's answer before it
+	// is sent and returns the SDP to send instead; "" sends nothing (a
+	// client that never answers).
+	OnServerOffer func(answer string) string
 }
 
 func (c *Config) defaults() {
@@ -90,6 +106,12 @@ func (c *Config) defaults() {
 	}
 	if c.KeyframeInterval == 0 {
 		c.KeyframeInterval = 5 * time.Second
+	}
+	if c.Codecs == nil {
+		c.Codecs = sfu.RegisterCodecs
+	}
+	if c.SimulcastLayers == nil {
+		c.SimulcastLayers = DefaultSimulcast
 	}
 }
 
@@ -140,6 +162,8 @@ type Client struct {
 	speakers     []SpeakerEvent
 	connected    atomic.Bool
 	offers       atomic.Int64
+	otherClosed  atomic.Bool
+	lastOffer    string // the server's latest offer, under mu
 }
 
 type joinedMsg struct {
@@ -167,9 +191,9 @@ type serverMsg struct {
 // newAPI builds the client's pion API: the server's codecs, pion's default
 // interceptors, loopback-only ICE unless told otherwise, and the DTLS server
 // role (the client offers first, so it keeps that role when it answers).
-func newAPI(all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
+func newAPI(codecs func(*webrtc.MediaEngine) error, all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := sfu.RegisterCodecs(m); err != nil {
+	if err := codecs(m); err != nil {
 		return nil, err
 	}
 	r := &interceptor.Registry{}
@@ -305,7 +329,7 @@ func (c *Client) SendRaw(messageType int, b []byte) error {
 }
 
 func (c *Client) startPeer() error {
-	api, err := newAPI(c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
+	api, err := newAPI(c.cfg.Codecs, c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
 	if err != nil {
 		return fmt.Errorf("client api: %w", err)
 	}
@@ -326,13 +350,9 @@ func (c *Client) startPeer() error {
 		}
 	})
 	pc.OnTrack(c.onTrack)
-	dc, err := pc.CreateDataChannel("roundtable", nil)
-	if err != nil {
-		return fmt.Errorf("data channel: %w", err)
+	if err := c.openDataChannel(); err != nil {
+		return err
 	}
-	c.dc = dc
-	dc.OnOpen(func() { close(c.dcOpen) })
-	dc.OnMessage(c.onData)
 	for i := 0; i < c.cfg.Audio; i++ {
 		if err := c.addLocal(webrtc.RTPCodecTypeAudio, i); err != nil {
 			return err
@@ -431,6 +451,24 @@ func (c *Client) RemoteCandidates() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.serverCands...)
+}
+
+// RemoteSDP returns the PeerConnection's current remote description ("" before one).
+func (c *Client) RemoteSDP() string {
+	if c.pc == nil {
+		return ""
+	}
+	if d := c.pc.RemoteDescription(); d != nil {
+		return d.SDP
+	}
+	return ""
+}
+
+// LastServerOffer returns the SDP of the server's latest offer.
+func (c *Client) LastServerOffer() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastOffer
 }
 
 // OffersReceived counts the server's offers.

@@ -86,6 +86,9 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		c.mu.Unlock()
 	case sig.TypeOffer:
 		c.offers.Add(1)
+		c.mu.Lock()
+		c.lastOffer = m.SDP
+		c.mu.Unlock()
 		c.onOffer(m.SDP)
 	case sig.TypeAnswer:
 		c.onAnswer(m.SDP)
@@ -168,7 +171,13 @@ func (c *Client) onOffer(sdp string) {
 		c.fail(fmt.Errorf("set answer: %w", err))
 		return
 	}
-	_ = c.SendJSON(map[string]string{"type": sig.TypeAnswer, "sdp": c.pc.LocalDescription().SDP})
+	answer := c.pc.LocalDescription().SDP
+	if c.cfg.OnServerOffer != nil {
+		answer = c.cfg.OnServerOffer(answer)
+	}
+	if answer != "" {
+		_ = c.SendJSON(map[string]string{"type": sig.TypeAnswer, "sdp": answer})
+	}
 	if staged {
 		// The rolled-back change, offered again after answering.
 		if err := c.publishLocked(webrtc.RTPCodecTypeVideo); err != nil {

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,7 @@ type LocalTrack struct {
 	RRs          atomic.Uint64 // receiver reports about this track
 	REMB         atomic.Uint64 // the last REMB bitrate naming this track's SSRC, bits/s
 	wantKey      atomic.Bool
+	paused       atomic.Bool  // SetActive(false): nothing is sent
 	level        atomic.Int32 // RFC 6464 level in -dBov sent on audio; 127 = silence
 	pliMu        sync.Mutex
 	pliTimes     []time.Time
@@ -81,16 +83,20 @@ func (c *Client) startLocal(l *LocalTrack) {
 	go l.sendLoop()
 }
 
-// addSimulcast publishes one video track as three rid layers on one sender.
+// addSimulcast publishes one video track as rid layers on one sender
+// (Config.SimulcastLayers, in that order). A layer's payloads carry its rank
+// by frame size (0 smallest) as their track index.
 func (c *Client) addSimulcast(codec webrtc.RTPCodecCapability, name string) error {
-	specs := []struct {
-		rid  string
-		w, h int
-		ppf  int
-	}{{"q", 320, 180, 1}, {"h", 640, 360, 2}, {"f", 1280, 720, 4}}
+	specs := c.cfg.SimulcastLayers
 	var sender *webrtc.RTPSender
-	for i, sp := range specs {
-		tr, err := webrtc.NewTrackLocalStaticRTP(codec, name, "local", webrtc.WithRTPStreamID(sp.rid))
+	for _, sp := range specs {
+		rank := 0
+		for _, o := range specs {
+			if o.Width*o.Height < sp.Width*sp.Height {
+				rank++
+			}
+		}
+		tr, err := webrtc.NewTrackLocalStaticRTP(codec, name, "local", webrtc.WithRTPStreamID(sp.RID))
 		if err != nil {
 			return fmt.Errorf("simulcast track: %w", err)
 		}
@@ -99,16 +105,25 @@ func (c *Client) addSimulcast(codec webrtc.RTPCodecCapability, name string) erro
 				return fmt.Errorf("add simulcast track: %w", err)
 			}
 		} else if err := sender.AddEncoding(tr); err != nil {
-			return fmt.Errorf("add encoding %s: %w", sp.rid, err)
+			return fmt.Errorf("add encoding %s: %w", sp.RID, err)
 		}
-		c.startLocal(&LocalTrack{track: tr, sender: sender, index: byte(i), video: true, rid: sp.rid,
-			width: sp.w, height: sp.h, ppf: max(1, sp.ppf*c.cfg.PacketsPerFrame/2)})
+		c.startLocal(&LocalTrack{track: tr, sender: sender, index: byte(rank), video: true, rid: sp.RID,
+			width: sp.Width, height: sp.Height, ppf: max(1, sp.PacketsPerFrame*c.cfg.PacketsPerFrame/2)})
 	}
 	return nil
 }
 
 // RID returns the simulcast layer's rid ("" for a plain track).
 func (l *LocalTrack) RID() string { return l.rid }
+
+// SetActive stops (false) or resumes (true) sending, as a browser does with
+// a simulcast encoding set to active: false, or under CPU or bandwidth
+// pressure. It resumes with a keyframe.
+func (l *LocalTrack) SetActive(active bool) {
+	if l.paused.Swap(!active) && active {
+		l.wantKey.Store(true)
+	}
+}
 
 // Local returns the published tracks.
 func (c *Client) Local() []*LocalTrack {
@@ -259,6 +274,9 @@ func (l *LocalTrack) sendLoop() {
 			return
 		case <-tick.C:
 		}
+		if l.paused.Load() {
+			continue
+		}
 		id := l.id()
 		n := 1
 		key := false
@@ -319,6 +337,7 @@ type RemoteTrack struct {
 	Kind     webrtc.RTPCodecType
 	SSRC     uint32
 	Codec    string // MIME type
+	Mid      string // the m-line the track arrived on
 
 	SRs atomic.Uint64 // sender reports received for this track
 
@@ -328,6 +347,8 @@ type RemoteTrack struct {
 	bad           int
 	dups          int
 	keyframes     int
+	readErrors    int           // packets pion refused (e.g. a payload type not negotiated on the m-line)
+	payloadTypes  map[uint8]int // packets by payload type
 	started       time.Time
 	firstPacket   time.Time
 	firstKeyframe time.Time
@@ -387,6 +408,10 @@ type Stats struct {
 	Started, FirstPacket, FirstKeyframe time.Time
 	Ended                               bool
 	PayloadIDs                          map[string]int // publisher ids found in payloads
+	// PayloadTypes counts packets by payload type; ReadErrors counts
+	// packets pion refused to read (a payload type not negotiated).
+	PayloadTypes map[uint8]int
+	ReadErrors   int
 }
 
 // Stats returns what was observed so far.
@@ -397,6 +422,10 @@ func (r *RemoteTrack) Stats() Stats {
 	for k, v := range r.payloadIDs {
 		ids[k] = v
 	}
+	pts := make(map[uint8]int, len(r.payloadTypes))
+	for k, v := range r.payloadTypes {
+		pts[k] = v
+	}
 	missing := 0
 	if r.packets > 0 {
 		span := int(r.lastSeq-r.firstSeq) + 1
@@ -404,7 +433,8 @@ func (r *RemoteTrack) Stats() Stats {
 	}
 	return Stats{Bytes: r.bytes, Layer: r.layer, LayerChanges: r.layerChanges, BadSwitches: r.badSwitches,
 		Missing: missing, MaxRepair: r.maxRepair, Packets: r.packets, Bad: r.bad, Dups: r.dups, Keyframes: r.keyframes, SeqGaps: r.seqGaps,
-		Started: r.started, FirstPacket: r.firstPacket, FirstKeyframe: r.firstKeyframe, Ended: r.ended, PayloadIDs: ids}
+		Started: r.started, FirstPacket: r.firstPacket, FirstKeyframe: r.firstKeyframe, Ended: r.ended, PayloadIDs: ids,
+		PayloadTypes: pts, ReadErrors: r.readErrors}
 }
 
 // Remote returns the tracks received so far (ended ones included).
@@ -429,9 +459,19 @@ func (c *Client) ActiveRemote() []*RemoteTrack {
 	return out
 }
 
+func newRemoteTrack() *RemoteTrack {
+	return &RemoteTrack{started: time.Now(), seen: map[uint64]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint64]time.Time{},
+		layer: -1, payloadTypes: map[uint8]int{}}
+}
+
 func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	r := &RemoteTrack{StreamID: t.StreamID(), TrackID: t.ID(), Kind: t.Kind(), SSRC: uint32(t.SSRC()), Codec: t.Codec().MimeType,
-		started: time.Now(), seen: map[uint64]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint64]time.Time{}, layer: -1}
+	r := newRemoteTrack()
+	r.StreamID, r.TrackID, r.Kind, r.SSRC, r.Codec = t.StreamID(), t.ID(), t.Kind(), uint32(t.SSRC()), t.Codec().MimeType
+	for _, tr := range c.pc.GetTransceivers() {
+		if tr.Receiver() == recv {
+			r.Mid = tr.Mid()
+		}
+	}
 	c.mu.Lock()
 	c.remote[t.ID()+"/"+fmt.Sprint(t.SSRC())] = r
 	c.mu.Unlock()
@@ -460,7 +500,7 @@ func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		video := t.Kind() == webrtc.RTPCodecTypeVideo
 		buf := make([]byte, 1500)
 		var p rtp.Packet
-		for {
+		for refused := 0; ; {
 			n, _, err := t.Read(buf)
 			if err == nil {
 				err = p.Unmarshal(buf[:n])
@@ -468,12 +508,22 @@ func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 					continue
 				}
 			}
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) && refused < 1000 {
+				// pion refuses a packet whose payload type this
+				// PeerConnection did not negotiate; the next may be fine.
+				refused++
+				r.mu.Lock()
+				r.readErrors++
+				r.mu.Unlock()
+				continue
+			}
 			if err != nil {
 				r.mu.Lock()
 				r.ended = true
 				r.mu.Unlock()
 				return
 			}
+			refused = 0
 			if on := c.cfg.OnPacket; on != nil {
 				pl, perr := ParsePayload(p.Payload, video)
 				on(r, &p, pl, perr)
@@ -516,6 +566,7 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 		r.lastSeq = seq
 	}
 	r.packets++
+	r.payloadTypes[p.PayloadType]++
 	r.bytes += len(p.Payload)
 	if r.firstPacket.IsZero() {
 		r.firstPacket = now

@@ -2,7 +2,6 @@ package client
 
 import (
 	"testing"
-	"time"
 
 	"github.com/pion/rtp"
 )
@@ -10,7 +9,7 @@ import (
 // Sequence numbers wrap every 65,536 packets; a long-running receiver must
 // not count the second lap as duplicates, nor lose track of what is missing.
 func TestObserveAcrossWrap(t *testing.T) {
-	r := &RemoteTrack{seen: map[uint64]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint64]time.Time{}, layer: -1}
+	r := newRemoteTrack()
 	const total = 70_000
 	seq := uint16(65_000) // wraps after 536 packets
 	for i := 0; i < total; i++ {

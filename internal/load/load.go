@@ -39,7 +39,7 @@ const (
 	MaxDuration     = 10 * time.Minute
 )
 
-// Config describes one run.
+// Config describes one run; start from DefaultConfig.
 type Config struct {
 	URL      string // the server's signaling URL, ws://127.0.0.1:8080/ws
 	Scenario string // fanout, room, rooms or audio
@@ -56,37 +56,38 @@ type Config struct {
 	KeyframeInterval              time.Duration
 	// Live, when set, gets a status line every second ("\r"-rewritten).
 	Live io.Writer
-	// JoinParallel participants join at once (default 8).
+	// JoinParallel participants join at once.
 	JoinParallel int
 }
 
-// Defaults fills what is unset: a 10 s run after 3 s of warm-up, 800
-// kbit/s 30 fps video in 1,100-byte packets, keyframes every 3 s.
-func (c *Config) Defaults() {
-	if c.URL == "" {
-		c.URL = "ws://127.0.0.1:8080/ws"
+// DefaultConfig is the one place the load tool's defaults live (the flags
+// of `roundtable load` start from it): fanout 1 -> 10 against
+// ws://127.0.0.1:8080/ws, a 10 s run after 3 s of warm-up, 800 kbit/s
+// 30 fps video in 1,100-byte packets, keyframes every 3 s, 8 joins at once.
+func DefaultConfig() Config {
+	return Config{
+		URL: "ws://127.0.0.1:8080/ws", Scenario: "fanout",
+		Publishers: 1, Subscribers: 10, Size: 4, Rooms: 2,
+		Duration: 10 * time.Second, Warmup: 3 * time.Second,
+		VideoBitrate: 800_000, FPS: 30, PacketSize: 1100, KeyframeInterval: 3 * time.Second,
+		JoinParallel: 8,
 	}
-	if c.Scenario == "" {
-		c.Scenario = "fanout"
+}
+
+// validate reports the first value Run cannot use (the scenario's sizes
+// are checked by plan).
+func (c *Config) validate() error {
+	switch {
+	case c.Duration <= 0 || c.Duration > MaxDuration || c.Warmup < 0 || c.Warmup > MaxDuration:
+		return fmt.Errorf("duration %v, warm-up %v: want 0 < duration <= %v and 0 <= warm-up <= %v", c.Duration, c.Warmup, MaxDuration, MaxDuration)
+	case c.PacketSize < 100 || c.PacketSize > 1200:
+		return errors.New("packet size must be 100 to 1,200 bytes")
+	case c.VideoBitrate <= 0 || c.FPS <= 0 || c.KeyframeInterval <= 0:
+		return errors.New("video bitrate, fps and keyframe interval must be more than 0")
+	case c.JoinParallel < 1:
+		return errors.New("join parallelism must be at least 1")
 	}
-	if c.Duration == 0 {
-		c.Duration = 10 * time.Second
-	}
-	if c.VideoBitrate == 0 {
-		c.VideoBitrate = 800_000
-	}
-	if c.FPS == 0 {
-		c.FPS = 30
-	}
-	if c.PacketSize == 0 {
-		c.PacketSize = 1100
-	}
-	if c.KeyframeInterval == 0 {
-		c.KeyframeInterval = 3 * time.Second
-	}
-	if c.JoinParallel == 0 {
-		c.JoinParallel = 8
-	}
+	return nil
 }
 
 // member is one participant to create.
@@ -217,12 +218,8 @@ func (m *meter) onPacket(r *client.RemoteTrack, p *rtp.Packet, pl client.Payload
 // Run joins the scenario's participants, measures for Duration after
 // Warmup, closes everyone and returns the result.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
-	cfg.Defaults()
-	if cfg.Duration > MaxDuration || cfg.Warmup > MaxDuration {
-		return nil, fmt.Errorf("duration and warm-up are at most %v", MaxDuration)
-	}
-	if cfg.PacketSize < 100 || cfg.PacketSize > 1200 {
-		return nil, errors.New("packet size must be 100 to 1,200 bytes")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	members, err := cfg.plan()
 	if err != nil {

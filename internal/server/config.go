@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/roundtable-sfu/roundtable/sfu"
 	"log/slog"
 	"net"
 	"strings"
@@ -19,8 +20,9 @@ type Config struct {
 	ICELoopback   bool     // offer loopback candidates
 	ICEIPv4Only   bool     // no IPv6 candidates
 	MDNS          bool     // resolve browsers' .local candidates
-	// ICEDisconnectedTimeout and ICEFailedTimeout: how long a silent peer is
-	// kept before it is removed (0: 5 s and 15 s).
+	// ICEDisconnectedTimeout and ICEFailedTimeout: how long a silent peer
+	// stays connected, then disconnected, before its PeerConnection fails
+	// and it is removed.
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
 	ICEServers                               []string // STUN/TURN URLs handed to clients
 	ICEUsername                              string   // credentials for the turn: URLs
@@ -35,14 +37,26 @@ type Config struct {
 	// MaxPublishBitrate caps what one participant may publish, in bits per
 	// second (REMB to its browser); 0: no cap.
 	MaxPublishBitrate int
-	DataMaxMessage    int
-	DataRate          float64
-	// MessageRate: signaling messages per second per socket (bursts of
-	// four times that).
+	DataMaxMessage    int     // bytes per data-channel message
+	DataRate          float64 // data-channel messages per second per sender (bursts: DataBurst)
+	// MessageRate: signaling messages per second per socket (bursts:
+	// MessageBurst).
 	MessageRate float64
 	// ConnectTimeout frees a participant whose PeerConnection has not
 	// connected this long after joining.
 	ConnectTimeout time.Duration
+
+	// AnswerTimeout bounds how long a server offer waits for the client's
+	// answer before the PeerConnection gives up on it (sfu.Settings).
+	AnswerTimeout time.Duration
+
+	// The signaling socket's limits (no flags): the largest client frame in
+	// bytes, the time to send join, the ping interval (a client silent for
+	// two is dropped) and the bound on one socket write.
+	SignalMaxMessage int64
+	JoinTimeout      time.Duration
+	PingInterval     time.Duration
+	WriteTimeout     time.Duration
 
 	// PprofListen, when set, serves Go's profiler (/debug/pprof/) on this
 	// separate address; off by default, and kept off the public listener.
@@ -68,26 +82,45 @@ const MinSecret = 32
 // Open reports whether anyone who reaches the server may join.
 func (c Config) Open() bool { return c.APISecret == "" }
 
-// DefaultConfig is what `go run ./cmd/roundtable` uses.
+// DefaultConfig is what `go run ./cmd/roundtable` uses. It is the one
+// place where Roundtable's defaults live: the flags start from it, and
+// packages room, signal and sfu get every value from here (they keep no
+// defaults of their own). README's flag table and docs/security.md's
+// limits list these values.
 func DefaultConfig() Config {
 	return Config{
-		Listen:            "127.0.0.1:8080",
-		ICEPort:           7882,
-		ICELoopback:       true,
-		MDNS:              true,
-		LogFormat:         "text",
-		LogLevel:          "info",
-		MaxRooms:          1000,
-		MaxParticipants:   50,
-		DataMaxMessage:    16 << 10,
-		DataRate:          50,
-		MaxTracks:         8,
-		MaxPublishBitrate: 6_000_000,
-		MessageRate:       50,
-		ConnectTimeout:    30 * time.Second,
-		DrainTimeout:      10 * time.Second,
+		Listen:                 "127.0.0.1:8080",
+		ICEPort:                7882,
+		ICELoopback:            true,
+		MDNS:                   true,
+		ICEDisconnectedTimeout: 5 * time.Second,
+		ICEFailedTimeout:       15 * time.Second,
+		LogFormat:              "text",
+		LogLevel:               "info",
+		MaxRooms:               1000,
+		MaxParticipants:        50,
+		DataMaxMessage:         16 << 10,
+		DataRate:               50,
+		MaxTracks:              8,
+		MaxPublishBitrate:      6_000_000,
+		MessageRate:            50,
+		ConnectTimeout:         30 * time.Second,
+		AnswerTimeout:          10 * time.Second,
+		SignalMaxMessage:       1 << 20,
+		JoinTimeout:            10 * time.Second,
+		PingInterval:           15 * time.Second,
+		WriteTimeout:           10 * time.Second,
+		DrainTimeout:           10 * time.Second,
 	}
 }
+
+// DataBurst is how many data-channel messages a sender may send at once:
+// twice DataRate (README, docs/protocol.md), at least one.
+func (c Config) DataBurst() int { return max(1, int(2*c.DataRate)) }
+
+// MessageBurst is how many signaling messages a socket may send at once:
+// four times MessageRate, at least one.
+func (c Config) MessageBurst() int { return max(1, int(4*c.MessageRate)) }
 
 // Validate reports every bad value at once.
 func (c Config) Validate() error {
@@ -151,11 +184,23 @@ func (c Config) Validate() error {
 	if c.MaxParticipants < 1 {
 		bad("max-participants %d: want at least 1", c.MaxParticipants)
 	}
-	if c.DataMaxMessage < 1 || c.DataMaxMessage > 65535 {
-		bad("data-max-message %d: want 1-65535 bytes", c.DataMaxMessage)
+	if c.DataMaxMessage < 1 || c.DataMaxMessage > sfu.MaxDataMessage {
+		bad("data-max-message %d: want 1-%d bytes", c.DataMaxMessage, sfu.MaxDataMessage)
 	}
 	if c.DataRate <= 0 {
 		bad("data-rate %v: want more than 0", c.DataRate)
+	}
+	if c.ICEDisconnectedTimeout <= 0 || c.ICEFailedTimeout <= 0 {
+		bad("ICE timeouts %v (disconnected), %v (failed): want both more than 0", c.ICEDisconnectedTimeout, c.ICEFailedTimeout)
+	}
+	if c.AnswerTimeout <= 0 {
+		bad("answer timeout %v: want more than 0", c.AnswerTimeout)
+	}
+	if c.SignalMaxMessage < 1 {
+		bad("signaling max message %d bytes: want at least 1", c.SignalMaxMessage)
+	}
+	if c.JoinTimeout <= 0 || c.PingInterval <= 0 || c.WriteTimeout <= 0 {
+		bad("signaling timeouts %v (join), %v (ping), %v (write): want each more than 0", c.JoinTimeout, c.PingInterval, c.WriteTimeout)
 	}
 	return errors.Join(errs...)
 }

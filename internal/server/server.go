@@ -57,7 +57,8 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		UDPPort: cfg.ICEPort, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
 		Loopback: cfg.ICELoopback, DisableMDNS: !cfg.MDNS, IPv4Only: cfg.ICEIPv4Only, Logger: log,
 		Interceptors: extra, ICEDisconnectedTimeout: cfg.ICEDisconnectedTimeout, ICEFailedTimeout: cfg.ICEFailedTimeout,
-		MaxIncomingBitrate: cfg.MaxPublishBitrate,
+		MaxIncomingBitrate: cfg.MaxPublishBitrate, MaxDataMessage: cfg.DataMaxMessage,
+		AnswerTimeout: cfg.AnswerTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -67,41 +68,51 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		_ = engine.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	rooms := room.NewManager(engine.NewPeer, room.Limits{
+	rooms, err := room.NewManager(engine.NewPeer, room.Limits{
 		MaxRooms: cfg.MaxRooms, MaxParticipants: cfg.MaxParticipants,
-		MaxDataMessage: cfg.DataMaxMessage, DataRate: cfg.DataRate,
+		DataRate: cfg.DataRate, DataBurst: cfg.DataBurst(),
 		MaxTracks: cfg.MaxTracks, ConnectTimeout: cfg.ConnectTimeout,
 	}, log)
+	if err != nil {
+		_ = ln.Close()
+		_ = engine.Close()
+		return nil, err
+	}
 	var keys *auth.Keys
 	if !cfg.Open() {
 		keys = &auth.Keys{Key: cfg.APIKey, Secret: cfg.APISecret}
 	}
-	sig := signal.NewServer(rooms, signal.Config{
+	sig, err := signal.NewServer(rooms, signal.Config{
 		ICEServers: iceServers(cfg), AllowedOrigins: cfg.AllowedOrigins, Keys: keys,
-		MessageRate: cfg.MessageRate, MessageBurst: int(4 * cfg.MessageRate),
+		MaxMessage: cfg.SignalMaxMessage, JoinTimeout: cfg.JoinTimeout,
+		PingInterval: cfg.PingInterval, WriteTimeout: cfg.WriteTimeout,
+		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst(),
 	}, log)
+	if err != nil {
+		rooms.Close("shutdown")
+		_ = ln.Close()
+		_ = engine.Close()
+		return nil, err
+	}
 
+	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, ln: ln}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	var draining *atomic.Bool // set below; /readyz reads it
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if draining.Load() {
+		if s.draining.Load() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("/", web.Handler())
-	s := &Server{
-		Engine: engine, Rooms: rooms, Signal: sig, log: log, ln: ln,
-		http: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
-	}
-	draining = &s.draining
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
+			rooms.Close("shutdown")
 			_ = ln.Close()
 			_ = engine.Close()
 			return nil, fmt.Errorf("tls: %w", err)
@@ -111,6 +122,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	}
 	if cfg.PprofListen != "" {
 		if s.pprofLn, err = net.Listen("tcp", cfg.PprofListen); err != nil {
+			rooms.Close("shutdown")
 			_ = ln.Close()
 			_ = engine.Close()
 			return nil, fmt.Errorf("pprof listen %s: %w", cfg.PprofListen, err)

@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/room"
+	"github.com/roundtable-sfu/roundtable/signal"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -129,6 +130,110 @@ func TestDrain(t *testing.T) {
 	// A join that got past the socket checks is refused by the rooms.
 	if _, err := s.Rooms.Join("d", room.Member{Name: "late"}, nopClient{}); !errors.Is(err, room.ErrClosed) {
 		t.Errorf("join while draining: %v, want %v", err, room.ErrClosed)
+	}
+}
+
+// A session closed right after it joined: the reader, which adds the
+// participant to its logger after the join, and the writer, which logs
+// the close, must not share a plain field (a data race -race caught in
+// TestTLS, where the server shut down just after "joined").
+func TestCloseRightAfterJoin(t *testing.T) {
+	s := serve(t, func(*Config) {})
+	for i := 0; i < 5; i++ {
+		conn, _, err := websocket.DefaultDialer.Dial(s.WSURL(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.WriteJSON(map[string]string{"type": "join", "room": "quick", "name": "q"}); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := conn.ReadJSON(&m); err != nil || m["type"] != "joined" {
+			t.Fatalf("join %d: %v %v, want joined", i, m, err)
+		}
+		s.Signal.CloseAll("shutdown")
+		for m["type"] != "bye" {
+			m = nil
+			if err := conn.ReadJSON(&m); err != nil {
+				t.Fatalf("close %d: %v before bye", i, err)
+			}
+		}
+		conn.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Wait(ctx, func() bool { _, n := s.Rooms.Counts(); return n == 0 }); err != nil {
+		t.Errorf("participants left after their sessions closed: %v", err)
+	}
+}
+
+// -data-rate sets the burst too: twice the rate (README, docs/protocol.md),
+// which reaches the rooms. With 10 a second, a sender's first 20 messages
+// pass at once and the rest only at the rate.
+func TestDataBurstFollowsRate(t *testing.T) {
+	if got := DefaultConfig().DataBurst(); got != 100 {
+		t.Errorf("default data burst %d, want 100 (twice 50/s)", got)
+	}
+	s := serve(t, func(c *Config) { c.DataRate = 10 })
+	if l := s.Rooms.Limits(); l.DataRate != 10 || l.DataBurst != 20 {
+		t.Fatalf("room limits: rate %v, burst %d; want 10, 20", l.DataRate, l.DataBurst)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var members []*client.Client
+	for _, name := range []string{"a", "b"} {
+		c, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "burst", Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		if err := c.WaitDataChannel(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, c)
+	}
+	a, b := members[0], members[1]
+	start := time.Now()
+	const sent = 40
+	for i := 0; i < sent; i++ {
+		if err := a.SendText("m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := client.Wait(ctx, func() bool { return len(b.Data()) >= 20 }); err != nil {
+		t.Fatalf("%d of %d messages forwarded: %v", len(b.Data()), sent, err)
+	}
+	time.Sleep(300 * time.Millisecond) // let any further ones arrive
+	got, limit := len(b.Data()), 20+int(10*time.Since(start).Seconds())+1
+	if got > limit {
+		t.Errorf("%d of %d messages forwarded, want 20..%d", got, sent, limit)
+	}
+	if !a.HasError(signal.CodeDataRate) {
+		t.Errorf("the sender got no %s error", signal.CodeDataRate)
+	}
+}
+
+// DefaultConfig is valid and is where the defaults live: the packages get
+// values, so a zero timeout is refused here rather than replaced.
+func TestDefaultConfigValidates(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config refused: %v", err)
+	}
+	for name, set := range map[string]func(*Config){
+		"ICE timeouts":       func(c *Config) { c.ICEDisconnectedTimeout = 0 },
+		"answer timeout":     func(c *Config) { c.AnswerTimeout = 0 },
+		"signaling max":      func(c *Config) { c.SignalMaxMessage = 0 },
+		"signaling timeouts": func(c *Config) { c.PingInterval = 0 },
+	} {
+		c := DefaultConfig()
+		set(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s zero: %v, want an error naming it", name, err)
+		}
+	}
+	if c := (Config{DataRate: 0.2, MessageRate: 0.1}); c.DataBurst() != 1 || c.MessageBurst() != 1 {
+		t.Errorf("bursts of slow rates: %d, %d; want at least 1 each", c.DataBurst(), c.MessageBurst())
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package stat holds lock-free counters that packages fill on their own
 // paths and package metrics reads at scrape time. It owns no goroutines and
-// must not import the Prometheus library: it exists so that nothing but
-// package metrics does.
+// must not import the Prometheus library: it exists so that no package of
+// the server but metrics does (internal/baseline, the measuring yardstick,
+// is not part of the server and has its own registry).
 package stat
 
 import (

@@ -316,7 +316,13 @@ export class Session extends EventTarget {
 
   sendChat(text) {
     if (!this.dc || this.dc.readyState !== 'open') return false;
-    this.dc.send(text);
+    try {
+      // The browser refuses a message over the server's a=max-message-size.
+      this.dc.send(text);
+    } catch (err) {
+      this.emit('problem', { code: 'data_too_large', message: `Message not sent: ${err.message}` });
+      return false;
+    }
     return true;
   }
 

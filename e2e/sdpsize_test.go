@@ -1,0 +1,78 @@
+package e2e
+
+// Sessions that outgrow the protocol (issue 10, input 9): a member who
+// stays while others come and go keeps an SDP proportional to what it
+// receives now, because m-lines of removed tracks are reused.
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/internal/client"
+)
+
+// mlines counts the audio and video m-lines of an SDP.
+func mlines(sdp string) int {
+	return strings.Count(sdp, "\nm=audio ") + strings.Count(sdp, "\nm=video ")
+}
+
+// A member stays while, round after round, a publisher of audio and video
+// joins and leaves (every other round with H.264, so reused m-lines change
+// codec too), and a second one overlaps it now and then. After each round
+// the member's SDP holds its own m-lines plus at most the most it ever
+// received at once; its size stops growing; and every round's media
+// arrives on a reused m-line with the payload type that m-line carries.
+func TestMLinesAreReused(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 120*time.Second)
+	stay := s.join(ctx, "reuse", "stay", 1, 1)
+	waitFor(t, ctx, "stay connected", stay.Connected)
+	const rounds = 24
+	var sizes []int
+	for i := 0; i < rounds; i++ {
+		cfg := client.Config{Room: "reuse", Name: fmt.Sprintf("guest%d", i), Audio: 1, Video: 1, VideoCodec: webrtc.MimeTypeVP8}
+		if i%2 == 1 {
+			cfg.VideoCodec = webrtc.MimeTypeH264
+		}
+		guest := s.joinWith(ctx, cfg)
+		var extra *client.Client
+		if i%5 == 2 { // two guests at once: four tracks
+			extra = s.join(ctx, "reuse", fmt.Sprintf("extra%d", i), 1, 1)
+			waitMedia(t, ctx, stay, extra, webrtc.RTPCodecTypeVideo, 5)
+		}
+		v := waitMedia(t, ctx, stay, guest, webrtc.RTPCodecTypeVideo, 10)
+		a := waitMedia(t, ctx, stay, guest, webrtc.RTPCodecTypeAudio, 10)
+		checkOnMLine(t, fmt.Sprintf("round %d", i), stay, v, strings.TrimPrefix(cfg.VideoCodec, "video/"))
+		checkOnMLine(t, fmt.Sprintf("round %d", i), stay, a, "opus")
+		if i > 0 && !strings.Contains(stay.RemoteSDP(), "a=mid:"+v.Mid+"\r") {
+			t.Fatalf("round %d: mid %s not in the SDP", i, v.Mid)
+		}
+		guest.Leave()
+		if extra != nil {
+			extra.Leave()
+		}
+		waitFor(t, ctx, "the guests' tracks gone", func() bool { return len(stay.ActiveRemote()) == 0 })
+		// The removal is negotiated once the member has answered it.
+		waitFor(t, ctx, "the removal negotiated", func() bool {
+			sdp := stay.RemoteSDP()
+			return !strings.Contains(sdp, guest.ID) && (extra == nil || !strings.Contains(sdp, extra.ID))
+		})
+		sdp := stay.RemoteSDP()
+		sizes = append(sizes, len(sdp))
+		// Own audio and video, plus the four m-lines of the busiest round.
+		if n := mlines(sdp); n > 2+4 {
+			t.Fatalf("round %d: %d m-lines in the member's SDP, want at most 6", i, n)
+		}
+	}
+	t.Logf("SDP sizes by round: %v", sizes)
+	if first, last := sizes[3], sizes[len(sizes)-1]; last > first+first/10 {
+		t.Errorf("the member's SDP grew from %d bytes (round 3) to %d (round %d)", first, last, rounds)
+	}
+	if errs := stay.Errors(); len(errs) != 0 {
+		t.Errorf("the member got errors: %v", errs)
+	}
+}
