@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Roundtable's test command: installs what the tests need when it is
-# missing (promtool from the prometheus package, Debian's chromium), then runs every test with the race detector and the benchmarks
+# missing (promtool from the prometheus package, Debian's chromium and
+# firefox-esr), then runs every test with the race detector and the benchmarks
 # once so they cannot rot, then fuzzes each target for 30 s (RT_FUZZTIME).
 # Usage: ./scripts/test.sh [extra go test flags]
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || need_apt+=(firefox-esr)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"
 	sudo=""
@@ -20,7 +22,7 @@ fi
 export RT_REQUIRE_TOOLS=1
 go vet ./...
 # -p 1: one package at a time, so the timing-sensitive media tests (e2e/) and
-# the Chromium tests (e2e/browser/) never share the two cores.
+# the browser tests (e2e/browser/) never share the two cores.
 go test -race -count=1 -p 1 -timeout 15m "$@" ./...
 # The hot-path benchmarks, once, without the race detector.
 go test -run '^$' -bench . -benchtime 1x -benchmem ./sfu/

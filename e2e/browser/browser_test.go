@@ -1,9 +1,11 @@
-// Package browser tests the web client in headless Debian Chromium with a
-// fake camera and microphone, against a real server on 127.0.0.1.
+// Package browser tests the web client in headless Debian Chromium and
+// Firefox ESR with fake cameras and microphones, against a real server on
+// 127.0.0.1.
 package browser
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,12 +62,8 @@ func startServer(t *testing.T, opts ...func(*server.Config)) *server.Server {
 // browser starts one headless Chromium; tabs are contexts derived from the
 // first one (the first tab must be opened before its siblings).
 type browser struct {
-	t    *testing.T
-	tabs []context.Context
+	tabSet
 	root context.Context
-
-	mu      sync.Mutex
-	console []string // every tab's console and uncaught exceptions
 }
 
 // newBrowser starts Chromium with a fake camera and microphone.
@@ -74,12 +72,13 @@ func newBrowser(t *testing.T) *browser { return startBrowser(t, true) }
 // newBrowserWithoutDevices starts Chromium with no camera or microphone.
 func newBrowserWithoutDevices(t *testing.T) *browser { return startBrowser(t, false) }
 
+// startBrowser keeps Chromium's default window size: a test that needs a
+// bigger window would hide what users of that default see.
 func startBrowser(t *testing.T, devices bool) *browser {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 720),
 		chromedp.Flag("use-fake-device-for-media-stream", devices),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
@@ -90,7 +89,7 @@ func startBrowser(t *testing.T, devices bool) *browser {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
-	b := &browser{t: t}
+	b := &browser{tabSet: tabSet{t: t, name: "chromium"}}
 	root, cancel := chromedp.NewContext(actx, chromedp.WithListener(b.listener(1)))
 	t.Cleanup(cancel)
 	b.root = root
@@ -100,7 +99,6 @@ func startBrowser(t *testing.T, devices bool) *browser {
 // listener records console output and exceptions of tab n.
 func (b *browser) listener(n int) func(ev any) {
 	return func(ev any) {
-		var line string
 		switch ev := ev.(type) {
 		case *runtime.EventConsoleAPICalled:
 			var parts []string
@@ -111,19 +109,15 @@ func (b *browser) listener(n int) func(ev any) {
 					parts = append(parts, string(a.Value))
 				}
 			}
-			line = fmt.Sprintf("tab%d console.%s: %s", n, ev.Type, strings.Join(parts, " "))
+			b.logf(n, "console.%s: %s", ev.Type, strings.Join(parts, " "))
 		case *runtime.EventExceptionThrown:
 			d := ev.ExceptionDetails
-			line = fmt.Sprintf("tab%d exception: %s %v line %d", n, d.Text, d.Exception, d.LineNumber)
 			if d.Exception != nil {
-				line = fmt.Sprintf("tab%d exception: %s: %s (line %d)", n, d.Text, d.Exception.Description, d.LineNumber)
+				b.logf(n, "exception: %s: %s (line %d)", d.Text, d.Exception.Description, d.LineNumber)
+			} else {
+				b.logf(n, "exception: %s (line %d)", d.Text, d.LineNumber)
 			}
-		default:
-			return
 		}
-		b.mu.Lock()
-		b.console = append(b.console, line)
-		b.mu.Unlock()
 	}
 }
 
@@ -143,28 +137,48 @@ func (b *browser) open(url string) context.Context {
 	return ctx
 }
 
+// tabSet is what Chromium's and Firefox's drivers share: the tabs opened,
+// as contexts that eval and waitJS take (a Firefox tab is a context
+// carrying a *firefoxTab, see firefox_test.go), and every tab's console.
+type tabSet struct {
+	t    *testing.T
+	name string // "chromium" or "firefox", in front of every line reported
+	tabs []context.Context
+
+	mu      sync.Mutex
+	console []string // every tab's console and uncaught exceptions
+}
+
+// logf records a console line of tab n (1-based).
+func (s *tabSet) logf(n int, format string, args ...any) {
+	line := fmt.Sprintf("%s tab%d ", s.name, n) + fmt.Sprintf(format, args...)
+	s.mu.Lock()
+	s.console = append(s.console, line)
+	s.mu.Unlock()
+}
+
 // screenshots saves every tab and prints the console when the test failed.
-func (b *browser) screenshots() {
-	if !b.t.Failed() {
+func (s *tabSet) screenshots() {
+	if !s.t.Failed() {
 		return
 	}
-	b.mu.Lock()
-	for _, l := range b.console {
-		b.t.Log(l)
+	s.mu.Lock()
+	for _, l := range s.console {
+		s.t.Log(l)
 	}
-	b.mu.Unlock()
+	s.mu.Unlock()
 	dir := os.Getenv("RT_ARTIFACTS")
 	if dir == "" {
-		dir = b.t.TempDir()
+		dir = s.t.TempDir()
 	}
-	for i, ctx := range b.tabs {
-		if st, err := chromedp.Run(ctx, chromedp.Evaluate[string](stateJS)); err == nil {
-			b.t.Logf("tab%d state: %s", i+1, st)
+	for i, ctx := range s.tabs {
+		if st, err := evaluate[string](ctx, stateJS); err == nil {
+			s.t.Logf("%s tab%d state: %s", s.name, i+1, st)
 		}
-		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-			p := filepath.Join(dir, fmt.Sprintf("%s-tab%d.png", b.t.Name(), i+1))
+		if png, err := screenshot(ctx); err == nil {
+			p := filepath.Join(dir, fmt.Sprintf("%s-%s-tab%d.png", strings.ReplaceAll(s.t.Name(), "/", "-"), s.name, i+1))
 			_ = os.WriteFile(p, png, 0o644)
-			b.t.Logf("screenshot: %s", p)
+			s.t.Logf("screenshot: %s", p)
 		}
 	}
 }
@@ -178,25 +192,55 @@ const stateJS = `JSON.stringify((() => {
     meta: [...s.meta], people: [...s.people] };
 })())`
 
+// evaluate runs js in a tab of either browser, awaiting a promise.
+// Firefox returns primitive values only (return JSON.stringify(...) for
+// more).
+func evaluate[T any](ctx context.Context, js string) (T, error) {
+	if ft := firefoxTabOf(ctx); ft != nil {
+		var v T
+		raw, err := ft.evaluate(js)
+		if err == nil {
+			err = json.Unmarshal(raw, &v)
+		}
+		return v, err
+	}
+	return chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+}
+
+// screenshot is a PNG of a tab's whole page.
+func screenshot(ctx context.Context) ([]byte, error) {
+	if ft := firefoxTabOf(ctx); ft != nil {
+		return ft.screenshot()
+	}
+	return chromedp.Run(ctx, chromedp.FullScreenshot(100))
+}
+
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	v, err := evaluate[T](ctx, js)
 	if err != nil {
 		t.Fatalf("evaluate %q: %v", js, err)
 	}
 	return v
 }
 
-func waitJS(t *testing.T, ctx context.Context, what, js string, timeout time.Duration) {
-	t.Helper()
+// pollJS is true once js evaluates to true in the tab, false at the timeout.
+func pollJS(ctx context.Context, js string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js, chromedp.EvalAwaitPromise)); err == nil && ok {
-			return
+		if ok, err := evaluate[bool](ctx, js); err == nil && ok {
+			return true
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s", what)
+	return false
+}
+
+func waitJS(t *testing.T, ctx context.Context, what, js string, timeout time.Duration) {
+	t.Helper()
+	if !pollJS(ctx, js, timeout) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
 }
 
 // remoteVideosPlaying is true when n remote tiles show video whose decoded
