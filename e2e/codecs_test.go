@@ -150,6 +150,61 @@ func TestUnsupportedCodecIsSkipped(t *testing.T) {
 	}
 }
 
+// A viewer's answer may leave out a track's codec (a browser without
+// H.264) or reject a video m-line altogether (a client with no video at
+// all): the track is dropped with codec_not_supported before the answer is
+// applied, and everything else flows, before and after; nothing wedges.
+func TestAnswerWithoutTheCodec(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	for _, tc := range []struct {
+		name   string
+		codecs func(*webrtc.MediaEngine) error
+		video  bool // a later VP8 publisher's video reaches the viewer
+	}{
+		{"a viewer without H.264", client.OnlyCodecs(webrtc.MimeTypeVP8), true},
+		{"a viewer without video", client.OnlyCodecs(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testContext(t, 40*time.Second)
+			room := strings.ReplaceAll(tc.name, " ", "-")
+			viewer := s.joinWith(ctx, client.Config{Room: room, Name: "viewer", Codecs: tc.codecs})
+			waitFor(t, ctx, "viewer connected", viewer.Connected)
+			h264 := s.joinWith(ctx, client.Config{Room: room, Name: "h264", Audio: 1, Video: 1, VideoCodec: webrtc.MimeTypeH264})
+			waitMedia(t, ctx, viewer, h264, webrtc.RTPCodecTypeAudio, 20)
+			waitFor(t, ctx, "codec_not_supported", func() bool { return viewer.HasError(signal.CodeCodecNotSupported) })
+			vp8 := s.joinWith(ctx, client.Config{Room: room, Name: "vp8", Audio: 1, Video: 1})
+			waitMedia(t, ctx, viewer, vp8, webrtc.RTPCodecTypeAudio, 20)
+			if tc.video {
+				r := waitMedia(t, ctx, viewer, vp8, webrtc.RTPCodecTypeVideo, 20)
+				checkOnMLine(t, "viewer", viewer, r, "VP8")
+			}
+			if r := remoteOf(viewer, h264, webrtc.RTPCodecTypeVideo); r != nil && r.Stats().Packets > 0 {
+				t.Errorf("the viewer got %d packets of the H.264 track", r.Stats().Packets)
+			}
+			if !tc.video {
+				// (The pion client cannot offer any more: pion v3.3.6 loops
+				// in CreateOffer over a transceiver without codecs.)
+				return
+			}
+			// And the viewer's own offers are still answered.
+			answered := viewer.AnswersReceived()
+			if err := viewer.Publish(webrtc.RTPCodecTypeAudio); err != nil {
+				t.Fatal(err)
+			}
+			waitMedia(t, ctx, vp8, viewer, webrtc.RTPCodecTypeAudio, 20)
+			if viewer.AnswersReceived() <= answered || viewer.Bye() != "" {
+				t.Errorf("the viewer's offer: %d answers (had %d), bye %q", viewer.AnswersReceived(), answered, viewer.Bye())
+			}
+			for _, e := range viewer.Errors() {
+				if e.Code != signal.CodeCodecNotSupported {
+					t.Errorf("unexpected error %s: %s", e.Code, e.Message)
+				}
+			}
+		})
+	}
+}
+
 // Payload types follow each m-line (input 2): a publisher numbering codecs
 // like Firefox (Opus 109, VP8 120) and one numbering them like Chrome
 // (111, 96) receive each other's audio and video with their own numbers;

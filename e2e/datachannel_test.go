@@ -111,6 +111,13 @@ func TestDataChannelModes(t *testing.T) {
 				exchange(t, ctx, a, b, "hello")
 			}
 			exchange(t, ctx, a, b, "again")
+			if tc.mode == client.DataInBand {
+				// A member whose channel closed opens another one.
+				if err := a.ReopenDataChannel(10 * time.Second); err != nil {
+					t.Fatal(err)
+				}
+				exchange(t, ctx, a, b, "reopened")
+			}
 			if tc.mode == client.DataOtherFirst {
 				waitFor(t, ctx, "data_channel_refused", func() bool { return a.HasError(signal.CodeDataChannelRefused) })
 				waitFor(t, ctx, "the other channel closed", a.OtherChannelClosed)

@@ -3,6 +3,7 @@ package sfu
 import (
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/pion/interceptor"
@@ -152,34 +153,61 @@ func registerInterceptors(r *interceptor.Registry, stats *Stats) (*estimator, er
 const repairedRIDURI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 
 // codecFit ranks how well have can carry media encoded as want: 0 not at
-// all (another codec), 1 the same codec, 2 the same codec with the same
-// packetization (H.264 packetization-mode, RFC 6184 §8.1) and profile
-// (H.264 profile_idc, VP9 profile-id), 3 identical format parameters.
-// Payload type numbers do not matter: each PeerConnection numbers codecs its
-// own way (Firefox: Opus 109, VP8 120; Chrome: Opus 111, VP8 96).
+// all, 1 the same codec (for H.264, a profile whose decoder reads want's),
+// 2 the same codec with the same packetization and profile (H.264
+// packetization-mode and profile_idc, RFC 6184 §8.1; VP9 profile-id), 3
+// identical format parameters. H.264 needs the same packetization mode,
+// and a receiver of a lower profile than the stream cannot decode it
+// (h264Decodes). Payload type numbers do not matter: each PeerConnection
+// numbers codecs its own way (Firefox: Opus 109, VP8 120; Chrome: Opus 111,
+// VP8 96).
 func codecFit(want, have webrtc.RTPCodecParameters) int {
 	if !strings.EqualFold(want.MimeType, have.MimeType) || want.ClockRate != have.ClockRate {
 		return 0
 	}
 	w, h := fmtpParams(want.SDPFmtpLine), fmtpParams(have.SDPFmtpLine)
-	if maps.Equal(w, h) {
-		return 3
+	isH264 := strings.EqualFold(want.MimeType, webrtc.MimeTypeH264)
+	if isH264 && (w["packetization-mode"] != h["packetization-mode"] || !h264Decodes(h["profile-level-id"], w["profile-level-id"])) {
+		return 0
 	}
 	switch {
-	case strings.EqualFold(want.MimeType, webrtc.MimeTypeH264):
-		if w["packetization-mode"] != h["packetization-mode"] {
-			return 0 // the depacketizer could not read it
-		}
-		if len(w["profile-level-id"]) >= 2 && len(h["profile-level-id"]) >= 2 &&
-			w["profile-level-id"][:2] == h["profile-level-id"][:2] {
-			return 2
-		}
-	case strings.EqualFold(want.MimeType, webrtc.MimeTypeVP9):
-		if w["profile-id"] == h["profile-id"] {
-			return 2
-		}
+	case maps.Equal(w, h):
+		return 3
+	case isH264 && profileIDC(w["profile-level-id"]) == profileIDC(h["profile-level-id"]):
+		return 2
+	case strings.EqualFold(want.MimeType, webrtc.MimeTypeVP9) && w["profile-id"] == h["profile-id"]:
+		return 2
 	}
 	return 1
+}
+
+// h264Decodes reports whether a receiver that negotiated profile-level-id
+// recv decodes a stream of profile-level-id sent (RFC 6184 §8.1; H.264
+// Annex A): Baseline streams as browsers send them (constrained, no FMO or
+// ASO) decode anywhere, Main needs Main or High, High needs High; an
+// absent or unreadable id is Baseline (the RFC's default 42000a).
+func h264Decodes(recv, sent string) bool {
+	r, s := profileIDC(recv), profileIDC(sent)
+	switch s {
+	case 0x42:
+		return true
+	case 0x4d:
+		return r == 0x4d || r == 0x64
+	}
+	return r == s
+}
+
+// profileIDC reads profile_idc, the first byte of an H.264 profile-level-id
+// (six hex digits); 0x42 (Baseline) when absent or unreadable.
+func profileIDC(id string) int {
+	if len(id) < 2 {
+		return 0x42
+	}
+	v, err := strconv.ParseUint(id[:2], 16, 8)
+	if err != nil {
+		return 0x42
+	}
+	return int(v)
 }
 
 // fmtpParams parses an a=fmtp parameter list ("k=v;k=v"); keys are

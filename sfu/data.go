@@ -13,8 +13,9 @@ package sfu
 // the client (RFC 8832 DCEP), or pre-negotiated by both sides with
 // negotiated: true and id 0 (the server always opens its side of that one
 // when the client's offer has a data section). An in-band "roundtable"
-// wins; the pre-negotiated one is used once the client sends on it, or when
-// no in-band one has appeared dataAdoptWait after it opened. Until the
+// wins (the newest, if the client opens another); the pre-negotiated one is
+// used once the client sends on it, or when no in-band one has appeared
+// dataAdoptWait after it opened. Until the
 // member's channel is known and open, SendData queues frames (bounded by
 // maxDataPending bytes); adopting a channel sends them in order, still
 // holding mu, so no later message overtakes a queued one. Channels with
@@ -99,12 +100,18 @@ func (p *Peer) openPrenegotiated() {
 // onDataChannel is pion's callback for a channel the client opened in band.
 func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 	p.mu.Lock()
-	first := dc.Label() == DataLabel && p.data.inband == nil
-	if first {
-		p.data.inband = dc
+	ours := dc.Label() == DataLabel
+	var old *webrtc.DataChannel
+	if ours {
+		// The newest "roundtable" is the member's: a client that closed its
+		// channel and opened another may be heard of the new one first.
+		old, p.data.inband = p.data.inband, dc
 	}
 	p.mu.Unlock()
-	if !first {
+	if old != nil {
+		_ = old.Close()
+	}
+	if !ours {
 		// Closed once open: pion calls this before the channel has its
 		// stream, when Close would only mark it closing.
 		dc.OnOpen(func() {
@@ -113,11 +120,8 @@ func (p *Peer) onDataChannel(dc *webrtc.DataChannel) {
 			}
 		})
 		if p.cfg.OnError != nil {
-			what := "a second data channel labelled " + DataLabel
-			if dc.Label() != DataLabel {
-				what = "data channel " + strconv.Quote(dc.Label())
-			}
-			p.cfg.OnError(fmt.Errorf("%w: %s is closed; messages go on the one labelled %q", ErrDataChannelLabel, what, DataLabel))
+			p.cfg.OnError(fmt.Errorf("%w: data channel %s is closed; messages go on the one labelled %q",
+				ErrDataChannelLabel, strconv.Quote(dc.Label()), DataLabel))
 		}
 		return
 	}
@@ -162,6 +166,7 @@ func (p *Peer) readData(dc *webrtc.DataChannel, raw datachannel.ReadWriteCloser,
 	for {
 		n, isString, err := raw.ReadDataChannel(buf)
 		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
+			p.dataClosed(dc)
 			return
 		}
 		if err != nil || n > limit {
@@ -203,6 +208,20 @@ func (p *Peer) adoptData(dc *webrtc.DataChannel, inband bool) {
 	d.open = true
 }
 
+// dataClosed forgets a channel that closed: messages for the member are held
+// again until a new one opens, and a new in-band "roundtable" is welcome.
+func (p *Peer) dataClosed(dc *webrtc.DataChannel) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := &p.data
+	if d.inband == dc {
+		d.inband = nil
+	}
+	if d.ch == dc {
+		d.ch, d.open = nil, false
+	}
+}
+
 // stop stops the adoption timer; Close calls it with Peer.mu held.
 func (d *dataState) stop() {
 	if d.adopt != nil {
@@ -212,11 +231,12 @@ func (d *dataState) stop() {
 
 // SendData sends a message from participant `from` on this Peer's data
 // channel, framed as "<from>:<data>" (text stays text, binary stays binary).
-// It never blocks and does not keep m.Data. Before the member's channel is
-// known and open the message is queued (up to maxDataPending bytes, then
-// dropped with ErrDataBackpressure); when the subscriber has more than 1 MiB
-// unsent, the message is dropped with ErrDataBackpressure; once the channel
-// has closed, ErrNoDataChannel.
+// It never blocks and does not keep m.Data. Until the member's channel is
+// known and open (and after it closed, until a new one opens) the message is
+// queued (up to maxDataPending bytes, then dropped with ErrDataBackpressure);
+// when the subscriber has more than 1 MiB unsent, the message is dropped
+// with ErrDataBackpressure; ErrNoDataChannel if the channel is closing;
+// ErrClosed once the Peer is.
 func (p *Peer) SendData(from string, m DataMessage) error {
 	frame := make([]byte, 0, len(from)+1+len(m.Data))
 	frame = append(append(append(frame, from...), dataChannelPrefix), m.Data...)
@@ -225,7 +245,10 @@ func (p *Peer) SendData(from string, m DataMessage) error {
 	d := &p.data
 	if !d.open {
 		defer p.mu.Unlock()
-		if p.closing || d.pendingBytes+len(frame) > maxDataPending {
+		if p.closing {
+			return ErrClosed
+		}
+		if d.pendingBytes+len(frame) > maxDataPending {
 			p.engine.stats.Drop(DropDataBackpressure)
 			return ErrDataBackpressure
 		}

@@ -44,9 +44,11 @@ var (
 	ErrCodecNotNegotiated = errors.New("sfu: codec not negotiated")
 	// ErrBadSDP is returned when a remote description cannot be applied.
 	ErrBadSDP = errors.New("sfu: bad session description")
-	// ErrNegotiationFailed is reported when negotiations failed twice in a
-	// row (an answer that could not be applied, or none in time, even after
-	// a rollback and a fresh offer); the Peer makes no more offers.
+	// ErrNegotiationFailed is reported when a negotiation failed and cannot
+	// be redone: a server offer whose answer could not be applied, or came
+	// not in time, while pion is left in have-local-offer (it cannot roll
+	// back), or the second such failure in a row; or a client offer that
+	// left pion in have-remote-offer. The Peer makes no more offers.
 	ErrNegotiationFailed = errors.New("sfu: negotiation failed")
 	// ErrDataTooLarge is reported when the remote sent a data-channel
 	// message over Settings.MaxDataMessage; the message is dropped and the

@@ -79,12 +79,13 @@ type DownTrack struct {
 	skipping bool
 	skipped  uint64
 
-	paused atomic.Bool           // set by SetPaused from any goroutine
-	want   atomic.Pointer[layer] // the layer to forward (decide)
-	width  atomic.Int32          // the subscriber's tile (SetViewport), 0 no hint
-	height atomic.Int32          //
-	pmu    sync.Mutex            // guards policy
-	policy layerPolicy
+	paused   atomic.Bool           // set by SetPaused from any goroutine
+	unusable atomic.Bool           // Bind found no codec of its m-line: it forwards nothing
+	want     atomic.Pointer[layer] // the layer to forward (decide)
+	width    atomic.Int32          // the subscriber's tile (SetViewport), 0 no hint
+	height   atomic.Int32          //
+	pmu      sync.Mutex            // guards policy
+	policy   layerPolicy
 
 	// codec is the publisher's codec as this subscriber's m-line carries it
 	// (its payload type); set by Peer.subscribe before negotiation.
@@ -150,9 +151,18 @@ func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
 // fits the publisher's best), start the writer and join the UpTrack's
 // subscribers.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	match, ok := bindCodec(d.codec, d.up.codec, ctx.CodecParameters())
+	negotiated := ctx.CodecParameters()
+	match, ok := bindCodec(d.codec, d.up.codec, negotiated)
 	if !ok {
-		return webrtc.RTPCodecParameters{}, fmt.Errorf("bind %s: %w", d.up.codec.MimeType, ErrCodecNotNegotiated)
+		if len(negotiated) == 0 {
+			return webrtc.RTPCodecParameters{}, fmt.Errorf("bind %s: %w", d.up.codec.MimeType, ErrCodecNotNegotiated)
+		}
+		// An error here would make pion abandon the description it is
+		// applying, already stable, and fail every later one the same way:
+		// bind to something, forward nothing, and let the Peer drop the
+		// subscription (dropUnusable).
+		d.unusable.Store(true)
+		return negotiated[0], nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -263,6 +273,11 @@ func (d *DownTrack) enqueueLocked(l *layer, ext uint64, marker, keyframe bool) (
 		if d.kind == KindVideo {
 			d.skipping = !marker
 			ask = l
+			if d.switched {
+				// The keyframe that started this run is lost: the run has
+				// not begun, so wait for the next keyframe.
+				d.current, d.skipping = nil, false
+			}
 		}
 	}
 	return ask
@@ -397,13 +412,21 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 // forwarding restarts at the next keyframe, so the subscriber decodes at
 // once. Audio is never paused. It reports whether anything changed.
 func (d *DownTrack) SetPaused(paused bool) bool {
-	if d.kind != KindVideo || d.paused.Swap(paused) == paused {
+	if d.kind != KindVideo {
+		return false
+	}
+	d.mu.Lock() // the gauge moves with close's
+	if d.closed || d.paused.Swap(paused) == paused {
+		d.mu.Unlock()
 		return false
 	}
 	if paused {
 		d.stats.PausedSubscriptions.Add(1)
 	} else {
 		d.stats.PausedSubscriptions.Add(-1)
+	}
+	d.mu.Unlock()
+	if !paused {
 		d.want.Load().requestKeyframe()
 	}
 	return true

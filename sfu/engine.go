@@ -51,9 +51,9 @@ type Settings struct {
 	// at that value every second, which browsers apply as an upper bound.
 	// 0: no cap.
 	MaxIncomingBitrate int
-	// AnswerTimeout bounds how long a server offer may wait for its answer
-	// before the Peer gives up on it (rolls back and offers again, then
-	// ends the session; see Peer). 0: no limit.
+	// AnswerTimeout bounds how long a server offer may wait for its answer;
+	// after it the negotiation has failed (ErrNegotiationFailed, see
+	// negotiate.go). 0: no limit.
 	AnswerTimeout time.Duration
 	// MaxDataMessage is the largest data-channel message, in bytes, a
 	// participant may send (1-65535): advertised in every local description

@@ -67,6 +67,7 @@ func (p *Peer) allocateLoop() {
 	tick := time.NewTicker(allocateInterval)
 	defer tick.Stop()
 	var downs []*DownTrack
+	var paused []*UpTrack
 	for n := 0; ; n++ {
 		select {
 		case <-p.closed:
@@ -75,14 +76,25 @@ func (p *Peer) allocateLoop() {
 			if n%4 == 0 {
 				p.capIncoming()
 			}
-			downs = downs[:0]
+			downs, paused = downs[:0], paused[:0]
 			p.mu.Lock()
 			for up, d := range p.downs {
-				if up.simulcast && !d.paused.Load() {
+				switch {
+				case !up.simulcast:
+				case d.paused.Load():
+					paused = append(paused, up)
+				default:
 					downs = append(downs, d)
 				}
 			}
 			p.mu.Unlock()
+			for _, up := range paused {
+				// Keep watching the layers, so that a resume sees which
+				// still flow (layer.live judges by successive checks).
+				for _, l := range *up.layers.Load() {
+					l.live(now)
+				}
+			}
 			if len(downs) == 0 {
 				continue
 			}

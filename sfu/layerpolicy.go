@@ -40,9 +40,6 @@ const (
 	// while the estimate has not fallen below its value when the probe
 	// began (pion's GCC grows toward what is sent by 5-8 % a step).
 	probeGrace = 4 * time.Second
-	// bitrateApart: two layers of unknown or equal size are ranked by
-	// bitrate only when one carries this much more (per cent).
-	bitrateApart = 125
 )
 
 // layerView is what the policy knows of one layer at one moment.
@@ -214,18 +211,28 @@ const maxLayers = 4
 // rankInfo is what ranks a layer: what it carries, then what its rid
 // suggests, then when it arrived.
 type rankInfo struct {
-	area    int // width x height from its last keyframe, 0 unknown
-	bitrate int // bits per second, 0 unknown
-	guess   int // from its rid (ridGuess)
-	arrival int // order of arrival
+	sent    bool // a packet arrived
+	area    int  // width x height from its last keyframe, 0 unknown
+	bitrate int  // bits per second, 0 unknown
+	guess   int  // from its rid (ridGuess)
+	arrival int  // order of arrival
 }
 
 // rankLayers returns the order of layers, lowest first, as indexes into
-// infos: by frame size where both are known and differ, else by bitrate
-// where both are known and bitrateApart apart, else by the rid's guess,
-// else by arrival. Names and arrival order only break ties: a publisher
-// may call its largest layer "q" or send it first.
+// infos. Layers that sent nothing yet rank last. The others rank by frame
+// size when every one of them has announced one, else by bitrate when every
+// one has one, else by what their rids suggest; ties by the rid's
+// suggestion, then arrival. Names and arrival order only break ties: a
+// publisher may call its largest layer "q" or start it first. (Each of
+// these is a total order on the whole set, so the sort is consistent.)
 func rankLayers(infos []rankInfo) []int {
+	allArea, allRate := true, true
+	for _, x := range infos {
+		if x.sent {
+			allArea = allArea && x.area > 0
+			allRate = allRate && x.bitrate > 0
+		}
+	}
 	order := make([]int, len(infos))
 	for i := range order {
 		order[i] = i
@@ -233,12 +240,15 @@ func rankLayers(infos []rankInfo) []int {
 	slices.SortStableFunc(order, func(a, b int) int {
 		x, y := infos[a], infos[b]
 		switch {
-		case x.area > 0 && y.area > 0 && x.area != y.area:
-			return x.area - y.area
-		case x.bitrate > 0 && y.bitrate > 0 && x.bitrate*100 >= y.bitrate*bitrateApart:
+		case x.sent != y.sent:
+			if x.sent {
+				return -1
+			}
 			return 1
-		case x.bitrate > 0 && y.bitrate > 0 && y.bitrate*100 >= x.bitrate*bitrateApart:
-			return -1
+		case x.sent && allArea && x.area != y.area:
+			return x.area - y.area
+		case x.sent && !allArea && allRate && x.bitrate != y.bitrate:
+			return x.bitrate - y.bitrate
 		case x.guess != y.guess:
 			return x.guess - y.guess
 		}

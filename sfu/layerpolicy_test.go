@@ -148,17 +148,25 @@ func TestRankLayers(t *testing.T) {
 		want  []int // indexes, lowest first
 	}{
 		{"by size, whatever the names", []rankInfo{
-			{area: 1280 * 720, guess: 0}, {area: 640 * 360, guess: 1}, {area: 320 * 180, guess: 2}}, []int{2, 1, 0}},
-		{"by bitrate while sizes are unknown", []rankInfo{
-			{bitrate: 1_500_000, guess: 0}, {bitrate: 150_000, guess: 2}, {bitrate: 500_000, guess: 1}}, []int{1, 2, 0}},
-		{"bitrates too close: names decide", []rankInfo{
-			{bitrate: 510_000, guess: 1}, {bitrate: 500_000, guess: 0}}, []int{1, 0}},
-		{"equal sizes: bitrate", []rankInfo{
-			{area: 100, bitrate: 900_000}, {area: 100, bitrate: 300_000}}, []int{1, 0}},
+			{sent: true, area: 1280 * 720, guess: 0}, {sent: true, area: 640 * 360, guess: 1}, {sent: true, area: 320 * 180, guess: 2}}, []int{2, 1, 0}},
+		{"by bitrate while a size is unknown", []rankInfo{
+			{sent: true, area: 1280 * 720, bitrate: 1_500_000, guess: 0}, {sent: true, bitrate: 150_000, guess: 2},
+			{sent: true, area: 640 * 360, bitrate: 500_000, guess: 1}}, []int{1, 2, 0}},
+		{"equal sizes: names", []rankInfo{
+			{sent: true, area: 100, bitrate: 900_000, guess: 1}, {sent: true, area: 100, bitrate: 300_000, guess: 0}}, []int{1, 0}},
 		{"nothing known: names", []rankInfo{
-			{guess: ridGuess("f"), arrival: 0}, {guess: ridGuess("q"), arrival: 1}, {guess: ridGuess("h"), arrival: 2}}, []int{1, 2, 0}},
+			{sent: true, guess: ridGuess("f"), arrival: 0}, {sent: true, guess: ridGuess("q"), arrival: 1},
+			{sent: true, guess: ridGuess("h"), arrival: 2}}, []int{1, 2, 0}},
 		{"unknown names: arrival", []rankInfo{
-			{guess: ridGuess("x"), arrival: 1}, {guess: ridGuess("y"), arrival: 0}}, []int{1, 0}},
+			{sent: true, guess: ridGuess("x"), arrival: 1}, {sent: true, guess: ridGuess("y"), arrival: 0}}, []int{1, 0}},
+		{"a layer that sent nothing ranks last", []rankInfo{
+			{sent: false, guess: ridGuess("q")}, {sent: true, area: 1280 * 720, guess: ridGuess("f")},
+			{sent: true, area: 320 * 180, guess: ridGuess("h")}}, []int{2, 1, 0}},
+		// The cycle a pairwise rule made: a large "q", a small "f" and an
+		// unknown "h" (B<A by size, A<C and C<B by name).
+		{"no cycle between size and names", []rankInfo{
+			{sent: true, area: 1280 * 720, guess: ridGuess("q")}, {sent: true, area: 320 * 180, guess: ridGuess("f")},
+			{sent: true, guess: ridGuess("h")}}, []int{0, 2, 1}},
 	} {
 		if got := rankLayers(tc.infos); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: order %v, want %v", tc.name, got, tc.want)

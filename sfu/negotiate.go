@@ -8,6 +8,9 @@ package sfu
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pion/sdp/v3"
@@ -50,8 +53,9 @@ type negotiation struct {
 }
 
 type remoteMedia struct {
-	sends    bool // the remote sends on it (sendrecv or sendonly)
-	rejected bool // port 0
+	sends    bool     // the remote sends on it (sendrecv or sendonly)
+	rejected bool     // port 0
+	formats  []string // the payload types it lists
 }
 
 func newNegotiation() negotiation {
@@ -99,7 +103,7 @@ func (p *Peer) run() {
 			p.pc.SignalingState() == webrtc.SignalingStateStable {
 			n.dirty = false
 			if err := p.offer(); err != nil && !errors.Is(err, ErrClosed) {
-				p.log.Warn("server offer failed", "participant", p.cfg.ID, "err", err)
+				p.failed(err) // offered again once, then given up: never silent
 			}
 			if n.offering && p.engine.answerTO > 0 {
 				answerWait.Reset(p.engine.answerTO)
@@ -131,7 +135,7 @@ func (p *Peer) handle(ev peerEvent) {
 
 // answer applies a remote offer. On a collision with our own offer the
 // server is the impolite peer and ignores the remote's (perfect negotiation).
-// An offer that cannot be applied is rolled back, so the next one can be.
+// An offer that cannot be applied gets an error (offerFailed).
 func (p *Peer) answer(sdp string) error {
 	n := &p.neg
 	if n.dead {
@@ -141,10 +145,12 @@ func (p *Peer) answer(sdp string) error {
 		p.log.Debug("offer collision: ignoring remote offer", "participant", p.cfg.ID)
 		return nil
 	}
+	sdp = p.repairRemote(sdp, nil)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return p.offerFailed(fmt.Errorf("%w: apply offer: %v", ErrBadSDP, err))
 	}
 	p.noteRemote()
+	p.pruneIdle()
 	p.flushRemoteCandidates()
 	if p.neg.hasData {
 		p.openPrenegotiated()
@@ -182,17 +188,161 @@ func (p *Peer) applyAnswer(sdp string) error {
 	if !n.offering {
 		return fmt.Errorf("%w: answer without an offer", ErrBadSDP)
 	}
+	// m-lines released by this offer become idle once it is answered; any
+	// released from here on wait for the next one.
+	released := n.released
+	n.released = nil
+	sdp = p.repairRemote(sdp, p.pendingOffer())
+	p.dropRefused(sdp)
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		n.released = append(released, n.released...)
 		err = fmt.Errorf("%w: apply answer: %v", ErrBadSDP, err)
 		p.failed(err)
 		return err
 	}
 	n.offering, n.failures = false, 0
 	p.noteRemote()
-	n.idle = append(n.idle, n.released...)
-	n.released = nil
+	n.idle = append(n.idle, released...)
 	p.pruneIdle()
+	p.dropUnusable()
 	return nil
+}
+
+// repairRemote mends what pion v3.3.6 cannot take from a remote description
+// (offer is our pending offer when desc answers it, else nil):
+//   - an m-line without a=mid gets the mid of the offer's m-line at its
+//     place (JSEP §5.3.1 requires one; pion leaves it out of the m-lines it
+//     rejects, and refuses every later offer once a remote description has
+//     an m-line without one);
+//   - a rejected (port 0) audio or video m-line of a kind no remote
+//     description has carried yet gets the codecs of the offer's m-line (or
+//     every codec the server forwards, in an offer): pion fixes a kind's
+//     codec list from the first m-line of the kind even when it is rejected
+//     and lists none, and with no codecs for a kind it fails every later
+//     offer (CreateOffer retries until it gives up).
+func (p *Peer) repairRemote(desc string, offer *sdp.SessionDescription) string {
+	var d sdp.SessionDescription
+	if d.UnmarshalString(desc) != nil {
+		return desc
+	}
+	changed := false
+	for i, m := range d.MediaDescriptions {
+		var o *sdp.MediaDescription
+		if offer != nil && i < len(offer.MediaDescriptions) {
+			o = offer.MediaDescriptions[i]
+		}
+		if _, ok := m.Attribute(sdp.AttrKeyMID); !ok && o != nil {
+			if mid, ok := o.Attribute(sdp.AttrKeyMID); ok {
+				m.WithValueAttribute(sdp.AttrKeyMID, mid)
+				changed = true
+			}
+		}
+		kind := webrtc.NewRTPCodecType(m.MediaName.Media)
+		if kind == 0 || m.MediaName.Port.Value != 0 || p.neg.kinds[kind] || hasRTPMap(m) {
+			continue
+		}
+		m.MediaName.Formats = nil
+		if o != nil {
+			m.MediaName.Formats = o.MediaName.Formats
+			for _, at := range o.Attributes {
+				if at.Key == "rtpmap" || at.Key == "fmtp" || at.Key == "rtcp-fb" {
+					m.Attributes = append(m.Attributes, at)
+				}
+			}
+		} else {
+			for _, c := range Codecs() {
+				if c.Kind == kind {
+					pt := strconv.Itoa(int(c.PayloadType))
+					name := strings.TrimPrefix(strings.TrimPrefix(c.MimeType, "audio/"), "video/")
+					m.MediaName.Formats = append(m.MediaName.Formats, pt)
+					m.WithCodec(uint8(c.PayloadType), name, c.ClockRate, c.Channels, c.SDPFmtpLine)
+				}
+			}
+		}
+		changed = true
+	}
+	if !changed {
+		return desc
+	}
+	b, err := d.Marshal()
+	if err != nil {
+		return desc
+	}
+	return string(b)
+}
+
+func hasRTPMap(m *sdp.MediaDescription) bool {
+	_, ok := m.Attribute("rtpmap")
+	return ok
+}
+
+// pendingOffer returns our outstanding offer, parsed, or nil.
+func (p *Peer) pendingOffer() *sdp.SessionDescription {
+	ld := p.pc.LocalDescription()
+	if ld == nil || ld.Type != webrtc.SDPTypeOffer {
+		return nil
+	}
+	var o sdp.SessionDescription
+	if o.UnmarshalString(ld.SDP) != nil {
+		return nil
+	}
+	return &o
+}
+
+// dropRefused ends, before an answer is applied, the subscriptions whose
+// m-line it rejects (port 0) or answers without the track's payload type:
+// pion would fail to bind them half-way through applying the answer, and
+// every later one. The client gets codec_not_supported for each.
+func (p *Peer) dropRefused(answer string) {
+	var d sdp.SessionDescription
+	if d.UnmarshalString(answer) != nil {
+		return // SetRemoteDescription will say why
+	}
+	type media struct {
+		rejected bool
+		formats  []string
+	}
+	byMid := map[string]media{}
+	for _, m := range d.MediaDescriptions {
+		if mid, ok := m.Attribute(sdp.AttrKeyMID); ok {
+			byMid[mid] = media{m.MediaName.Port.Value == 0, m.MediaName.Formats}
+		}
+	}
+	for up, s := range p.neg.subs {
+		m, ok := byMid[s.tr.Mid()]
+		pt := strconv.Itoa(int(s.down.codec.PayloadType))
+		switch {
+		case !ok:
+			continue
+		case m.rejected:
+			p.drop(up, s, fmt.Errorf("%w: track %s: the answer rejects its m-line", ErrCodecNotNegotiated, up.id))
+		case !slices.Contains(m.formats, pt):
+			p.drop(up, s, fmt.Errorf("%w: track %s is %s, and the answer leaves it out", ErrCodecNotNegotiated, up.id, up.codec.MimeType))
+		}
+	}
+}
+
+// dropUnusable ends the subscriptions an applied answer left without their
+// codec (DownTrack.Bind found none: pion settled the kind's codecs from
+// another m-line of the same answer).
+func (p *Peer) dropUnusable() {
+	for up, s := range p.neg.subs {
+		if s.down.unusable.Load() {
+			p.drop(up, s, fmt.Errorf("%w: track %s is %s, which this participant's first %s m-line did not accept",
+				ErrCodecNotNegotiated, up.id, up.codec.MimeType, up.kind))
+		}
+	}
+}
+
+// drop ends a subscription the client cannot receive and tells it; the
+// next offer says so to the client.
+func (p *Peer) drop(up *UpTrack, s *subscription, err error) {
+	p.unsubscribe(up, s)
+	p.neg.force = true
+	p.log.Info("not subscribed", "participant", p.cfg.ID, "track", up.id, "err", err)
+	if p.cfg.OnError != nil {
+		p.cfg.OnError(err)
+	}
 }
 
 // failed handles a server offer whose negotiation failed (its answer could
@@ -254,7 +404,7 @@ func (p *Peer) noteRemote() {
 		_, inactive := m.Attribute(sdp.AttrKeyInactive)
 		// No direction attribute means sendrecv (RFC 8866 §6.7).
 		sends := sendrecv || sendonly || !(recvonly || inactive)
-		n.remote[mid] = remoteMedia{sends: sends, rejected: m.MediaName.Port.Value == 0}
+		n.remote[mid] = remoteMedia{sends: sends, rejected: m.MediaName.Port.Value == 0, formats: m.MediaName.Formats}
 	}
 }
 

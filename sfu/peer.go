@@ -187,8 +187,8 @@ func (p *Peer) HandleOffer(sdp string) error {
 }
 
 // HandleAnswer queues a remote answer, after the same checks. An answer
-// that fails them fails the negotiation it answers all the same (the Peer
-// rolls back and offers again, see negotiate.go).
+// that fails them fails the negotiation it answers all the same (see
+// negotiate.go: pion, still in have-local-offer, cannot go on).
 func (p *Peer) HandleAnswer(sdp string) error {
 	if err := CheckSDP(sdp); err != nil {
 		_ = p.post(peerEvent{kind: SignalAnswer, err: err})

@@ -9,11 +9,16 @@ package sfu
 // m-line goes recvonly; once that is answered the m-line is idle and the
 // next subscription of its kind takes it over (a new sender, a new SSRC and
 // msid, the same mid), so a member's SDP grows with the tracks it receives
-// at once, not with every track it ever received.
+// at once, not with every track it ever received. The new sender must come
+// from the PeerConnection's own internal API, which alone carries its
+// interceptors (reports, TWCC, congestion control); pion exposes that only
+// through AddTrack (reuseIdle).
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,16 +86,10 @@ func (p *Peer) subscribe(up *UpTrack) error {
 	n := &p.neg
 	d := newDownTrack(up, p.engine.stats)
 	d.est = p.est
-	// A sender from this PeerConnection's own API: used on a reused m-line,
-	// and, either way, it tells what the PeerConnection can send of the
-	// kind (pion's MediaEngine: every registered codec until a remote
-	// description carried the kind, then what that first one negotiated,
-	// numbered the remote's way).
-	sender, err := p.api.NewRTPSender(d, p.pc.SCTP().Transport())
+	have, err := p.codecs(up.kind)
 	if err != nil {
-		return fmt.Errorf("new sender: %w", err)
+		return err
 	}
-	have := sender.GetParameters().Codecs
 	codec, ok := pickCodec(up.codec, have)
 	if !ok {
 		return fmt.Errorf("%w: track %s is %s, and this participant's first %s m-line accepted only %s",
@@ -107,12 +106,14 @@ func (p *Peer) subscribe(up *UpTrack) error {
 			}
 		}
 	}
-	tr := p.takeIdle(up.kind)
+	var sender *webrtc.RTPSender
+	tr := p.takeIdle(up.kind, codec.PayloadType)
 	if tr != nil {
-		if err := tr.SetSender(sender, d); err != nil {
-			return fmt.Errorf("reuse m-line %s: %w", tr.Mid(), err)
+		if tr, sender, err = p.reuseIdle(tr, d); err != nil {
+			p.log.Warn("m-line not reused", "participant", p.cfg.ID, "err", err)
 		}
-	} else {
+	}
+	if tr == nil {
 		// sendrecv, not sendonly: a browser's addTrack reuses a transceiver
 		// the remote created (JSEP 5.2.2), so a client's next published
 		// track may arrive on this m-line, and the server must receive it.
@@ -157,11 +158,105 @@ func (p *Peer) unsubscribe(up *UpTrack, s *subscription) {
 	s.down.close()
 }
 
-// takeIdle returns an idle m-line of kind, or nil.
-func (p *Peer) takeIdle(kind webrtc.RTPCodecType) *webrtc.RTPTransceiver {
+// codecs returns what the PeerConnection can send of kind now: pion's
+// MediaEngine (shared with p.api: DisableMediaEngineCopy) offers every
+// registered codec until a remote description carried the kind, then what
+// that first one negotiated, numbered the remote's way. An unattached
+// RTPSender reads it without touching any transceiver; it is never sent.
+func (p *Peer) codecs(kind webrtc.RTPCodecType) ([]webrtc.RTPCodecParameters, error) {
+	probe, err := p.api.NewRTPSender(placeholder(kind), p.pc.SCTP().Transport())
+	if err != nil {
+		return nil, fmt.Errorf("codec probe: %w", err)
+	}
+	return probe.GetParameters().Codecs, nil
+}
+
+// reuseIdle puts d on the idle m-line tr with a sender from pion's AddTrack,
+// the one way to a sender built by the PeerConnection's internal API. An m-line
+// it cannot reuse is not tried again.
+// AddTrack takes the first transceiver of the kind that has no sender and
+// never sent; the ones before tr (a client's own m-lines, other idle ones)
+// get a placeholder sender for the call, and RemoveTrack undoes it exactly
+// (pion's setSendingTrack: recvonly -> sendrecv -> recvonly, inactive ->
+// sendonly -> inactive). It returns the transceiver pion used: tr, or a
+// new one if tr was not eligible after all; nil and an error if pion chose an
+// m-line of the client's. Run goroutine only: no
+// description is made meanwhile.
+func (p *Peer) reuseIdle(tr *webrtc.RTPTransceiver, d *DownTrack) (*webrtc.RTPTransceiver, *webrtc.RTPSender, error) {
+	var hidden []*webrtc.RTPSender
+	before := p.pc.GetTransceivers()
+	for _, t := range before {
+		if t == tr {
+			break
+		}
+		if t.Kind() != d.Kind() || t.Sender() != nil {
+			continue
+		}
+		ph, err := p.api.NewRTPSender(placeholder(d.Kind()), p.pc.SCTP().Transport())
+		if err == nil {
+			err = t.SetSender(ph, ph.Track())
+		}
+		if err != nil {
+			p.unhide(hidden)
+			return nil, nil, fmt.Errorf("placeholder: %w", err)
+		}
+		hidden = append(hidden, ph)
+	}
+	sender, err := p.pc.AddTrack(d)
+	p.unhide(hidden)
+	if err != nil {
+		return nil, nil, fmt.Errorf("add track: %w", err)
+	}
+	var used *webrtc.RTPTransceiver
+	for _, t := range p.pc.GetTransceivers() {
+		if t.Sender() == sender {
+			used = t
+		}
+	}
+	switch {
+	case used == tr:
+		return tr, sender, nil
+	case used != nil && !slices.Contains(before, used): // tr was not eligible: a new m-line
+		return used, sender, nil
+	}
+	_ = p.pc.RemoveTrack(sender) // an m-line of the client's: give it back
+	return nil, nil, fmt.Errorf("pion chose an m-line of the client's, not idle m-line %s", tr.Mid())
+}
+
+func (p *Peer) unhide(hidden []*webrtc.RTPSender) {
+	for _, ph := range hidden {
+		if err := p.pc.RemoveTrack(ph); err != nil {
+			p.log.Warn("placeholder sender not removed", "participant", p.cfg.ID, "err", err)
+		}
+	}
+}
+
+// placeholder is a TrackLocal that is never bound: it stands in a sender
+// that is never negotiated (codec probes, reuseIdle's placeholders).
+func placeholder(kind webrtc.RTPCodecType) webrtc.TrackLocal { return placeholderTrack(kind) }
+
+type placeholderTrack webrtc.RTPCodecType
+
+func (placeholderTrack) Bind(webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	return webrtc.RTPCodecParameters{}, errPlaceholder
+}
+func (placeholderTrack) Unbind(webrtc.TrackLocalContext) error { return nil }
+func (placeholderTrack) ID() string                            { return "placeholder" }
+func (placeholderTrack) RID() string                           { return "" }
+func (placeholderTrack) StreamID() string                      { return "placeholder" }
+func (t placeholderTrack) Kind() webrtc.RTPCodecType           { return webrtc.RTPCodecType(t) }
+
+var errPlaceholder = errors.New("sfu: placeholder track is never bound")
+
+// takeIdle returns an idle m-line of kind whose last answer accepted payload
+// type pt, or nil. (A client may keep an m-line's codecs from the offer that
+// created it, as pion does: an m-line is reused only for a codec the client
+// took on it.)
+func (p *Peer) takeIdle(kind webrtc.RTPCodecType, pt webrtc.PayloadType) *webrtc.RTPTransceiver {
 	n := &p.neg
+	want := strconv.Itoa(int(pt))
 	for i, tr := range n.idle {
-		if tr.Kind() == kind {
+		if tr.Kind() == kind && slices.Contains(n.remote[tr.Mid()].formats, want) {
 			n.idle = slices.Delete(n.idle, i, i+1)
 			return tr
 		}

@@ -130,7 +130,7 @@ func (u *UpTrack) rerankLocked(now time.Time) {
 	}
 	infos := make([]rankInfo, len(old))
 	for i, l := range old {
-		infos[i] = rankInfo{area: int(l.width.Load()) * int(l.height.Load()), guess: l.guess, arrival: l.arrival}
+		infos[i] = rankInfo{sent: l.bytes.Load() > 0, area: int(l.width.Load()) * int(l.height.Load()), guess: l.guess, arrival: l.arrival}
 		if !now.IsZero() {
 			infos[i].bitrate = l.bitrate(now)
 		}

@@ -100,16 +100,24 @@ func (r *reception) String() string {
 }
 
 // expectMediaBothWays waits until every peer decodes the others' video
-// and audio; otherwise it fails saying what each peer received.
+// and audio, growing from a first reading taken when it is called (a
+// reused receiver keeps its counts); otherwise it fails saying what each
+// peer received.
 func expectMediaBothWays(t *testing.T, peers []peer, timeout time.Duration) {
 	t.Helper()
 	seen := make([]reception, len(peers))
+	read := func(p peer) (in inbound, ok bool) {
+		js, err := evaluate[string](p.tab, inboundMediaJS)
+		return in, err == nil && json.Unmarshal([]byte(js), &in) == nil
+	}
+	for i, p := range peers {
+		seen[i].cur, _ = read(p) // the baseline
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		done := true
 		for i, p := range peers {
-			var in inbound
-			if js, err := evaluate[string](p.tab, inboundMediaJS); err == nil && json.Unmarshal([]byte(js), &in) == nil {
+			if in, ok := read(p); ok {
 				seen[i].update(in)
 			}
 			done = done && seen[i].video && seen[i].audio

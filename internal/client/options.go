@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/sfu"
@@ -111,10 +112,46 @@ func (c *Client) openDataChannel() error {
 	if err != nil {
 		return fmt.Errorf("data channel: %w", err)
 	}
+	c.mu.Lock()
 	c.dc = dc
+	c.mu.Unlock()
 	dc.OnOpen(func() { close(c.dcOpen) })
 	dc.OnMessage(c.onData)
 	return nil
+}
+
+// ReopenDataChannel closes the data channel and opens a new in-band
+// "roundtable" channel in its place (no renegotiation: the SCTP
+// association stays), returning once it is open.
+func (c *Client) ReopenDataChannel(timeout time.Duration) error {
+	c.mu.Lock()
+	old := c.dc
+	c.mu.Unlock()
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("close data channel: %w", err)
+	}
+	dc, err := c.pc.CreateDataChannel(sfu.DataLabel, nil)
+	if err != nil {
+		return fmt.Errorf("data channel: %w", err)
+	}
+	open := make(chan struct{})
+	dc.OnOpen(func() { close(open) })
+	dc.OnMessage(c.onData)
+	c.mu.Lock()
+	c.dc = dc
+	c.mu.Unlock()
+	select {
+	case <-open:
+		return nil
+	case <-time.After(timeout):
+		return errClosed
+	}
+}
+
+func (c *Client) dataChannel() *webrtc.DataChannel {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dc
 }
 
 // OtherChannelClosed reports whether the server closed the "chat" channel

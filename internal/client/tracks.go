@@ -607,10 +607,10 @@ func (c *Client) WaitDataChannel(timeout time.Duration) error {
 }
 
 // SendText sends a text data-channel message.
-func (c *Client) SendText(s string) error { return c.dc.SendText(s) }
+func (c *Client) SendText(s string) error { return c.dataChannel().SendText(s) }
 
 // SendBinary sends a binary data-channel message.
-func (c *Client) SendBinary(b []byte) error { return c.dc.Send(b) }
+func (c *Client) SendBinary(b []byte) error { return c.dataChannel().Send(b) }
 
 func (c *Client) onData(m webrtc.DataChannelMessage) {
 	from, data := "", m.Data
