@@ -104,6 +104,7 @@ func (p *Peer) run() {
 			n.dirty = false
 			if err := p.offer(); err != nil && !errors.Is(err, ErrClosed) {
 				p.failed(err) // offered again once, then given up: never silent
+				p.kickRun()
 			}
 			if n.offering && p.engine.answerTO > 0 {
 				answerWait.Reset(p.engine.answerTO)

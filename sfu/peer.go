@@ -70,7 +70,8 @@ type PeerConfig struct {
 	OnTrack func(*UpTrack) bool
 	// OnTrackEnded announces that a published track stopped.
 	OnTrackEnded func(*UpTrack)
-	// OnData delivers a data-channel message from the remote.
+	// OnData delivers a data-channel message from the remote, on the
+	// channel's reader goroutine; m.Data is reused after it returns.
 	OnData func(DataMessage)
 	// OnState reports PeerConnection state changes.
 	OnState func(webrtc.PeerConnectionState)
@@ -228,6 +229,11 @@ func (p *Peer) change(up *UpTrack, add bool) {
 	p.mu.Lock()
 	p.want[up] = add
 	p.mu.Unlock()
+	p.kickRun()
+}
+
+// kickRun makes the run goroutine offer within Coalesce if an offer is due.
+func (p *Peer) kickRun() {
 	select {
 	case p.kick <- struct{}{}:
 	default:
