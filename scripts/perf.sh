@@ -15,7 +15,7 @@ out=docs/perf/results.jsonl
 run() { # server-kind N
 	local kind=$1 n=$2 url pid
 	if [ "$kind" = roundtable ]; then
-		taskset -c 0 "$bin" -listen 127.0.0.1:8095 -ice-port 7895 -ice-interfaces lo -max-participants 300 -log-level warn &
+		taskset -c 0 "$bin" -listen 127.0.0.1:8095 -ice-port 7895 -ice-tcp-port 0 -ice-interfaces lo -max-participants 300 -log-level warn &
 		url=ws://127.0.0.1:8095/ws
 	else
 		taskset -c 0 "$bin" baseline -listen 127.0.0.1:8096 -ice-port 7896 >/dev/null &

@@ -1,10 +1,12 @@
 package sfu
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -21,6 +23,11 @@ type Settings struct {
 	// UDPPort is the single UDP port shared by every PeerConnection (ICE UDP
 	// mux); 0 picks an ephemeral port.
 	UDPPort int
+	// TCPPort, when above 0, is the TCP port of ICE over TCP (RFC 6544): a
+	// passive TCP host candidate beside each UDP one, on this port for every
+	// PeerConnection (pion's ICE TCP mux), for clients that cannot reach
+	// the UDP port. 0: off.
+	TCPPort int
 	// NAT1To1IPs are public addresses advertised instead of the host's own
 	// (for a server behind 1:1 NAT).
 	NAT1To1IPs []string
@@ -70,6 +77,8 @@ type Engine struct {
 	settings webrtc.SettingEngine
 	extra    []interceptor.Factory
 	mux      *ice.MultiUDPMuxDefault
+	tcpMux   *ice.TCPMuxDefault // nil when ICE over TCP is off
+	tcpLn    net.Listener
 	stats    *Stats
 	log      *slog.Logger
 	maxIn    int // Settings.MaxIncomingBitrate
@@ -130,6 +139,10 @@ func NewEngine(s Settings) (*Engine, error) {
 		return nil, fmt.Errorf("register codecs: %w", err)
 	}
 
+	disc, failed := s.ICEDisconnectedTimeout, s.ICEFailedTimeout
+	if disc <= 0 || failed <= 0 {
+		return nil, fmt.Errorf("ICE timeouts %v (disconnected), %v (failed): want both more than 0", disc, failed)
+	}
 	ifaceOK := func(name string) bool {
 		return len(s.Interfaces) == 0 || slices.Contains(s.Interfaces, name)
 	}
@@ -138,6 +151,12 @@ func NewEngine(s Settings) (*Engine, error) {
 	if s.IPv4Only {
 		networks = networks[:1]
 		webrtcNetworks = webrtcNetworks[:1]
+	}
+	if s.TCPPort > 0 {
+		webrtcNetworks = append(webrtcNetworks, webrtc.NetworkTypeTCP4)
+		if !s.IPv4Only {
+			webrtcNetworks = append(webrtcNetworks, webrtc.NetworkTypeTCP6)
+		}
 	}
 	opts := []ice.UDPMuxFromPortOption{
 		ice.UDPMuxFromPortWithInterfaceFilter(ifaceOK),
@@ -154,7 +173,16 @@ func NewEngine(s Settings) (*Engine, error) {
 		return nil, fmt.Errorf("open ICE UDP port %d: %w", s.UDPPort, err)
 	}
 
+	e := &Engine{extra: s.Interceptors, mux: mux, stats: stats, log: log, maxIn: s.MaxIncomingBitrate,
+		answerTO: s.AnswerTimeout, maxData: s.MaxDataMessage, peers: map[*Peer]struct{}{}}
 	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log}}
+	if s.TCPPort > 0 {
+		if err := e.openTCP(s.TCPPort, s.IPv4Only); err != nil {
+			_ = mux.Close()
+			return nil, err
+		}
+		se.SetICETCPMux(e.tcpMux)
+	}
 	se.DisableMediaEngineCopy(true) // newAPI builds one MediaEngine per PeerConnection
 	se.DetachDataChannels()         // data.go reads each channel itself (oversize messages)
 	se.SetICEUDPMux(mux)
@@ -166,12 +194,8 @@ func NewEngine(s Settings) (*Engine, error) {
 	// The client always sends the first offer; the server answers as DTLS
 	// client and keeps that role in every later negotiation.
 	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleClient); err != nil {
+		_ = e.Close()
 		return nil, fmt.Errorf("dtls role: %w", err)
-	}
-	disc, failed := s.ICEDisconnectedTimeout, s.ICEFailedTimeout
-	if disc <= 0 || failed <= 0 {
-		_ = mux.Close()
-		return nil, fmt.Errorf("ICE timeouts %v (disconnected), %v (failed): want both more than 0", disc, failed)
 	}
 	se.SetICETimeouts(disc, failed, min(2*time.Second, disc/2))
 	se.SetReceiveMTU(maxPacketSize)
@@ -181,12 +205,41 @@ func NewEngine(s Settings) (*Engine, error) {
 	if s.DisableMDNS {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
-	e := &Engine{settings: se, extra: s.Interceptors, mux: mux, stats: stats, log: log, maxIn: s.MaxIncomingBitrate,
-		answerTO: s.AnswerTimeout, maxData: s.MaxDataMessage, peers: map[*Peer]struct{}{}}
+	e.settings = se
 	for _, a := range e.UDPAddrs() {
 		log.Debug("ice udp listening", "addr", a.String())
 	}
 	return e, nil
+}
+
+// openTCP opens the ICE-TCP port: one listener on every address (pion
+// advertises it only on the addresses the interface filter lets through,
+// and the mux takes a connection only after a STUN binding request with a
+// username fragment it knows).
+func (e *Engine) openTCP(port int, ipv4Only bool) error {
+	network := "tcp"
+	if ipv4Only {
+		network = "tcp4"
+	}
+	ln, err := net.Listen(network, net.JoinHostPort("", strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("open ICE TCP port %d: %w", port, err)
+	}
+	e.tcpLn = ln
+	e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+		Listener: ln, Logger: newPionLogger(e.log, "tcpmux"),
+		ReadBufferSize: 256, WriteBufferSize: 4 << 20, // packets queued per connection; bytes
+	})
+	e.log.Debug("ice tcp listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// TCPAddr returns the ICE-TCP listener's address, nil when it is off.
+func (e *Engine) TCPAddr() net.Addr {
+	if e.tcpLn == nil {
+		return nil
+	}
+	return e.tcpLn.Addr()
 }
 
 // Stats returns the engine's counters.
@@ -195,10 +248,16 @@ func (e *Engine) Stats() *Stats { return e.stats }
 // UDPAddrs returns the addresses the ICE UDP mux listens on.
 func (e *Engine) UDPAddrs() []net.Addr { return e.mux.GetListenAddresses() }
 
-// Close closes the UDP port. Close every Peer first.
+// Close closes the UDP and TCP ports. Close every Peer first.
 func (e *Engine) Close() error {
+	var errs []error
 	if err := e.mux.Close(); err != nil {
-		return fmt.Errorf("close ICE UDP mux: %w", err)
+		errs = append(errs, fmt.Errorf("close ICE UDP mux: %w", err))
 	}
-	return nil
+	if e.tcpMux != nil {
+		if err := e.tcpMux.Close(); err != nil { // closes the listener too
+			errs = append(errs, fmt.Errorf("close ICE TCP mux: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }

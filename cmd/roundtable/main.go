@@ -112,6 +112,7 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address for the web client, /ws and /metrics")
 	fs.IntVar(&cfg.ICEPort, "ice-port", cfg.ICEPort, "UDP port shared by all PeerConnections (0 = ephemeral)")
+	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", cfg.ICETCPPort, "TCP port for ICE over TCP, for clients that cannot reach the UDP port (0 = off)")
 	fs.Func("nat-ip", "comma-separated public IPs to advertise (1:1 NAT)", list(&cfg.NAT1To1IPs))
 	fs.Func("ice-interfaces", "comma-separated network interfaces to use for ICE (default all)", list(&cfg.ICEInterfaces))
 	fs.BoolVar(&cfg.ICELoopback, "ice-loopback", cfg.ICELoopback, "offer loopback ICE candidates")

@@ -73,6 +73,7 @@ func TestValidateRejectsBadValues(t *testing.T) {
 	}{
 		{[]string{"-listen", "nonsense"}, "listen"},
 		{[]string{"-ice-port", "70000"}, "ice-port"},
+		{[]string{"-ice-tcp-port", "-1"}, "ice-tcp-port"},
 		{[]string{"-nat-ip", "not-an-ip"}, "nat-ip"},
 		{[]string{"-ice-servers", "http://x"}, "ice-servers"},
 		{[]string{"-log-format", "xml"}, "log-format"},
@@ -128,7 +129,7 @@ func printedURL(t *testing.T, out *bufio.Reader, stderr *bytes.Buffer) string {
 // /metrics. On SIGTERM it drains (issue 6, test 5): ten participants all get
 // bye "shutdown" and the process exits 0 within the drain timeout.
 func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
-	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
+	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-ice-interfaces", "lo",
 		"-ice-ipv4-only", "-mdns=false", "-log-format", "json", "-drain-timeout", "5s")
 	url := printedURL(t, out, stderr)
 	for _, path := range []string{"", "r/some-room?name=x", "healthz", "readyz", "metrics", "app.js"} {
@@ -207,7 +208,7 @@ func TestBinaryRejectsBadConfig(t *testing.T) {
 // run that misses -min-delivery exits 1. A short room run against
 // `roundtable baseline` keeps the comparison baseline working.
 func TestLoadSmoke(t *testing.T) {
-	_, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-interfaces", "lo",
+	_, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-ice-interfaces", "lo",
 		"-ice-ipv4-only", "-mdns=false", "-log-level", "warn")
 	ws := "ws" + strings.TrimPrefix(printedURL(t, out, stderr), "http") + "ws"
 	// The stock pion baseline speaks enough of the protocol for the tool.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,9 +36,12 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
+// startServer starts a server as `go run ./cmd/roundtable` would, on
+// ephemeral ports and loopback only: ICE over TCP on as by default, on a
+// free port, so the browsers see both kinds of candidates.
 func startServer(t *testing.T, opts ...func(*server.Config)) *server.Server {
 	cfg := server.DefaultConfig()
-	cfg.Listen, cfg.ICEPort = "127.0.0.1:0", 0
+	cfg.Listen, cfg.ICEPort, cfg.ICETCPPort = "127.0.0.1:0", 0, freeTCPPort(t)
 	cfg.ICEInterfaces, cfg.ICELoopback, cfg.ICEIPv4Only, cfg.MDNS = []string{"lo"}, true, true, false
 	for _, o := range opts {
 		o(&cfg)
@@ -59,6 +63,16 @@ func startServer(t *testing.T, opts ...func(*server.Config)) *server.Server {
 	return srv
 }
 
+// freeTCPPort returns a TCP port nothing listens on now.
+func freeTCPPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
 // browser starts one headless Chromium; tabs are contexts derived from the
 // first one (the first tab must be opened before its siblings).
 type browser struct {
@@ -74,7 +88,7 @@ func newBrowserWithoutDevices(t *testing.T) *browser { return startBrowser(t, fa
 
 // startBrowser keeps Chromium's default window size: a test that needs a
 // bigger window would hide what users of that default see.
-func startBrowser(t *testing.T, devices bool) *browser {
+func startBrowser(t *testing.T, devices bool, extra ...chromedp.ExecAllocatorOption) *browser {
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
 		chromedp.UserDataDir(t.TempDir()),
@@ -87,6 +101,7 @@ func startBrowser(t *testing.T, devices bool) *browser {
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancelAlloc)
 	b := &browser{tabSet: tabSet{t: t, name: "chromium"}}
@@ -279,4 +294,25 @@ func TestTwoTabsMakeAVideoRoom(t *testing.T) {
 	eval[bool](t, tab1, `document.getElementById('chat-input').value = 'hello from Ann';
 		document.getElementById('chat-form').requestSubmit(); true`)
 	waitJS(t, tab2, "the chat message", `document.getElementById('messages').textContent.includes('Ann: hello from Ann')`, 5*time.Second)
+	// The server offers UDP and TCP candidates; Chromium picks UDP when it can.
+	for i, tab := range []context.Context{tab1, tab2} {
+		if got := eval[string](t, tab, selectedProtocolJS); got != "udp" {
+			t.Errorf("tab %d's selected candidate pair is %q, want udp", i+1, got)
+		}
+	}
 }
+
+// selectedProtocolJS is the protocol of the local candidate of the
+// PeerConnection's selected candidate pair.
+const selectedProtocolJS = `(async () => {
+  const stats = await window.roundtable.session.pc.getStats();
+  let proto = '';
+  stats.forEach(s => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const pair = stats.get(s.selectedCandidatePairId);
+      const local = pair && stats.get(pair.localCandidateId);
+      proto = local ? local.protocol : '';
+    }
+  });
+  return proto;
+})()`

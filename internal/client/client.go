@@ -85,6 +85,9 @@ type Config struct {
 	// DataChannel is how the client opens its data channel (default
 	// DataInBand).
 	DataChannel DataChannelMode
+	// Networks are the ICE network types the client gathers and connects
+	// over (default UDP4; TCP4 makes active ICE-TCP candidates, RFC 6544).
+	Networks []webrtc.NetworkType
 	// OnServerOffer, when set, sees every server offer's answer before it
 	// is sent and returns the SDP to send instead; "" sends nothing (a
 	// client that never answers).
@@ -109,6 +112,9 @@ func (c *Config) defaults() {
 	}
 	if c.Codecs == nil {
 		c.Codecs = sfu.RegisterCodecs
+	}
+	if c.Networks == nil {
+		c.Networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
 	}
 	if c.SimulcastLayers == nil {
 		c.SimulcastLayers = DefaultSimulcast
@@ -191,7 +197,7 @@ type serverMsg struct {
 // newAPI builds the client's pion API: the server's codecs, pion's default
 // interceptors, loopback-only ICE unless told otherwise, and the DTLS server
 // role (the client offers first, so it keeps that role when it answers).
-func newAPI(codecs func(*webrtc.MediaEngine) error, all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
+func newAPI(codecs func(*webrtc.MediaEngine) error, networks []webrtc.NetworkType, all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := codecs(m); err != nil {
 		return nil, err
@@ -215,7 +221,7 @@ func newAPI(codecs func(*webrtc.MediaEngine) error, all, noTWCC bool, extra []in
 	// pion logs to stdout by default; the load tool's stdout is its result.
 	se := webrtc.SettingEngine{LoggerFactory: &logging.DefaultLoggerFactory{Writer: os.Stderr, DefaultLogLevel: logging.LogLevelError}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetNetworkTypes(networks)
 	if !all {
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
@@ -329,7 +335,7 @@ func (c *Client) SendRaw(messageType int, b []byte) error {
 }
 
 func (c *Client) startPeer() error {
-	api, err := newAPI(c.cfg.Codecs, c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
+	api, err := newAPI(c.cfg.Codecs, c.cfg.Networks, c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
 	if err != nil {
 		return fmt.Errorf("client api: %w", err)
 	}
@@ -462,6 +468,20 @@ func (c *Client) RemoteSDP() string {
 		return d.SDP
 	}
 	return ""
+}
+
+// SelectedPath describes the ICE candidate pair in use as
+// "<local protocol> <local type> -> <remote protocol> <remote type>", or ""
+// before one is selected.
+func (c *Client) SelectedPath() string {
+	if c.pc == nil {
+		return ""
+	}
+	pair, err := c.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %s -> %s %s", pair.Local.Protocol, pair.Local.Typ, pair.Remote.Protocol, pair.Remote.Typ)
 }
 
 // LastServerOffer returns the SDP of the server's latest offer.

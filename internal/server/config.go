@@ -15,6 +15,7 @@ import (
 type Config struct {
 	Listen        string   // HTTP address (web client, /ws, /metrics)
 	ICEPort       int      // the one UDP port of every PeerConnection; 0 = ephemeral
+	ICETCPPort    int      // the one TCP port of ICE over TCP (RFC 6544); 0 = off
 	NAT1To1IPs    []string // public IPs to advertise (1:1 NAT)
 	ICEInterfaces []string // restrict ICE to these interfaces; empty = all
 	ICELoopback   bool     // offer loopback candidates
@@ -91,6 +92,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:                 "127.0.0.1:8080",
 		ICEPort:                7882,
+		ICETCPPort:             7881,
 		ICELoopback:            true,
 		MDNS:                   true,
 		ICEDisconnectedTimeout: 5 * time.Second,
@@ -160,6 +162,9 @@ func (c Config) Validate() error {
 	}
 	if c.ICEPort < 0 || c.ICEPort > 65535 {
 		bad("ice-port %d: want 0-65535", c.ICEPort)
+	}
+	if c.ICETCPPort < 0 || c.ICETCPPort > 65535 {
+		bad("ice-tcp-port %d: want 0 (off) to 65535", c.ICETCPPort)
 	}
 	for _, ip := range c.NAT1To1IPs {
 		if net.ParseIP(ip) == nil {

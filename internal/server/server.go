@@ -54,7 +54,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	engine, err := sfu.NewEngine(sfu.Settings{
-		UDPPort: cfg.ICEPort, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
+		UDPPort: cfg.ICEPort, TCPPort: cfg.ICETCPPort, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
 		Loopback: cfg.ICELoopback, DisableMDNS: !cfg.MDNS, IPv4Only: cfg.ICEIPv4Only, Logger: log,
 		Interceptors: extra, ICEDisconnectedTimeout: cfg.ICEDisconnectedTimeout, ICEFailedTimeout: cfg.ICEFailedTimeout,
 		MaxIncomingBitrate: cfg.MaxPublishBitrate, MaxDataMessage: cfg.DataMaxMessage,

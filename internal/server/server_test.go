@@ -43,7 +43,7 @@ func get(t *testing.T, url string) (int, string) {
 func serve(t *testing.T, set func(*Config)) *Server {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Listen, cfg.ICEPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, []string{"lo"}, false
+	cfg.Listen, cfg.ICEPort, cfg.ICETCPPort, cfg.ICEInterfaces, cfg.MDNS = "127.0.0.1:0", 0, 0, []string{"lo"}, false
 	set(&cfg)
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
