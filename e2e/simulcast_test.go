@@ -87,6 +87,9 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 			}
 		}()
 	}
+	// Like everyone, it starts on the top layer (a subscriber that came
+	// while the layers were still arriving may see the lowest first).
+	waitFor(t, ctx, "the capped subscriber on the top layer first", func() bool { return cv.Stats().Layer == 2 })
 	waitFor(t, ctx, "the capped subscriber on the lowest layer", func() bool { return cv.Stats().Layer == 0 })
 	t.Logf("lowest layer after %v; estimates %v", time.Since(start), s.Engine.Estimates())
 	if d := time.Since(start); d > 5*time.Second {

@@ -177,6 +177,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	go d.writeLoop()
 	d.up.addDown(d)
 	d.stats.Subscriptions.Add(1)
+	d.decide(0, time.Now()) // layers may have arrived since the subscription
 	return match, nil
 }
 
@@ -284,7 +285,9 @@ func (d *DownTrack) enqueueLocked(l *layer, ext uint64, marker, keyframe bool) (
 }
 
 // decide runs the layer policy on the track's layers as they are now and
-// publishes its choice for enqueue. share is the subscriber's bandwidth
+// publishes its choice for enqueue. Any goroutine may call it (pmu): the
+// allocator every tick, SetViewport's caller, Bind, and UpTrack.redecide
+// when a layer arrives. share is the subscriber's bandwidth
 // share for this track in bits per second, 0 when there is none or the
 // caller only changed the tile. A plain track's one layer is always it.
 func (d *DownTrack) decide(share int, now time.Time) {

@@ -51,6 +51,9 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 	up.startLoop()
 	p.wg.Add(2) // under mu: never after Close started waiting
 	p.mu.Unlock()
+	if isLayer {
+		up.redecide()
+	}
 	k := kindOf(up.kind)
 	go func() {
 		defer p.wg.Done()

@@ -147,6 +147,15 @@ func (u *UpTrack) rerankLocked(now time.Time) {
 	}
 }
 
+// redecide lets every subscriber choose its layer again now (a layer
+// arrived), rather than at its allocator's next tick.
+func (u *UpTrack) redecide() {
+	now := time.Now()
+	for _, d := range *u.downs.Load() {
+		d.decide(0, now)
+	}
+}
+
 // expectLayers sets how many layers the publisher announced (a=simulcast);
 // call it before adding the second layer.
 func (u *UpTrack) expectLayers(n int) {
