@@ -156,7 +156,10 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	}
 	for _, c := range cs {
 		if err := client.Wait(ctx, c.Connected); err != nil {
-			t.Fatal("client never connected")
+			dbg := c.Debug()
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait() // stderr is whole and ours now
+			t.Fatalf("client never connected: %s\nserver log:\n%s", dbg, stderr)
 		}
 	}
 	start := time.Now()
