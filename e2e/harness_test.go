@@ -44,6 +44,7 @@ func startServer(t *testing.T, opts ...serverOpt) *testServer {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.ICEPort = 0
 	cfg.ICETCPPort = 0 // off unless a test asks (withICETCP): 7881 is one port
+	cfg.TURNPort = 0   // the built-in TURN server on ephemeral ports
 	cfg.ICEInterfaces = []string{"lo"}
 	cfg.ICELoopback = true
 	cfg.ICEIPv4Only = true

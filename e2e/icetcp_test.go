@@ -61,4 +61,9 @@ func TestICEOverTCP(t *testing.T) {
 		t.Errorf("the client that can use UDP took %q, want UDP", p)
 	}
 	t.Logf("paths: tcp-only %q, udp+tcp %q", tcp.SelectedPath(), udp.SelectedPath())
+	waitFor(t, ctx, "the paths counted", func() bool {
+		text := scrape(t, s)
+		return metricValue(t, text, `roundtable_ice_connected_total{path="tcp"}`) == 1 &&
+			metricValue(t, text, `roundtable_ice_connected_total{path="udp"}`) == 1
+	})
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -197,8 +198,14 @@ func TestICEServersAndNATIP(t *testing.T) {
 	}
 	waitFor(t, ctx, "joined", func() bool { return len(c.ICEServers()) > 0 })
 	got := c.ICEServers()
-	if len(got) != 2 || got[0].URLs[0] != "stun:stun.example.org:3478" || got[0].Username != "" ||
-		got[1].Username != "u" || got[1].Credential != "p" {
+	// The operator's servers (static credentials for the turn: one), then
+	// the built-in TURN server, by the host the client used, with a
+	// credential minted for this participant.
+	udpPort, tcpPort := s.TURNPorts()
+	if len(got) != 3 || got[0].URLs[0] != "stun:stun.example.org:3478" || got[0].Username != "" ||
+		got[1].Username != "u" || got[1].Credential != "p" ||
+		strings.Join(got[2].URLs, " ") != fmt.Sprintf("turn:127.0.0.1:%d?transport=udp turn:127.0.0.1:%d?transport=tcp", udpPort, tcpPort) ||
+		!strings.HasSuffix(got[2].Username, ":"+c.ID) || got[2].Credential == "" {
 		t.Errorf("iceServers %+v", got)
 	}
 	sendBareOffer(t, c)

@@ -17,6 +17,7 @@ import (
 	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
+	"github.com/roundtable-sfu/roundtable/turn"
 )
 
 const ns = "roundtable"
@@ -26,7 +27,8 @@ type Sources struct {
 	Media     *sfu.Stats
 	Rooms     *room.Manager
 	Signal    *signal.Stats
-	Estimates func() []int // current bandwidth estimates, bits per second
+	Estimates func() []int      // current bandwidth estimates, bits per second
+	TURN      func() turn.Stats // the built-in TURN server's; nil when it is off
 }
 
 // Handler returns the /metrics handler: Roundtable's metrics plus the Go and
@@ -59,6 +61,8 @@ type collector struct {
 	dataIn, dataInBytes, dataOut, dataOutBytes        *prometheus.Desc
 	sigIn, sigOut, sigErrors, sessions, joinTime      *prometheus.Desc
 	estimates, layerSwitches                          *prometheus.Desc
+	turnAllocations, turnRefused, turnDropped         *prometheus.Desc
+	iceConnected, iceFailures                         *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -89,8 +93,13 @@ func newCollector(src Sources) *collector {
 		sigOut:              desc("signaling_messages_sent_total", "Signaling messages sent, by type.", "type"),
 		sigErrors:           desc("signaling_errors_total", "Signaling error messages sent, by code.", "code"),
 		sessions:            desc("signaling_sessions", "Open signaling WebSockets."),
-		joinTime:            desc("join_duration_seconds", "Time from WebSocket open to PeerConnection connected."),
+		joinTime:            desc("join_duration_seconds", "Time from WebSocket open to PeerConnection connected, by the path media took.", "path"),
+		iceConnected:        desc("ice_connected_total", "PeerConnections that connected, by path: udp, tcp (ICE-TCP), relay_udp/relay_tcp/relay_tls (built-in TURN, by the client's transport), relay (another TURN server).", "path"),
+		iceFailures:         desc("ice_failures_total", "PeerConnections that did not connect in time or failed later, by the server's diagnosis (error ice_failed's reason).", "reason"),
 		layerSwitches:       desc("layer_switches_total", "Simulcast layer changes of subscribers."),
+		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
+		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486).", "reason"),
+		turnDropped:         desc("turn_relay_dropped_total", "Relayed datagrams dropped because they were to or from an address that is not Roundtable's."),
 		estimates: desc("bandwidth_estimate_bytes_per_second",
 			"Current send-side bandwidth estimates toward subscribers (GCC from TWCC feedback, else REMB), one observation per participant at scrape time."),
 	}
@@ -144,8 +153,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s.Out.Each(func(n string, v uint64) { counter(c.sigOut, v, n) })
 	s.Errors.Each(func(n string, v uint64) { counter(c.sigErrors, v, n) })
 	gauge(c.sessions, float64(s.Sessions.Load()))
-	count, sum, buckets := s.JoinTime.Snapshot()
-	ch <- prometheus.MustNewConstHistogram(c.joinTime, count, sum, buckets)
+	for _, p := range sfu.Paths() {
+		count, sum, buckets := s.JoinTime[p].Snapshot()
+		ch <- prometheus.MustNewConstHistogram(c.joinTime, count, sum, buckets, string(p))
+		counter(c.iceConnected, count, string(p))
+	}
+	s.ICEFailures.Each(func(n string, v uint64) { counter(c.iceFailures, v, n) })
+
+	if c.src.TURN != nil {
+		t := c.src.TURN()
+		gauge(c.turnAllocations, float64(t.Allocations))
+		for _, r := range turn.RefusedReasons {
+			counter(c.turnRefused, uint64(t.Refused[r]), r)
+		}
+		counter(c.turnDropped, uint64(t.Dropped))
+	}
 
 	// The distribution of the estimates now, not over time: a histogram
 	// rebuilt at every scrape.

@@ -41,4 +41,6 @@ var (
 	ErrTooManyTracks = errors.New("room: too many tracks")
 	// ErrClosed: the manager is shutting down.
 	ErrClosed = errors.New("room: server is shutting down")
+	// ErrTooManyProbes: Limits.MaxProbes connectivity probes are open.
+	ErrTooManyProbes = errors.New("room: too many connectivity probes")
 )

@@ -77,8 +77,13 @@ type Signal struct{ sfu.Signal }
 type Error struct{ Err error }
 
 // Connected: the member's PeerConnection reached "connected" for the first
-// time.
-type Connected struct{}
+// time, over Path.
+type Connected struct{ Path sfu.Path }
+
+// ICEFailed: the member's PeerConnection did not connect within the
+// connect timeout, or failed later; Reason is the server's diagnosis. The
+// session ends right after.
+type ICEFailed struct{ Reason sfu.FailReason }
 
 func (Joined) event()            {}
 func (ParticipantJoined) event() {}
@@ -90,3 +95,4 @@ func (ActiveSpeaker) event()     {}
 func (Signal) event()            {}
 func (Error) event()             {}
 func (Connected) event()         {}
+func (ICEFailed) event()         {}

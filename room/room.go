@@ -45,6 +45,10 @@ type Limits struct {
 	// ConnectTimeout: a member whose PeerConnection has not connected this
 	// long after joining is closed ("connect_timeout") and freed.
 	ConnectTimeout time.Duration
+	// MaxProbes bounds the connectivity probes (Probe) open at once;
+	// ProbeTimeout is how long one may take to connect.
+	MaxProbes    int
+	ProbeTimeout time.Duration
 }
 
 // Validate reports every limit a Manager cannot run with: each must be
@@ -70,6 +74,12 @@ func (l Limits) Validate() error {
 	if l.ConnectTimeout <= 0 {
 		bad("connect timeout %v: want more than 0", l.ConnectTimeout)
 	}
+	if l.MaxProbes < 1 {
+		bad("max probes %d: want at least 1", l.MaxProbes)
+	}
+	if l.ProbeTimeout <= 0 {
+		bad("probe timeout %v: want more than 0", l.ProbeTimeout)
+	}
 	return errors.Join(errs...)
 }
 
@@ -87,6 +97,7 @@ type Manager struct {
 	closed bool
 
 	participants atomic.Int64
+	probes       atomic.Int64  // open Probes
 	stop         chan struct{} // ends the speaker goroutine
 	stopped      chan struct{}
 	stopOnce     sync.Once
@@ -164,7 +175,14 @@ type Participant struct {
 	peer     *sfu.Peer
 	rate     *TokenBucket
 
+	mgr      *Manager
+	roomName string
+	joined   time.Time
+
+	probe        bool // a Probe: in no room
 	connected    atomic.Bool
+	failed       atomic.Bool  // iceFailed ran
+	ended        atomic.Bool  // EndProbe ran
 	lastDataErr  atomic.Int64 // unix nanos of the last dropped-data error sent
 	connectTimer *time.Timer  // closes a member that never connects; stopped by Leave
 
@@ -208,6 +226,7 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 	perm := who.Perm
 	p := &Participant{
 		id: NewID(), name: name, identity: who.Identity, perm: perm, client: c, meta: map[string]TrackMeta{},
+		mgr: m, roomName: roomName, joined: time.Now(),
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
 	}
 	peer, err := m.newPeer(sfu.PeerConfig{
@@ -243,8 +262,7 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 	p.peer = peer
 	p.connectTimer = time.AfterFunc(m.limits.ConnectTimeout, func() {
 		if !p.connected.Load() {
-			m.log.Info("participant never connected", "room", roomName, "participant", p.id, "after", m.limits.ConnectTimeout)
-			c.Close("connect_timeout")
+			p.iceFailed("connect_timeout")
 		}
 	})
 	replaced, err := m.add(roomName, p)
@@ -395,11 +413,37 @@ func (p *Participant) onState(s webrtc.PeerConnectionState) {
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
 		if p.connected.CompareAndSwap(false, true) {
-			p.client.Notify(Connected{})
+			path, pair, _ := p.peer.Path()
+			what := "participant connected"
+			if p.probe {
+				what = "probe connected"
+			}
+			p.mgr.log.Info(what, "room", p.roomName, "participant", p.id, "path", path, "pair", pair,
+				"after", time.Since(p.joined).Round(time.Millisecond))
+			p.client.Notify(Connected{Path: path})
 		}
 	case webrtc.PeerConnectionStateFailed:
-		p.client.Close("ice_failed")
+		p.iceFailed("ice_failed")
 	}
+}
+
+// iceFailed ends a member whose PeerConnection never connected or failed:
+// it tells the client why (Peer.Diagnose) and closes its session with bye.
+// Called once at most per member for each cause: by the connect timer or
+// by pion's state callback.
+func (p *Participant) iceFailed(bye string) {
+	if !p.failed.CompareAndSwap(false, true) {
+		return
+	}
+	reason := p.peer.Diagnose()
+	what := "participant ice failed"
+	if p.probe {
+		what = "probe failed"
+	}
+	p.mgr.log.Info(what, "room", p.roomName, "participant", p.id, "reason", reason,
+		"connected_before", p.connected.Load(), "after", time.Since(p.joined).Round(time.Millisecond), "bye", bye)
+	p.client.Notify(ICEFailed{Reason: reason})
+	p.client.Close(bye)
 }
 
 // info is called with room.mu held.

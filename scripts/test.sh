@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Roundtable's test command: installs what the tests need when it is
-# missing (promtool from the prometheus package, Debian's chromium and
-# firefox-esr), then runs every test with the race detector and the benchmarks
+# missing (promtool from the prometheus package, Debian's chromium,
+# firefox-esr and coturn, iproute2 and nftables for the network-namespace
+# tests, which need root), then runs every test with the race detector and the benchmarks
 # once so they cannot rot, then fuzzes each target for 30 s (RT_FUZZTIME).
 # Usage: ./scripts/test.sh [extra go test flags]
 set -euo pipefail
@@ -11,6 +12,9 @@ need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v firefox-esr >/dev/null 2>&1 || need_apt+=(firefox-esr)
+command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"
 	sudo=""

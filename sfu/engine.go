@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -28,6 +29,10 @@ type Settings struct {
 	// PeerConnection (pion's ICE TCP mux), for clients that cannot reach
 	// the UDP port. 0: off.
 	TCPPort int
+	// TCPListener, when set, serves ICE over TCP instead of a port of its
+	// own: connections a demultiplexer found to be ICE-TCP on a shared port
+	// (package demux). Its address's port is the one advertised.
+	TCPListener net.Listener
 	// NAT1To1IPs are public addresses advertised instead of the host's own
 	// (for a server behind 1:1 NAT).
 	NAT1To1IPs []string
@@ -67,6 +72,15 @@ type Settings struct {
 	// as a=max-message-size (RFC 8841 §6), and a larger message is refused
 	// with ErrDataTooLarge while the channel lives on.
 	MaxDataMessage int
+	// OnPeerClosed, when set, is called with a participant id once its
+	// Peer has closed (the built-in TURN server releases its relays).
+	OnPeerClosed func(id string)
+	// RelayTransport, when set, names the transport ("udp", "tcp", "tls")
+	// between a client and the built-in TURN server for a relayed address
+	// that server holds, "" for any other address (Peer.Path).
+	RelayTransport func(netip.AddrPort) string
+	// RelayOffered says that clients are handed TURN servers (Diagnose).
+	RelayOffered bool
 }
 
 // Engine holds what every PeerConnection of the server shares: the settings,
@@ -74,16 +88,20 @@ type Settings struct {
 // (newAPI): its own MediaEngine and interceptor chain. It is safe for
 // concurrent use.
 type Engine struct {
-	settings webrtc.SettingEngine
-	extra    []interceptor.Factory
-	mux      *ice.MultiUDPMuxDefault
-	tcpMux   *ice.TCPMuxDefault // nil when ICE over TCP is off
-	tcpLn    net.Listener
-	stats    *Stats
-	log      *slog.Logger
-	maxIn    int // Settings.MaxIncomingBitrate
-	answerTO time.Duration
-	maxData  int
+	settings       webrtc.SettingEngine
+	extra          []interceptor.Factory
+	mux            *ice.MultiUDPMuxDefault
+	tcpMux         *ice.TCPMuxDefault // nil when ICE over TCP is off
+	tcpLn          net.Listener
+	stats          *Stats
+	log            *slog.Logger
+	maxIn          int // Settings.MaxIncomingBitrate
+	answerTO       time.Duration
+	maxData        int
+	onClosed       func(id string)
+	relayTransport func(netip.AddrPort) string
+	relayOffered   bool
+	networks       []webrtc.NetworkType // every PeerConnection's, unless OnlyTransport
 
 	mu    sync.Mutex
 	peers map[*Peer]struct{} // open Peers, for Estimates
@@ -94,7 +112,7 @@ type Engine struct {
 // RTPSenders from this API when it reuses an m-line, so PeerConnection and
 // API must share one: DisableMediaEngineCopy) and its own interceptors (its
 // own bandwidth estimator among them), on the shared settings.
-func (e *Engine) newAPI() (*webrtc.API, *estimator, error) {
+func (e *Engine) newAPI(only string) (*webrtc.API, *estimator, error) {
 	media := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(media); err != nil {
 		return nil, nil, fmt.Errorf("register codecs: %w", err)
@@ -107,8 +125,28 @@ func (e *Engine) newAPI() (*webrtc.API, *estimator, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("register interceptors: %w", err)
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(e.settings))
+	se := e.settings // a copy: PeerConfig.OnlyTransport narrows its networks
+	switch only {    // pion gathers on a UDP mux whatever the network types say
+	case "udp":
+		se.SetNetworkTypes(e.networksOf(webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6))
+		se.SetICETCPMux(nil)
+	case "tcp":
+		se.SetNetworkTypes(e.networksOf(webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6))
+		se.SetICEUDPMux(nil)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return api, est, nil
+}
+
+// networksOf keeps the engine's network types among want.
+func (e *Engine) networksOf(want ...webrtc.NetworkType) []webrtc.NetworkType {
+	var out []webrtc.NetworkType
+	for _, n := range e.networks {
+		if slices.Contains(want, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Estimates returns the current send-side bandwidth estimate, in bits per
@@ -152,7 +190,7 @@ func NewEngine(s Settings) (*Engine, error) {
 		networks = networks[:1]
 		webrtcNetworks = webrtcNetworks[:1]
 	}
-	if s.TCPPort > 0 {
+	if s.TCPPort > 0 || s.TCPListener != nil {
 		webrtcNetworks = append(webrtcNetworks, webrtc.NetworkTypeTCP4)
 		if !s.IPv4Only {
 			webrtcNetworks = append(webrtcNetworks, webrtc.NetworkTypeTCP6)
@@ -174,9 +212,13 @@ func NewEngine(s Settings) (*Engine, error) {
 	}
 
 	e := &Engine{extra: s.Interceptors, mux: mux, stats: stats, log: log, maxIn: s.MaxIncomingBitrate,
-		answerTO: s.AnswerTimeout, maxData: s.MaxDataMessage, peers: map[*Peer]struct{}{}}
-	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log}}
-	if s.TCPPort > 0 {
+		answerTO: s.AnswerTimeout, maxData: s.MaxDataMessage, onClosed: s.OnPeerClosed, relayTransport: s.RelayTransport, relayOffered: s.RelayOffered, peers: map[*Peer]struct{}{}}
+	se := webrtc.SettingEngine{LoggerFactory: LoggerFactory(log)}
+	switch {
+	case s.TCPListener != nil:
+		e.serveTCP(s.TCPListener)
+		se.SetICETCPMux(e.tcpMux)
+	case s.TCPPort > 0:
 		if err := e.openTCP(s.TCPPort, s.IPv4Only); err != nil {
 			_ = mux.Close()
 			return nil, err
@@ -187,6 +229,7 @@ func NewEngine(s Settings) (*Engine, error) {
 	se.DetachDataChannels()         // data.go reads each channel itself (oversize messages)
 	se.SetICEUDPMux(mux)
 	se.SetNetworkTypes(webrtcNetworks)
+	e.networks = webrtcNetworks
 	se.SetInterfaceFilter(ifaceOK)
 	se.SetIncludeLoopbackCandidate(s.Loopback)
 	// GCM is about five times cheaper per packet than AES-CM + HMAC-SHA1.
@@ -225,13 +268,18 @@ func (e *Engine) openTCP(port int, ipv4Only bool) error {
 	if err != nil {
 		return fmt.Errorf("open ICE TCP port %d: %w", port, err)
 	}
+	e.serveTCP(ln)
+	return nil
+}
+
+// serveTCP runs pion's ICE TCP mux on ln.
+func (e *Engine) serveTCP(ln net.Listener) {
 	e.tcpLn = ln
 	e.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
 		Listener: ln, Logger: newPionLogger(e.log, "tcpmux"),
 		ReadBufferSize: 256, WriteBufferSize: 4 << 20, // packets queued per connection; bytes
 	})
 	e.log.Debug("ice tcp listening", "addr", ln.Addr().String())
-	return nil
 }
 
 // TCPAddr returns the ICE-TCP listener's address, nil when it is off.
@@ -240,6 +288,18 @@ func (e *Engine) TCPAddr() net.Addr {
 		return nil
 	}
 	return e.tcpLn.Addr()
+}
+
+// HasPeer reports whether a participant's Peer is open.
+func (e *Engine) HasPeer(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for p := range e.peers {
+		if p.cfg.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Stats returns the engine's counters.

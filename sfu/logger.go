@@ -8,6 +8,10 @@ import (
 	"github.com/pion/logging"
 )
 
+// LoggerFactory returns a pion LoggerFactory writing to log, for the other
+// pion components the server runs (pion/turn): see pionLoggerFactory.
+func LoggerFactory(log *slog.Logger) logging.LoggerFactory { return pionLoggerFactory{log} }
+
 // pionLoggerFactory bridges pion's loggers into the server's slog logger.
 // pion warns about normal events (ICE checks before candidates arrive,
 // streams closing with their PeerConnection), several times per join, so

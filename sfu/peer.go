@@ -14,7 +14,9 @@ package sfu
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v3"
@@ -83,6 +85,9 @@ type PeerConfig struct {
 	OnError func(error)
 	// Logger, if nil the engine's.
 	Logger *slog.Logger
+	// OnlyTransport, "udp" or "tcp", gives this PeerConnection candidates
+	// of that transport only (a connection check); "": both.
+	OnlyTransport string
 }
 
 type peerEvent struct {
@@ -105,9 +110,15 @@ type Peer struct {
 	kick      chan struct{}
 	iceChange chan struct{} // ICE connection state changed
 	closed    chan struct{}
-	runDone   chan struct{} // the run goroutine has returned
-	once      sync.Once
-	wg        sync.WaitGroup
+	iceUp     atomic.Bool // ICE reached connected once (Diagnose)
+	dtlsUp    atomic.Bool // the PeerConnection reached connected once
+	// remoteCands counts the candidates the client sent, in offers and
+	// trickled, usable or not (Diagnose: pion drops mDNS names it cannot
+	// resolve, yet the client did send them).
+	remoteCands atomic.Int64
+	runDone     chan struct{} // the run goroutine has returned
+	once        sync.Once
+	wg          sync.WaitGroup
 
 	mu         sync.Mutex
 	want       map[*UpTrack]bool // pending subscription changes
@@ -132,7 +143,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	if log == nil {
 		log = e.log
 	}
-	api, est, err := e.newAPI()
+	api, est, err := e.newAPI(cfg.OnlyTransport)
 	if err != nil {
 		return nil, err
 	}
@@ -155,13 +166,19 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	pc.OnICECandidate(p.onLocalCandidate)
 	pc.OnTrack(p.onTrack)
 	pc.OnDataChannel(p.onDataChannel)
-	pc.OnICEConnectionStateChange(func(webrtc.ICEConnectionState) {
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateConnected || s == webrtc.ICEConnectionStateCompleted {
+			p.iceUp.Store(true)
+		}
 		select {
 		case p.iceChange <- struct{}{}:
 		default:
 		}
 	})
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			p.dtlsUp.Store(true)
+		}
 		if cfg.OnState != nil {
 			cfg.OnState(s)
 		}
@@ -184,6 +201,7 @@ func (p *Peer) HandleOffer(sdp string) error {
 	if err := CheckSDP(sdp); err != nil {
 		return err
 	}
+	p.remoteCands.Add(int64(strings.Count(sdp, "a=candidate:")))
 	return p.post(peerEvent{kind: SignalOffer, sdp: sdp})
 }
 
@@ -201,6 +219,9 @@ func (p *Peer) HandleAnswer(sdp string) error {
 // HandleCandidate queues a remote ICE candidate; candidates that arrive
 // before a remote description are buffered.
 func (p *Peer) HandleCandidate(c webrtc.ICECandidateInit) error {
+	if c.Candidate != "" { // "" ends the client's gathering
+		p.remoteCands.Add(1)
+	}
 	return p.post(peerEvent{kind: SignalCandidate, cand: c})
 }
 
@@ -263,6 +284,9 @@ func (p *Peer) Close() error {
 		p.engine.mu.Lock()
 		delete(p.engine.peers, p)
 		p.engine.mu.Unlock()
+		if p.engine.onClosed != nil {
+			p.engine.onClosed(p.cfg.ID)
+		}
 	})
 	p.wg.Wait()
 	return err

@@ -21,4 +21,6 @@ var (
 	ErrUnknownType = errors.New("signal: unknown message type")
 	// ErrMissingField: a required field is missing or empty.
 	ErrMissingField = errors.New("signal: missing field")
+	// ErrBadField: a field has a value the protocol does not allow.
+	ErrBadField = errors.New("signal: bad field value")
 )

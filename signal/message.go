@@ -26,14 +26,21 @@ const (
 	TypeTrackUpdated      = "track-updated"
 	TypeActiveSpeaker     = "active-speaker"
 	TypeViewport          = "viewport"
+	// The connection check (the web client's /doctor page): probe instead
+	// of join, then probe-ready, the offer/answer/candidate exchange, and
+	// probe-result.
+	TypeProbe       = "probe"
+	TypeProbeReady  = "probe-ready"
+	TypeProbeResult = "probe-result"
 )
 
 // ClientTypes are the types a client may send.
-var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate, TypeViewport}
+var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate, TypeViewport, TypeProbe}
 
 // ServerTypes are the types the server sends.
 var ServerTypes = []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeError, TypeBye,
-	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished, TypeTrackUpdated, TypeActiveSpeaker}
+	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished, TypeTrackUpdated, TypeActiveSpeaker,
+	TypeProbeReady, TypeProbeResult}
 
 // Error codes sent in {"type":"error"}.
 const (
@@ -71,6 +78,11 @@ const (
 	CodeCodecNotSupported  = "codec_not_supported"
 	CodeDataChannelRefused = "data_channel_refused"
 	CodeNegotiationFailed  = "negotiation_failed"
+	// CodeICEFailed: the PeerConnection did not connect or stopped; the
+	// error's reason is an sfu.FailReason. The session ends with bye.
+	CodeICEFailed = "ice_failed"
+	// CodeTooManyProbes: too many connection checks are running; retry.
+	CodeTooManyProbes = "too_many_probes"
 )
 
 // ErrorCodes lists every error code, for metrics.
@@ -78,7 +90,8 @@ var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJ
 	CodeBadRoom, CodeBadName, CodeRoomFull, CodeTooManyRooms, CodeBadSDP, CodeDataTooLarge, CodeDataRate,
 	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal,
 	CodeAuthRequired, CodeTokenInvalid, CodeTokenExpired, CodeTokenNotYetValid, CodeTokenWrongRoom, CodeTokenNoGrants,
-	CodePublishNotAllowed, CodeDataNotAllowed, CodeDraining, CodeRateLimited, CodeTooManyTracks}
+	CodePublishNotAllowed, CodeDataNotAllowed, CodeDraining, CodeRateLimited, CodeTooManyTracks,
+	CodeCodecNotSupported, CodeDataChannelRefused, CodeNegotiationFailed, CodeICEFailed, CodeTooManyProbes}
 
 // Candidate is the browser's RTCIceCandidateInit.
 type Candidate = webrtc.ICECandidateInit
@@ -99,6 +112,8 @@ type Inbound struct {
 	Width   int   `json:"width,omitempty"`
 	Height  int   `json:"height,omitempty"`
 	Visible *bool `json:"visible,omitempty"`
+	// probe: the path to check, "udp", "tcp", "relay" or "" (any).
+	Transport string `json:"transport,omitempty"`
 }
 
 // Decode parses one client frame and checks the fields its type requires.
@@ -132,6 +147,12 @@ func Decode(b []byte) (Inbound, error) {
 	case TypeViewport:
 		if m.Track == "" || m.Visible == nil {
 			return m, fmt.Errorf("%w: viewport needs track and visible", ErrMissingField)
+		}
+	case TypeProbe:
+		switch m.Transport {
+		case "", "udp", "tcp", "relay":
+		default:
+			return m, fmt.Errorf("%w: probe transport %q: want udp, tcp or relay", ErrBadField, m.Transport)
 		}
 	case TypeLeave:
 	case "":
@@ -209,10 +230,21 @@ type (
 		Type      string    `json:"type"`
 		Candidate Candidate `json:"candidate"`
 	}
+	probeReadyMsg struct {
+		Type       string      `json:"type"`
+		ICEServers []ICEServer `json:"iceServers"`
+	}
+	probeResultMsg struct {
+		Type      string `json:"type"`
+		Connected bool   `json:"connected"`
+		Path      string `json:"path,omitempty"`   // connected: an sfu.Path
+		Reason    string `json:"reason,omitempty"` // not connected: an sfu.FailReason
+	}
 	errorMsg struct {
 		Type    string `json:"type"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		Reason  string `json:"reason,omitempty"` // ice_failed only
 	}
 	byeMsg struct {
 		Type   string `json:"type"`

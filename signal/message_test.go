@@ -31,6 +31,8 @@ func TestDecode(t *testing.T) {
 		{"not json", `hello`, "", ErrBadJSON},
 		{"array", `[1,2]`, "", ErrBadJSON},
 		{"two objects", `{"type":"leave"}{"type":"leave"}`, "", ErrBadJSON},
+		{"probe", `{"type":"probe","transport":"tcp"}`, "probe", nil},
+		{"probe of another transport", `{"type":"probe","transport":"sctp"}`, "probe", ErrBadField},
 		{"wrong field type", `{"type":"join","room":5,"name":"n"}`, "", ErrBadJSON},
 		{"truncated", `{"type":"jo`, "", ErrBadJSON},
 		{"empty", ``, "", ErrBadJSON},

@@ -23,14 +23,18 @@ import (
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/internal/stat"
 	"github.com/roundtable-sfu/roundtable/room"
+	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 // Config configures the signaling server. It has no defaults of its own:
 // internal/server.DefaultConfig holds them, and NewServer refuses a Config
 // that fails Validate (a zero limit or timeout included).
 type Config struct {
-	// ICEServers are handed to every client in "joined".
-	ICEServers []ICEServer
+	// ICEServers returns the "iceServers" of one participant's "joined":
+	// its id and the host (HTTP Host, port included when there is one) by
+	// which it reached the server, so that minted TURN credentials and URLs
+	// fit it. Nil: none.
+	ICEServers func(participant, host string) []ICEServer
 	// AllowedOrigins lists extra Origins (scheme://host[:port]) allowed to
 	// open a socket; the server's own origin is always allowed.
 	AllowedOrigins []string
@@ -81,11 +85,15 @@ func (c Config) Validate() error {
 
 // Stats are the signaling counters, read by package metrics.
 type Stats struct {
-	In       *stat.CounterSet // client messages by type ("invalid" for undecodable)
-	Out      *stat.CounterSet // server messages by type
-	Errors   *stat.CounterSet // error messages sent, by code
-	JoinTime *stat.Histogram  // socket open -> PeerConnection connected
-	Sessions atomic.Int64
+	In     *stat.CounterSet // client messages by type ("invalid" for undecodable)
+	Out    *stat.CounterSet // server messages by type
+	Errors *stat.CounterSet // error messages sent, by code
+	// JoinTime: socket open -> PeerConnection connected, by the path it
+	// connected over (every sfu.Paths value has one).
+	JoinTime map[sfu.Path]*stat.Histogram
+	// ICEFailures counts error "ice_failed" by reason (sfu.FailReasons).
+	ICEFailures *stat.CounterSet
+	Sessions    atomic.Int64
 }
 
 // JoinBuckets are the join-time histogram's upper bounds, in seconds.
@@ -121,9 +129,17 @@ func NewServer(rooms *room.Manager, cfg Config, log *slog.Logger) (*Server, erro
 			In:       stat.NewCounterSet("invalid", ClientTypes...),
 			Out:      stat.NewCounterSet("other", ServerTypes...),
 			Errors:   stat.NewCounterSet(CodeInternal, ErrorCodes...),
-			JoinTime: stat.NewHistogram(JoinBuckets...),
+			JoinTime: map[sfu.Path]*stat.Histogram{},
 		},
 	}
+	for _, p := range sfu.Paths() {
+		s.stats.JoinTime[p] = stat.NewHistogram(JoinBuckets...)
+	}
+	reasons := make([]string, 0, len(sfu.FailReasons()))
+	for _, r := range sfu.FailReasons() {
+		reasons = append(reasons, string(r))
+	}
+	s.stats.ICEFailures = stat.NewCounterSet("other", reasons...)
 	s.sessions = map[*Session]struct{}{}
 	s.up = websocket.Upgrader{
 		ReadBufferSize:  4096,
@@ -171,7 +187,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.stats.Sessions.Add(1)
 	defer s.stats.Sessions.Add(-1)
-	sess := newSession(s, conn, r.RemoteAddr)
+	sess := newSession(s, conn, r.RemoteAddr, r.Host)
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	late := s.draining.Load() // drained during the upgrade: CloseAll may have run already

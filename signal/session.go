@@ -42,11 +42,13 @@ type Session struct {
 	rate        *room.TokenBucket // reader goroutine only
 	lastRateErr time.Time         // reader goroutine only
 	partID      atomic.Pointer[string]
+	probing     atomic.Bool // set once, by probe
+	host        string      // the HTTP Host the client reached the server by; set once
 }
 
-func newSession(srv *Server, conn *websocket.Conn, remote string) *Session {
+func newSession(srv *Server, conn *websocket.Conn, remote, host string) *Session {
 	s := &Session{
-		srv: srv, conn: conn, opened: time.Now(),
+		srv: srv, conn: conn, opened: time.Now(), host: host,
 		rate:      room.NewTokenBucket(srv.cfg.MessageRate, srv.cfg.MessageBurst, nil),
 		out:       make(chan []byte, outQueueLen),
 		closing:   make(chan struct{}),
@@ -55,6 +57,10 @@ func newSession(srv *Server, conn *websocket.Conn, remote string) *Session {
 	s.log.Store(srv.log.With("remote", remote))
 	return s
 }
+
+// isProbe reports whether the session runs a connection check; any
+// goroutine may call it.
+func (s *Session) isProbe() bool { return s.probing.Load() }
 
 // logger returns the session's logger; any goroutine may call it.
 func (s *Session) logger() *slog.Logger { return s.log.Load() }
@@ -113,7 +119,9 @@ func (s *Session) run() {
 	if r := s.reason.Load(); r != nil {
 		reason = *r
 	}
-	if s.part != nil {
+	if s.part != nil && s.part.IsProbe() {
+		s.srv.rooms.EndProbe(s.part)
+	} else if s.part != nil {
 		s.srv.rooms.Leave(s.part, reason)
 	}
 	s.Close(reason)
@@ -154,12 +162,20 @@ const (
 
 // handle runs one client message; it returns true when the session ends.
 func (s *Session) handle(m Inbound) bool {
-	if m.Type == TypeJoin {
+	switch m.Type {
+	case TypeJoin:
 		s.join(m)
+		return false
+	case TypeProbe:
+		s.probe(m)
 		return false
 	}
 	if s.part == nil {
 		s.sendError(CodeNotJoined, "send join first")
+		return false
+	}
+	if s.part.IsProbe() && m.Type != TypeOffer && m.Type != TypeCandidate && m.Type != TypeLeave {
+		s.sendError(CodeNotJoined, m.Type+" needs join, not probe")
 		return false
 	}
 	peer := s.part.Peer()
@@ -183,6 +199,45 @@ func (s *Session) handle(m Inbound) bool {
 		s.sendError(errorCode(err), err.Error())
 	}
 	return false
+}
+
+// probe starts a connection check: a PeerConnection in no room
+// (room.Manager.Probe). With keys, it needs a token for m.Room, like join.
+func (s *Session) probe(m Inbound) {
+	if s.part != nil {
+		s.sendError(CodeAlreadyJoined, "probe or join may be sent once")
+		return
+	}
+	if s.srv.draining.Load() {
+		s.sendError(CodeDraining, "the server is draining")
+		return
+	}
+	if k := s.srv.cfg.Keys; k != nil {
+		if _, err := k.Check(m.Token, m.Room, time.Now()); err != nil {
+			s.sendError(errorCode(err), err.Error())
+			return
+		}
+	}
+	s.probing.Store(true) // before the Peer exists: its events come as a probe's
+	p, err := s.srv.rooms.Probe(s, m.Transport)
+	if err != nil {
+		s.probing.Store(false)
+		s.sendError(errorCode(err), err.Error())
+		return
+	}
+	s.part = p
+	id := p.ID()
+	s.partID.Store(&id)
+	s.addLogAttrs("probe", id, "transport", m.Transport)
+	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
+	var ice []ICEServer
+	if s.srv.cfg.ICEServers != nil {
+		ice = s.srv.cfg.ICEServers(id, s.host)
+	}
+	if ice == nil {
+		ice = []ICEServer{}
+	}
+	s.send(TypeProbeReady, probeReadyMsg{Type: TypeProbeReady, ICEServers: ice})
 }
 
 func (s *Session) join(m Inbound) {
@@ -225,7 +280,24 @@ func (s *Session) join(m Inbound) {
 func (s *Session) Notify(ev room.Event) {
 	switch ev := ev.(type) {
 	case room.Connected:
-		s.srv.stats.JoinTime.Observe(time.Since(s.opened))
+		if s.isProbe() {
+			s.send(TypeProbeResult, probeResultMsg{Type: TypeProbeResult, Connected: true, Path: string(ev.Path)})
+			s.Close("probe_done")
+			return
+		}
+		if h := s.srv.stats.JoinTime[ev.Path]; h != nil {
+			h.Observe(time.Since(s.opened))
+		}
+		return
+	case room.ICEFailed:
+		if s.isProbe() { // a check that fails is a result, not an incident
+			s.send(TypeProbeResult, probeResultMsg{Type: TypeProbeResult, Reason: string(ev.Reason)})
+			return
+		}
+		s.srv.stats.ICEFailures.Add(string(ev.Reason))
+		s.srv.stats.Errors.Add(CodeICEFailed)
+		s.send(TypeError, errorMsg{Type: TypeError, Code: CodeICEFailed, Reason: string(ev.Reason),
+			Message: "the media connection failed: " + ev.Reason.Explain()})
 		return
 	case room.Error:
 		s.sendError(errorCode(ev.Err), ev.Err.Error())
@@ -242,7 +314,10 @@ func (s *Session) encodeEvent(ev room.Event) (string, any) {
 		for _, p := range ev.Participants {
 			ps = append(ps, participantJSON(p))
 		}
-		ice := s.srv.cfg.ICEServers
+		var ice []ICEServer
+		if s.srv.cfg.ICEServers != nil {
+			ice = s.srv.cfg.ICEServers(ev.ID, s.host)
+		}
 		if ice == nil {
 			ice = []ICEServer{}
 		}
@@ -409,6 +484,8 @@ func errorCode(err error) string {
 		return CodeUnknownTrack
 	case errors.Is(err, room.ErrClosed):
 		return CodeShuttingDown
+	case errors.Is(err, room.ErrTooManyProbes):
+		return CodeTooManyProbes
 	case errors.Is(err, room.ErrTooManyTracks):
 		return CodeTooManyTracks
 	case errors.Is(err, room.ErrPublishNotAllowed):

@@ -1,6 +1,7 @@
 // Package web is the browser client, embedded into the binary with go:embed:
 // plain ES modules and CSS, no build step. It owns only static files and the
-// routes that serve them ("/" and "/r/{room}"); it knows nothing of the
+// routes that serve them ("/", "/r/{room}" and "/doctor", the connection
+// check); it knows nothing of the
 // server's internals beyond the public signaling protocol.
 package web
 
@@ -14,8 +15,8 @@ import (
 //go:embed static
 var files embed.FS
 
-// Handler serves the client: "/" and "/r/{room}" get the single page, the
-// rest are its assets.
+// Handler serves the client: "/" and "/r/{room}" get the single page,
+// "/doctor" the connection check, the rest are their assets.
 func Handler() http.Handler {
 	sub, err := fs.Sub(files, "static")
 	if err != nil {
@@ -27,6 +28,11 @@ func Handler() http.Handler {
 		if r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/r/") {
 			w.Header().Set("Cache-Control", "no-cache")
 			http.ServeFileFS(w, r, sub, "index.html")
+			return
+		}
+		if r.URL.Path == "/doctor" {
+			w.Header().Set("Cache-Control", "no-cache")
+			http.ServeFileFS(w, r, sub, "doctor.html")
 			return
 		}
 		assets.ServeHTTP(w, r)

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/roundtable-sfu/roundtable/internal/server"
 )
@@ -70,7 +71,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	fmt.Fprintf(stdout, "Roundtable is up: open %s in two browser tabs\n", srv.URL())
-	log.Info("serving", "url", srv.URL(), "signaling", srv.WSURL(), "ice_udp_port", cfg.ICEPort)
+	turnUDP, turnTCP := srv.TURNPorts()
+	log.Info("serving", "url", srv.URL(), "signaling", srv.WSURL(), "ice_udp_port", cfg.ICEPort, "ice_tcp_port", cfg.ICETCPPort,
+		"turn_udp_port", turnUDP, "turn_tcp_port", turnTCP)
+	// Each advertised address gets a STUN binding from the server itself;
+	// the ones that do not answer are logged by flag (3 s at most).
+	srv.SelfCheck(context.Background(), 3*time.Second)
 	if cfg.Open() {
 		log.Warn("open server: anyone who can reach it may join any room; set -api-secret to require tokens", "listen", cfg.Listen)
 	} else {
@@ -112,7 +118,7 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address for the web client, /ws and /metrics")
 	fs.IntVar(&cfg.ICEPort, "ice-port", cfg.ICEPort, "UDP port shared by all PeerConnections (0 = ephemeral)")
-	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", cfg.ICETCPPort, "TCP port for ICE over TCP, for clients that cannot reach the UDP port (0 = off)")
+	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", cfg.ICETCPPort, "TCP port for ICE over TCP, for clients that cannot reach the UDP port (0 = off); with TLS, ICE-TCP shares the -listen port instead")
 	fs.Func("nat-ip", "comma-separated public IPs to advertise (1:1 NAT)", list(&cfg.NAT1To1IPs))
 	fs.Func("ice-interfaces", "comma-separated network interfaces to use for ICE (default all)", list(&cfg.ICEInterfaces))
 	fs.BoolVar(&cfg.ICELoopback, "ice-loopback", cfg.ICELoopback, "offer loopback ICE candidates")
@@ -121,6 +127,13 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.Func("ice-servers", "comma-separated STUN/TURN URLs handed to clients", list(&cfg.ICEServers))
 	fs.StringVar(&cfg.ICEUsername, "ice-username", cfg.ICEUsername, "username for the turn: URLs")
 	fs.StringVar(&cfg.ICECredential, "ice-credential", cfg.ICECredential, "credential for the turn: URLs")
+	fs.BoolVar(&cfg.TURN, "turn", cfg.TURN, "run the built-in TURN server (relays only to this server's media port)")
+	fs.IntVar(&cfg.TURNPort, "turn-port", cfg.TURNPort, "UDP and TCP port of the built-in TURN server (0 = ephemeral)")
+	fs.StringVar(&cfg.TURNSecret, "turn-secret", cfg.TURNSecret, "secret for TURN REST API credentials minted at join (coturn's static-auth-secret; prefer ROUNDTABLE_TURN_SECRET); default: random per start")
+	fs.DurationVar(&cfg.TURNCredentialTTL, "turn-ttl", cfg.TURNCredentialTTL, "lifetime of a minted TURN credential (bounds a relayed call's length)")
+	fs.StringVar(&cfg.TURNHost, "turn-host", cfg.TURNHost, "host name or IP in the built-in TURN server's URLs (default: the host the browser used)")
+	fs.IntVar(&cfg.TURNMaxAllocations, "turn-max-allocations", cfg.TURNMaxAllocations, "relay allocations the built-in TURN server holds at most")
+	fs.IntVar(&cfg.TURNMaxPerParticipant, "turn-max-per-participant", cfg.TURNMaxPerParticipant, "relay allocations one participant may hold")
 	fs.Func("allowed-origins", "comma-separated extra WebSocket origins (scheme://host:port)", list(&cfg.AllowedOrigins))
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
@@ -130,12 +143,13 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.IntVar(&cfg.MaxPublishBitrate, "max-publish-bitrate", cfg.MaxPublishBitrate, "bits per second one participant may publish in all, sent to it as REMB (0: no cap)")
 	fs.Float64Var(&cfg.MessageRate, "message-rate", cfg.MessageRate, "signaling messages per second per socket (bursts of four times that)")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "free a participant whose PeerConnection has not connected this long after joining")
+	fs.IntVar(&cfg.MaxProbes, "max-probes", cfg.MaxProbes, "connection checks (the /doctor page's probes) running at once")
 	fs.IntVar(&cfg.DataMaxMessage, "data-max-message", cfg.DataMaxMessage, "maximum data-channel message size in bytes")
 	fs.Float64Var(&cfg.DataRate, "data-rate", cfg.DataRate, "data-channel messages per second per sender (burst: twice that)")
 	fs.StringVar(&cfg.APIKey, "api-key", cfg.APIKey, "API key that join tokens are issued under (their iss claim)")
 	fs.StringVar(&cfg.APISecret, "api-secret", cfg.APISecret, "secret that signs join tokens (HS256, at least 32 bytes; prefer ROUNDTABLE_API_SECRET); without it the server is open")
 	fs.BoolVar(&cfg.AllowOpen, "allow-open", cfg.AllowOpen, "allow an open server (no api-secret) on a non-loopback address")
-	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate file: serve HTTPS and WSS (with -tls-key)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate file: serve HTTPS and WSS (with -tls-key), and ICE-TCP and TURN over TLS on the same port")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for -tls-cert")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long to wait for participants to leave after bye")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", cfg.PprofListen, "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,6 +76,9 @@ func TestValidateRejectsBadValues(t *testing.T) {
 		{[]string{"-listen", "nonsense"}, "listen"},
 		{[]string{"-ice-port", "70000"}, "ice-port"},
 		{[]string{"-ice-tcp-port", "-1"}, "ice-tcp-port"},
+		{[]string{"-turn-port", "70000"}, "turn-port"},
+		{[]string{"-turn-secret", "short"}, "turn-secret"},
+		{[]string{"-turn-max-per-participant", "0"}, "turn-max-per-participant"},
 		{[]string{"-nat-ip", "not-an-ip"}, "nat-ip"},
 		{[]string{"-ice-servers", "http://x"}, "ice-servers"},
 		{[]string{"-log-format", "xml"}, "log-format"},
@@ -129,7 +134,7 @@ func printedURL(t *testing.T, out *bufio.Reader, stderr *bytes.Buffer) string {
 // /metrics. On SIGTERM it drains (issue 6, test 5): ten participants all get
 // bye "shutdown" and the process exits 0 within the drain timeout.
 func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
-	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-ice-interfaces", "lo",
+	cmd, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-turn-port", "0", "-ice-interfaces", "lo",
 		"-ice-ipv4-only", "-mdns=false", "-log-format", "json", "-drain-timeout", "5s")
 	url := printedURL(t, out, stderr)
 	for _, path := range []string{"", "r/some-room?name=x", "healthz", "readyz", "metrics", "app.js"} {
@@ -211,7 +216,13 @@ func TestBinaryRejectsBadConfig(t *testing.T) {
 // run that misses -min-delivery exits 1. A short room run against
 // `roundtable baseline` keeps the comparison baseline working.
 func TestLoadSmoke(t *testing.T) {
-	_, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-ice-interfaces", "lo",
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcpPort := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	_ = ln.Close()
+	_, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", tcpPort, "-turn-port", "0", "-ice-interfaces", "lo",
 		"-ice-ipv4-only", "-mdns=false", "-log-level", "warn")
 	ws := "ws" + strings.TrimPrefix(printedURL(t, out, stderr), "http") + "ws"
 	// The stock pion baseline speaks enough of the protocol for the tool.
@@ -228,6 +239,10 @@ func TestLoadSmoke(t *testing.T) {
 		{"fanout 1 to 10", []string{"-url", ws, "-scenario", "fanout", "-publishers", "1", "-subscribers", "10", "-duration", "10s"}},
 		{"room of 4", []string{"-url", ws, "-scenario", "room", "-size", "4", "-duration", "10s"}},
 		{"baseline room of 4", []string{"-url", bws, "-scenario", "room", "-size", "4", "-duration", "2s"}},
+		// Each other path to the server (issue 11, item 7).
+		{"fanout 1 to 3 over ICE-TCP", []string{"-url", ws, "-transport", "tcp", "-subscribers", "3", "-duration", "3s"}},
+		{"fanout 1 to 3 through TURN over UDP", []string{"-url", ws, "-transport", "turn-udp", "-subscribers", "3", "-duration", "3s"}},
+		{"fanout 1 to 3 through TURN over TCP", []string{"-url", ws, "-transport", "turn-tcp", "-subscribers", "3", "-duration", "3s"}},
 	}
 	for _, r := range runs {
 		cmd := exec.Command(os.Args[0], append([]string{"load", "-json", "-warmup", "1s"}, r.args...)...)
@@ -250,8 +265,8 @@ func TestLoadSmoke(t *testing.T) {
 			t.Fatalf("%s: %v in %s", r.name, err, b)
 		}
 		t.Logf("%s: delivery %.4f of %d packets, p99 %.2f ms, server %.1f µs CPU per packet", r.name, res.Delivery, res.Expected, res.P99, res.CPU)
-		if res.Connected != res.Participants || res.Delivery < 0.995 || res.Expected < 500 {
-			t.Errorf("%s: %d/%d connected, delivery %.4f of %d packets, want all and >= 0.995 of > 500", r.name, res.Connected, res.Participants, res.Delivery, res.Expected)
+		if res.Connected != res.Participants || res.Delivery < 0.995 || res.Expected < 300 {
+			t.Errorf("%s: %d/%d connected, delivery %.4f of %d packets, want all and >= 0.995 of > 300", r.name, res.Connected, res.Participants, res.Delivery, res.Expected)
 		}
 	}
 	cmd := exec.Command(os.Args[0], "load", "-url", ws, "-scenario", "room", "-size", "2", "-warmup", "0s", "-duration", "1s", "-min-delivery", "1.01")

@@ -41,7 +41,7 @@ func chromiumPath(t *testing.T) string {
 // free port, so the browsers see both kinds of candidates.
 func startServer(t *testing.T, opts ...func(*server.Config)) *server.Server {
 	cfg := server.DefaultConfig()
-	cfg.Listen, cfg.ICEPort, cfg.ICETCPPort = "127.0.0.1:0", 0, freeTCPPort(t)
+	cfg.Listen, cfg.ICEPort, cfg.ICETCPPort, cfg.TURNPort = "127.0.0.1:0", 0, freeTCPPort(t), 0
 	cfg.ICEInterfaces, cfg.ICELoopback, cfg.ICEIPv4Only, cfg.MDNS = []string{"lo"}, true, true, false
 	for _, o := range opts {
 		o(&cfg)

@@ -14,11 +14,13 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,8 +59,14 @@ type Config struct {
 	OnPacket func(r *RemoteTrack, p *rtp.Packet, pl Payload, err error)
 	// AllInterfaces lets ICE use every interface; by default only loopback.
 	AllInterfaces bool
+	// Interfaces, when set, are the only interfaces ICE uses (loopback
+	// candidates off unless "lo" is among them).
+	Interfaces []string
 	// Origin header for the WebSocket (default none).
 	Origin string
+	// TLS configures a wss: URL's connection (a test CA); nil: the
+	// system's roots.
+	TLS *tls.Config
 	// Simulcast publishes each video track as three layers (rids q, h, f:
 	// 320x180, 640x360 and 1280x720, with 1, 2 and 4 times PacketsPerFrame/2
 	// packets per frame).
@@ -88,6 +96,15 @@ type Config struct {
 	// Networks are the ICE network types the client gathers and connects
 	// over (default UDP4; TCP4 makes active ICE-TCP candidates, RFC 6544).
 	Networks []webrtc.NetworkType
+	// Relay, when set, makes the client connect through TURN only
+	// (ICETransportPolicy relay), with the "joined" iceServers URLs of one
+	// transport: "udp" (turn:…?transport=udp), "tcp" (turn:…?transport=tcp)
+	// or "tls" (turns:). Empty: host candidates only, no ICE servers.
+	Relay string
+	// UseICEServers makes the client use every "joined" iceServers entry
+	// with the default policy (host, reflexive and relayed candidates), as
+	// a browser does.
+	UseICEServers bool
 	// OnServerOffer, when set, sees every server offer's answer before it
 	// is sent and returns the SDP to send instead; "" sends nothing (a
 	// client that never answers).
@@ -122,7 +139,7 @@ func (c *Config) defaults() {
 }
 
 // ErrorMsg is an {"type":"error"} the server sent.
-type ErrorMsg struct{ Code, Message string }
+type ErrorMsg struct{ Code, Message, Reason string }
 
 // DataMsg is a data-channel message as received.
 type DataMsg struct {
@@ -197,7 +214,7 @@ type serverMsg struct {
 // newAPI builds the client's pion API: the server's codecs, pion's default
 // interceptors, loopback-only ICE unless told otherwise, and the DTLS server
 // role (the client offers first, so it keeps that role when it answers).
-func newAPI(codecs func(*webrtc.MediaEngine) error, networks []webrtc.NetworkType, all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
+func newAPI(codecs func(*webrtc.MediaEngine) error, networks []webrtc.NetworkType, ifaces []string, all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := codecs(m); err != nil {
 		return nil, err
@@ -222,7 +239,11 @@ func newAPI(codecs func(*webrtc.MediaEngine) error, networks []webrtc.NetworkTyp
 	se := webrtc.SettingEngine{LoggerFactory: &logging.DefaultLoggerFactory{Writer: os.Stderr, DefaultLogLevel: logging.LogLevelError}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes(networks)
-	if !all {
+	switch {
+	case len(ifaces) > 0:
+		se.SetIncludeLoopbackCandidate(slices.Contains(ifaces, "lo"))
+		se.SetInterfaceFilter(func(name string) bool { return slices.Contains(ifaces, name) })
+	case !all:
 		se.SetIncludeLoopbackCandidate(true)
 		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	}
@@ -288,7 +309,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Origin != "" {
 		h.Set("Origin", cfg.Origin)
 	}
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, cfg.URL, h)
+	dialer := *websocket.DefaultDialer
+	dialer.TLSClientConfig = cfg.TLS
+	ws, _, err := dialer.DialContext(ctx, cfg.URL, h)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", cfg.URL, err)
 	}
@@ -335,11 +358,23 @@ func (c *Client) SendRaw(messageType int, b []byte) error {
 }
 
 func (c *Client) startPeer() error {
-	api, err := newAPI(c.cfg.Codecs, c.cfg.Networks, c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
+	api, err := newAPI(c.cfg.Codecs, c.cfg.Networks, c.cfg.Interfaces, c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
 	if err != nil {
 		return fmt.Errorf("client api: %w", err)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	conf := webrtc.Configuration{}
+	if c.cfg.Relay != "" {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+		conf.ICEServers = relayServers(c.ICEServers(), c.cfg.Relay)
+		if len(conf.ICEServers) == 0 {
+			return fmt.Errorf("client: joined names no TURN server over %s", c.cfg.Relay)
+		}
+	} else if c.cfg.UseICEServers {
+		for _, s := range c.ICEServers() {
+			conf.ICEServers = append(conf.ICEServers, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+		}
+	}
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		return fmt.Errorf("client peer: %w", err)
 	}
@@ -443,6 +478,31 @@ func (c *Client) ClosePeer() {
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}
+}
+
+// relayServers keeps the TURN URLs of one transport ("udp", "tcp", "tls").
+func relayServers(all []sig.ICEServer, transport string) []webrtc.ICEServer {
+	var out []webrtc.ICEServer
+	for _, s := range all {
+		var urls []string
+		for _, u := range s.URLs {
+			var ok bool
+			switch transport {
+			case "tls":
+				ok = strings.HasPrefix(u, "turns:")
+			default:
+				ok = strings.HasPrefix(u, "turn:") && (strings.HasSuffix(u, "?transport="+transport) ||
+					transport == "udp" && !strings.Contains(u, "?transport="))
+			}
+			if ok {
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) > 0 {
+			out = append(out, webrtc.ICEServer{URLs: urls, Username: s.Username, Credential: s.Credential})
+		}
+	}
+	return out
 }
 
 // ICEServers returns the "iceServers" of "joined".

@@ -110,7 +110,7 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		}
 		_ = c.pc.AddICECandidate(*m.Candidate)
 	case sig.TypeError:
-		e := ErrorMsg{Code: m.Code, Message: m.Message}
+		e := ErrorMsg{Code: m.Code, Message: m.Message, Reason: m.Reason}
 		c.mu.Lock()
 		c.errors = append(c.errors, e)
 		joined := c.ID != ""

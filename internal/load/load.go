@@ -23,6 +23,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 )
 
@@ -58,7 +60,15 @@ type Config struct {
 	Live io.Writer
 	// JoinParallel participants join at once.
 	JoinParallel int
+	// Transport is every participant's path to the server: "udp" (ICE
+	// over UDP), "tcp" (ICE over TCP), or through the built-in TURN server
+	// with relayed candidates only: "turn-udp", "turn-tcp", "turn-tls"
+	// (the server's certificate must be trusted: SSL_CERT_FILE).
+	Transport string
 }
+
+// Transports lists the values of Config.Transport.
+var Transports = []string{"udp", "tcp", "turn-udp", "turn-tcp", "turn-tls"}
 
 // DefaultConfig is the one place the load tool's defaults live (the flags
 // of `roundtable load` start from it): fanout 1 -> 10 against
@@ -70,7 +80,7 @@ func DefaultConfig() Config {
 		Publishers: 1, Subscribers: 10, Size: 4, Rooms: 2,
 		Duration: 10 * time.Second, Warmup: 3 * time.Second,
 		VideoBitrate: 800_000, FPS: 30, PacketSize: 1100, KeyframeInterval: 3 * time.Second,
-		JoinParallel: 8,
+		JoinParallel: 8, Transport: "udp",
 	}
 }
 
@@ -86,6 +96,8 @@ func (c *Config) validate() error {
 		return errors.New("video bitrate, fps and keyframe interval must be more than 0")
 	case c.JoinParallel < 1:
 		return errors.New("join parallelism must be at least 1")
+	case !slices.Contains(Transports, c.Transport):
+		return fmt.Errorf("transport %q: want one of %s", c.Transport, strings.Join(Transports, ", "))
 	}
 	return nil
 }
@@ -140,6 +152,7 @@ func (c *Config) plan() ([]member, error) {
 // Result is what a run measured. Latencies are in milliseconds.
 type Result struct {
 	Scenario     string  `json:"scenario"`
+	Transport    string  `json:"transport"`
 	Participants int     `json:"participants"`
 	Connected    int     `json:"connected"`
 	Seconds      float64 `json:"seconds"`
@@ -170,7 +183,7 @@ func (r *Result) JSON() []byte {
 // String is the human summary.
 func (r *Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "scenario %s: %d/%d participants connected, %.1f s measured\n", r.Scenario, r.Connected, r.Participants, r.Seconds)
+	fmt.Fprintf(&b, "scenario %s over %s: %d/%d participants connected, %.1f s measured\n", r.Scenario, r.Transport, r.Connected, r.Participants, r.Seconds)
 	fmt.Fprintf(&b, "delivery  %.3f %% (%d of %d packets)\n", 100*r.Delivery, r.Received, r.Expected)
 	fmt.Fprintf(&b, "latency   p50 %.2f ms  p95 %.2f ms  p99 %.2f ms\n", r.LatencyP50, r.LatencyP95, r.LatencyP99)
 	fmt.Fprintf(&b, "join      p50 %.0f ms  max %.0f ms\n", r.JoinP50, r.JoinMax)
@@ -229,7 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Scenario: cfg.Scenario, Participants: len(members)}
+	res := &Result{Scenario: cfg.Scenario, Transport: cfg.Transport, Participants: len(members)}
 	before, _ := scrape(ctx, metricsURL)
 
 	m := &meter{}
@@ -247,9 +260,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			start := time.Now()
-			c, err := client.Join(ctx, client.Config{URL: cfg.URL, Room: mb.room, Name: mb.name, Audio: mb.audio, Video: mb.video,
+			cc := client.Config{URL: cfg.URL, Room: mb.room, Name: mb.name, Audio: mb.audio, Video: mb.video,
 				VideoFPS: cfg.FPS, PacketsPerFrame: ppf, PacketSize: cfg.PacketSize, KeyframeInterval: cfg.KeyframeInterval,
-				OnPacket: m.onPacket})
+				OnPacket: m.onPacket}
+			switch cfg.Transport {
+			case "tcp":
+				cc.Networks = []webrtc.NetworkType{webrtc.NetworkTypeTCP4}
+			case "turn-udp", "turn-tcp", "turn-tls":
+				cc.Relay = strings.TrimPrefix(cfg.Transport, "turn-")
+			}
+			c, err := client.Join(ctx, cc)
 			if err == nil {
 				wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 				err = client.Wait(wctx, c.Connected)

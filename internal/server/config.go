@@ -26,11 +26,31 @@ type Config struct {
 	// and it is removed.
 	ICEDisconnectedTimeout, ICEFailedTimeout time.Duration
 	ICEServers                               []string // STUN/TURN URLs handed to clients
-	ICEUsername                              string   // credentials for the turn: URLs
-	ICECredential                            string
-	AllowedOrigins                           []string // extra WebSocket origins
-	LogFormat                                string   // text | json
-	LogLevel                                 string   // debug | info | warn | error
+	// ICEUsername and ICECredential are static credentials for the turn:
+	// URLs of ICEServers; without them, and with TURNSecret, each
+	// participant gets minted ones (an external coturn with use-auth-secret).
+	ICEUsername, ICECredential string
+
+	// TURN runs the built-in TURN server (package turn) on TURNPort, UDP
+	// and TCP (0: ephemeral), on the listener's host.
+	TURN     bool
+	TURNPort int
+	// TURNSecret signs the TURN REST API credentials minted at join (for
+	// the built-in server, or an external coturn's static-auth-secret);
+	// empty: a random one per start, built-in server only.
+	TURNSecret string
+	// TURNCredentialTTL is how long a minted credential works: it bounds
+	// how long a relayed call may last.
+	TURNCredentialTTL time.Duration
+	// TURNHost names the server in the TURN URLs handed out; empty: the
+	// host the client reached the web page by.
+	TURNHost string
+	// TURNMaxAllocations and TURNMaxPerParticipant cap the built-in
+	// server's allocations, in all and per participant.
+	TURNMaxAllocations, TURNMaxPerParticipant int
+	AllowedOrigins                            []string // extra WebSocket origins
+	LogFormat                                 string   // text | json
+	LogLevel                                  string   // debug | info | warn | error
 
 	MaxRooms        int
 	MaxParticipants int
@@ -46,6 +66,11 @@ type Config struct {
 	// ConnectTimeout frees a participant whose PeerConnection has not
 	// connected this long after joining.
 	ConnectTimeout time.Duration
+
+	// MaxProbes bounds the web client's connection checks (/doctor) open
+	// at once; ProbeTimeout is how long one may take to connect.
+	MaxProbes    int
+	ProbeTimeout time.Duration
 
 	// AnswerTimeout bounds how long a server offer waits for the client's
 	// answer before the PeerConnection gives up on it (sfu.Settings).
@@ -80,6 +105,9 @@ type Config struct {
 // least its 256-bit output.
 const MinSecret = 32
 
+// MinTURNSecret is the shortest TURN secret accepted.
+const MinTURNSecret = 16
+
 // Open reports whether anyone who reaches the server may join.
 func (c Config) Open() bool { return c.APISecret == "" }
 
@@ -94,6 +122,11 @@ func DefaultConfig() Config {
 		ICEPort:                7882,
 		ICETCPPort:             7881,
 		ICELoopback:            true,
+		TURN:                   true,
+		TURNPort:               3478,
+		TURNCredentialTTL:      24 * time.Hour,
+		TURNMaxAllocations:     1000,
+		TURNMaxPerParticipant:  10,
 		MDNS:                   true,
 		ICEDisconnectedTimeout: 5 * time.Second,
 		ICEFailedTimeout:       15 * time.Second,
@@ -108,6 +141,8 @@ func DefaultConfig() Config {
 		MessageRate:            50,
 		ConnectTimeout:         30 * time.Second,
 		AnswerTimeout:          10 * time.Second,
+		MaxProbes:              20,
+		ProbeTimeout:           10 * time.Second,
 		SignalMaxMessage:       1 << 20,
 		JoinTimeout:            10 * time.Second,
 		PingInterval:           15 * time.Second,
@@ -152,6 +187,9 @@ func (c Config) Validate() error {
 	if c.ConnectTimeout <= 0 {
 		bad("connect-timeout %v: want more than 0", c.ConnectTimeout)
 	}
+	if c.MaxProbes < 1 || c.ProbeTimeout <= 0 {
+		bad("max-probes %d, probe timeout %v: want at least 1 and more than 0", c.MaxProbes, c.ProbeTimeout)
+	}
 	if c.DrainTimeout <= 0 {
 		bad("drain-timeout %v: want more than 0", c.DrainTimeout)
 	}
@@ -165,6 +203,18 @@ func (c Config) Validate() error {
 	}
 	if c.ICETCPPort < 0 || c.ICETCPPort > 65535 {
 		bad("ice-tcp-port %d: want 0 (off) to 65535", c.ICETCPPort)
+	}
+	if c.TURNPort < 0 || c.TURNPort > 65535 {
+		bad("turn-port %d: want 0-65535", c.TURNPort)
+	}
+	if c.TURNSecret != "" && len(c.TURNSecret) < MinTURNSecret {
+		bad("turn-secret: %d bytes, want at least %d", len(c.TURNSecret), MinTURNSecret)
+	}
+	if c.TURNCredentialTTL <= 0 {
+		bad("turn-ttl %v: want more than 0", c.TURNCredentialTTL)
+	}
+	if c.TURN && (c.TURNMaxAllocations < 1 || c.TURNMaxPerParticipant < 1) {
+		bad("turn-max-allocations %d, turn-max-per-participant %d: want each at least 1", c.TURNMaxAllocations, c.TURNMaxPerParticipant)
 	}
 	for _, ip := range c.NAT1To1IPs {
 		if net.ParseIP(ip) == nil {

@@ -13,11 +13,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/roundtable-sfu/roundtable/demux"
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/metrics"
 	"github.com/roundtable-sfu/roundtable/room"
@@ -33,9 +34,13 @@ type Server struct {
 	Signal *signal.Server
 
 	log  *slog.Logger
+	cfg  Config
 	ln   net.Listener
 	http *http.Server
 
+	turn      *turnSide
+	httpLn    net.Listener // ln, or demux's HTTP listener with TLS
+	mux       *demux.Mux   // nil without TLS
 	pprofLn   net.Listener // nil unless Config.PprofListen
 	pprofHTTP *http.Server
 	tls       bool
@@ -53,52 +58,91 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	undo := []func(){func() { _ = ln.Close() }}
+	ok := false
+	defer func() { // on error, close what was opened, newest first
+		for i := len(undo) - 1; i >= 0 && !ok; i-- {
+			undo[i]()
+		}
+	}()
+	// With TLS, one port serves everything over TCP (package demux):
+	// HTTPS and WSS, ICE-TCP (instead of -ice-tcp-port's own port) and
+	// TURN over TLS.
+	var dm *demux.Mux
+	httpLn := ln
+	var iceTCPLn, turnsLn net.Listener
+	if tlsCfg != nil {
+		dm = demux.New(ln, tlsCfg, sniffTimeout)
+		undo[0] = func() { _ = dm.Close() }
+		httpLn = dm.Listen(demux.HTTP)
+		if cfg.ICETCPPort != 0 {
+			iceTCPLn = dm.Listen(demux.ICETCP)
+		}
+		if cfg.TURN {
+			turnsLn = dm.Listen(demux.TURNS)
+		}
+	}
+	tcpPort := cfg.ICETCPPort
+	if iceTCPLn != nil {
+		tcpPort = 0
+	}
+	var ts *turnSide // set below, before any Peer exists
 	engine, err := sfu.NewEngine(sfu.Settings{
-		UDPPort: cfg.ICEPort, TCPPort: cfg.ICETCPPort, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
+		UDPPort: cfg.ICEPort, TCPPort: tcpPort, TCPListener: iceTCPLn, NAT1To1IPs: cfg.NAT1To1IPs, Interfaces: cfg.ICEInterfaces,
 		Loopback: cfg.ICELoopback, DisableMDNS: !cfg.MDNS, IPv4Only: cfg.ICEIPv4Only, Logger: log,
 		Interceptors: extra, ICEDisconnectedTimeout: cfg.ICEDisconnectedTimeout, ICEFailedTimeout: cfg.ICEFailedTimeout,
 		MaxIncomingBitrate: cfg.MaxPublishBitrate, MaxDataMessage: cfg.DataMaxMessage,
-		AnswerTimeout: cfg.AnswerTimeout,
+		AnswerTimeout: cfg.AnswerTimeout, OnPeerClosed: func(id string) { ts.release(id) },
+		RelayTransport: func(a netip.AddrPort) string { return ts.relayTransport(a) }, RelayOffered: cfg.relayOffered(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		_ = engine.Close()
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	undo = append(undo, func() { _ = engine.Close() })
+	if ts, err = openTURN(cfg, engine, turnsLn, log); err != nil {
+		return nil, err
 	}
+	undo = append(undo, func() { _ = ts.close() })
 	rooms, err := room.NewManager(engine.NewPeer, room.Limits{
 		MaxRooms: cfg.MaxRooms, MaxParticipants: cfg.MaxParticipants,
 		DataRate: cfg.DataRate, DataBurst: cfg.DataBurst(),
 		MaxTracks: cfg.MaxTracks, ConnectTimeout: cfg.ConnectTimeout,
+		MaxProbes: cfg.MaxProbes, ProbeTimeout: cfg.ProbeTimeout,
 	}, log)
 	if err != nil {
-		_ = ln.Close()
-		_ = engine.Close()
 		return nil, err
 	}
+	undo = append(undo, func() { rooms.Close("shutdown") })
 	var keys *auth.Keys
 	if !cfg.Open() {
 		keys = &auth.Keys{Key: cfg.APIKey, Secret: cfg.APISecret}
 	}
 	sig, err := signal.NewServer(rooms, signal.Config{
-		ICEServers: iceServers(cfg), AllowedOrigins: cfg.AllowedOrigins, Keys: keys,
+		ICEServers: ts.iceServers, AllowedOrigins: cfg.AllowedOrigins, Keys: keys,
 		MaxMessage: cfg.SignalMaxMessage, JoinTimeout: cfg.JoinTimeout,
 		PingInterval: cfg.PingInterval, WriteTimeout: cfg.WriteTimeout,
 		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst(),
 	}, log)
 	if err != nil {
-		rooms.Close("shutdown")
-		_ = ln.Close()
-		_ = engine.Close()
 		return nil, err
 	}
 
-	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, ln: ln}
+	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
-	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates}))
+	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats()}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {
@@ -109,24 +153,15 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	})
 	mux.Handle("/", web.Handler())
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			rooms.Close("shutdown")
-			_ = ln.Close()
-			_ = engine.Close()
-			return nil, fmt.Errorf("tls: %w", err)
-		}
-		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if tlsCfg != nil {
+		s.http.TLSConfig = tlsCfg // net/http serves HTTP/2 on the *tls.Conns demux hands it
 		s.tls = true
 	}
 	if cfg.PprofListen != "" {
 		if s.pprofLn, err = net.Listen("tcp", cfg.PprofListen); err != nil {
-			rooms.Close("shutdown")
-			_ = ln.Close()
-			_ = engine.Close()
 			return nil, fmt.Errorf("pprof listen %s: %w", cfg.PprofListen, err)
 		}
+		undo = append(undo, func() { _ = s.pprofLn.Close() })
 		pm := http.NewServeMux()
 		pm.HandleFunc("/debug/pprof/", pprof.Index)
 		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -135,8 +170,13 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		s.pprofHTTP = &http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}
 	}
+	ok = true
 	return s, nil
 }
+
+// sniffTimeout bounds how long a connection to the shared TLS port may take
+// to send its first bytes and finish its TLS handshake.
+const sniffTimeout = 10 * time.Second
 
 // PprofAddr returns the profiler's address, or nil when it is off.
 func (s *Server) PprofAddr() net.Addr {
@@ -146,16 +186,13 @@ func (s *Server) PprofAddr() net.Addr {
 	return s.pprofLn.Addr()
 }
 
-func iceServers(cfg Config) []signal.ICEServer {
-	out := make([]signal.ICEServer, 0, len(cfg.ICEServers))
-	for _, u := range cfg.ICEServers {
-		s := signal.ICEServer{URLs: []string{u}}
-		if strings.HasPrefix(u, "turn") {
-			s.Username, s.Credential = cfg.ICEUsername, cfg.ICECredential
-		}
-		out = append(out, s)
+// TURNPorts returns the built-in TURN server's UDP and TCP ports, 0 when
+// it is off.
+func (s *Server) TURNPorts() (udp, tcp int) {
+	if s.turn.srv == nil {
+		return 0, 0
 	}
-	return out
+	return s.turn.udpPort, s.turn.tcpPort
 }
 
 // Addr returns the HTTP listener's address.
@@ -186,11 +223,7 @@ func (s *Server) Serve() error {
 			}
 		}()
 	}
-	serve := s.http.Serve
-	if s.tls {
-		serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
-	}
-	if err := serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http: %w", err)
 	}
 	return nil
@@ -216,6 +249,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.pprofHTTP != nil {
 		pprofErr = s.pprofHTTP.Shutdown(ctx)
 	}
+	turnErr := s.turn.close()
 	engErr := s.Engine.Close()
-	return errors.Join(waitErr, httpErr, pprofErr, engErr)
+	var muxErr error
+	if s.mux != nil {
+		muxErr = s.mux.Close()
+	}
+	return errors.Join(waitErr, httpErr, pprofErr, turnErr, engErr, muxErr)
 }

@@ -6,11 +6,27 @@ const $ = (id) => document.getElementById(id);
 const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const show = (id) => { for (const s of ['home', 'prejoin', 'fatal', 'call']) $(s).hidden = s !== id; };
 
-function fatal(title, message) {
+function fatal(title, message, doctor) {
   $('fatal-title').textContent = title;
   $('fatal-message').textContent = message;
+  $('fatal-doctor').hidden = !doctor;
+  if (doctor) $('fatal-doctor').href = doctor;
   show('fatal');
 }
+
+// What each ice_failed reason (docs/protocol.md) means for the person in
+// front of the screen.
+const ICE_FAILED = {
+  no_response: 'Your network blocks the connection this call uses for audio and video. ' +
+    'Ask whoever runs your network to allow it, or try another network, such as your phone\'s hotspot.',
+  turn_unreachable: 'Your network blocks the connection this call uses for audio and video, ' +
+    'and the relay that would get around it cannot be reached either. ' +
+    'Ask whoever runs your network to allow it, or try another network, such as your phone\'s hotspot.',
+  dtls_failed: 'Something on your network, such as a firewall or a proxy, interrupts the secure connection ' +
+    'for audio and video. Try another network, or ask whoever runs your network.',
+  no_candidates: 'Your browser found no network connection to use for audio and video. ' +
+    'Check that you are online and that no setting or extension turns off WebRTC.',
+};
 
 function randomRoom() {
   const words = ['amber', 'birch', 'cedar', 'delta', 'ember', 'fjord', 'grove', 'harbor', 'iris', 'juniper'];
@@ -325,6 +341,12 @@ async function startCall(room, name, media) {
       token_wrong_room: 'Your invitation is for another room', token_no_grants: 'Your invitation allows nothing',
       replaced: 'You joined from somewhere else',
     };
+    if (e.detail.code === 'ice_failed') {
+      const q = new URLSearchParams({ room });
+      if (token) q.set('token', token);
+      fatal('Your network blocks this call', ICE_FAILED[e.detail.reason] || e.detail.message, `/doctor?${q}`);
+      return;
+    }
     fatal(titles[e.detail.code] || 'Cannot join', e.detail.message);
   });
   session.addEventListener('problem', (e) => hint(e.detail.code === 'unreachable' ? e.detail.message : `${e.detail.code}: ${e.detail.message}`));

@@ -13,8 +13,9 @@
 //   meta {participant, trackId, meta}           source / muted changed
 //   chat {from, name, text, at}
 //   speaker {participant}    the room's active speaker changed
-//   fatal {code, message}    cannot join: room full, bad name, ...; or
-//                            replaced by the same identity elsewhere
+//   fatal {code, message, reason?}  cannot join: room full, bad name, ...;
+//                            replaced by the same identity elsewhere; or
+//                            ice_failed (reason: the server's diagnosis)
 //   problem {code, message}  a refused request; the session goes on
 
 const FATAL = new Set(['room_full', 'bad_room', 'bad_name', 'too_many_rooms', 'already_joined', 'auth_required', 'token_invalid', 'token_expired', 'token_not_yet_valid', 'token_wrong_room', 'token_no_grants']);
@@ -159,7 +160,15 @@ export class Session extends EventTarget {
         else this.pendingCandidates.push(m.candidate);
         break;
       case 'error':
-        if (FATAL.has(m.code)) {
+        // The media connection failed for a reason a rejoin will not fix
+        // (docs/protocol.md, ice_failed); consent_lost is a network that
+        // went away during the call, and rejoining is right.
+        if (m.code === 'ice_failed' && m.reason !== 'consent_lost') {
+          this.closed = true;
+          this.setState('closed');
+          this.emit('fatal', { code: m.code, reason: m.reason, message: m.message });
+          this.ws.close();
+        } else if (FATAL.has(m.code)) {
           this.closed = true;
           this.setState('closed');
           this.emit('fatal', { code: m.code, message: m.message });
