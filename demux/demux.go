@@ -7,7 +7,7 @@
 //   - a TLS ClientHello (0x16 0x03): the handshake is done here, then the
 //     first decrypted bytes decide: a STUN header is TURN over TLS, anything
 //     else HTTPS (a connection that negotiated HTTP/2 by ALPN is HTTPS at
-//     once);
+//     once, one that negotiated "stun.turn", RFC 7443, TURN over TLS);
 //   - RFC 4571 framing around a STUN Binding request (a 16-bit length, then
 //     type 0x0001 and the magic cookie): ICE over TCP;
 //   - a STUN header (RFC 8489 §5: two zero bits, the magic cookie at byte
@@ -15,7 +15,9 @@
 //   - anything else: HTTP, served only without TLS (with TLS it gets a 400).
 //
 // A connection whose kind nobody listens for, or that sends nothing within
-// the sniff timeout, is closed.
+// the sniff timeout, is closed, as are new ones while 1,024 are being
+// sniffed. Accept errors other than the listener closing (out of
+// descriptors) are retried with a backoff.
 //
 // Goroutines: one accepts on the shared listener; each new connection is
 // sniffed (and its TLS handshake done) on a goroutine of its own, bounded
@@ -109,22 +111,36 @@ func (m *Mux) Listen(k Kind) *Listener {
 // Addr is the shared listener's address.
 func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
 
+// maxSniffing bounds the connections being sniffed at once; more are
+// closed at once (each holds a descriptor for up to the sniff timeout).
+const maxSniffing = 1024
+
 func (m *Mux) acceptLoop() {
 	defer close(m.done)
+	var backoff time.Duration
 	for {
 		c, err := m.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of descriptors or buffers: wait and try again, as
+			// net/http does, instead of leaving the port dead.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		m.mu.Lock()
 		if m.closed {
 			m.mu.Unlock()
 			_ = c.Close()
 			return
+		}
+		if len(m.sniffing) >= maxSniffing {
+			m.mu.Unlock()
+			_ = c.Close()
+			continue
 		}
 		m.wg.Add(1)
 		m.sniffing[c] = struct{}{}
@@ -171,7 +187,11 @@ func (m *Mux) route(c net.Conn) {
 			return
 		}
 		conn, kind = tc, HTTP
-		if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		switch tc.ConnectionState().NegotiatedProtocol {
+		case "h2":
+		case "stun.turn": // RFC 7443
+			kind = TURNS
+		default:
 			// HTTP/1.1 or no ALPN: the first decrypted bytes decide.
 			tr := bufio.NewReaderSize(tc, 512)
 			if inner, err := tr.Peek(8); err == nil && isSTUN(inner) {

@@ -52,7 +52,7 @@ func TestOnePortForEveryKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(ln, &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"h2", "http/1.1"}}, 5*time.Second)
+	m := New(ln, &tls.Config{Certificates: []tls.Certificate{cert.TLS}, NextProtos: []string{"h2", "http/1.1", "stun.turn"}}, 5*time.Second)
 	defer m.Close()
 	subs := map[Kind]*Listener{}
 	for k := Kind(0); k < numKinds; k++ {
@@ -87,6 +87,7 @@ func TestOnePortForEveryKind(t *testing.T) {
 		{"ICE over TCP", dialTCP, framed, ICETCP},
 		{"TURN over TCP", dialTCP, stunBinding(), TURN},
 		{"TURN over TLS", func() net.Conn { return dialTLS() }, stunBinding(), TURNS},
+		{"TURN over TLS, ALPN stun.turn", func() net.Conn { return dialTLS("stun.turn") }, stunBinding(), TURNS},
 	} {
 		c := tc.dial()
 		if _, err := c.Write(tc.first); err != nil {

@@ -98,7 +98,7 @@ func newCollector(src Sources) *collector {
 		iceFailures:         desc("ice_failures_total", "PeerConnections that did not connect in time or failed later, by the server's diagnosis (error ice_failed's reason).", "reason"),
 		layerSwitches:       desc("layer_switches_total", "Simulcast layer changes of subscribers."),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
-		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486).", "reason"),
+		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486, malformed: 400 or dropped).", "reason"),
 		turnDropped:         desc("turn_relay_dropped_total", "Relayed datagrams dropped because they were to or from an address that is not Roundtable's."),
 		estimates: desc("bandwidth_estimate_bytes_per_second",
 			"Current send-side bandwidth estimates toward subscribers (GCC from TWCC feedback, else REMB), one observation per participant at scrape time."),

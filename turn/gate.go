@@ -24,13 +24,17 @@ const (
 	RefusedUnauthorized = "unauthorized" // 401: expired, forged, or not a participant
 	RefusedForbidden    = "forbidden"    // 403: a peer other than Roundtable's media addresses
 	RefusedQuota        = "quota"        // 486: allocations per participant or in total
+	RefusedMalformed    = "malformed"    // 400 or dropped: a message that would crash pion
 )
 
 // RefusedReasons lists every reason, in the order Stats.Refused counts them.
-var RefusedReasons = []string{RefusedUnauthorized, RefusedForbidden, RefusedQuota}
+var RefusedReasons = []string{RefusedUnauthorized, RefusedForbidden, RefusedQuota, RefusedMalformed}
 
 // stunHeaderSize is a STUN header's length (RFC 8489 §5).
 const stunHeaderSize = 20
+
+// magicCookie is STUN's fixed header field (RFC 8489 §5).
+const magicCookie = 0x2112A442
 
 var errTotalQuota = errors.New("turn: allocation cap reached")
 
@@ -61,7 +65,7 @@ type gate struct {
 	users   map[string]int // relays and pending Allocates per participant
 	pending map[[stun.TransactionIDSize]byte]pendingAllocate
 
-	refused [3]atomic.Int64 // by RefusedReasons
+	refused [4]atomic.Int64 // by RefusedReasons
 	dropped atomic.Int64    // relay datagrams to or from a non-peer
 }
 
@@ -89,32 +93,87 @@ func (g *gate) participant(username string) (string, error) {
 	return who, nil
 }
 
-// inspect looks at one datagram or frame from a TURN client: nil hands it
-// to pion, anything else is the error response to send instead. Only
-// authenticated requests are decoded; ChannelData and indications (the
-// media) pass after a two-byte check.
-func (g *gate) inspect(b []byte) []byte {
-	if len(b) < stunHeaderSize || b[0]&0xC0 != 0 {
-		return nil // ChannelData (RFC 8656 §12.4) or not STUN
+// What a datagram or frame from a TURN client is, told apart the way
+// pion/turn v2.1.6 does (HandleRequest, consumeSingleTURNFrame), so that
+// the gate sees exactly the requests pion will handle.
+const (
+	junk        = iota // neither: pion would drop it, so does the gate
+	channelData        // RFC 8656 §12.4: a valid channel number, a length that fits
+	stunMessage        // RFC 8489 §5: the magic cookie (pion ignores the type's top bits)
+)
+
+func kindOf(b []byte) int {
+	if len(b) >= 4 {
+		n := binary.BigEndian.Uint16(b)
+		if n >= 0x4000 && n <= 0x7FFF && int(binary.BigEndian.Uint16(b[2:])) <= len(b)-4 {
+			return channelData
+		}
+	}
+	if len(b) >= stunHeaderSize && binary.BigEndian.Uint32(b[4:]) == magicCookie {
+		return stunMessage
+	}
+	return junk
+}
+
+// peerAddressesWellFormed walks a STUN message's attributes (RFC 8489
+// §14) without allocating and reports whether every XOR-PEER-ADDRESS has
+// the size its family needs. pion/stun v0.6.1 reads an address's family
+// before checking its length: a short one panics pion's reader.
+func peerAddressesWellFormed(b []byte) bool {
+	end := min(len(b), stunHeaderSize+int(binary.BigEndian.Uint16(b[2:])))
+	for off := stunHeaderSize; off+4 <= end; {
+		typ, n := binary.BigEndian.Uint16(b[off:]), int(binary.BigEndian.Uint16(b[off+2:]))
+		v := off + 4
+		if typ == uint16(stun.AttrXORPeerAddress) {
+			if v+n > end || n < 2 || (b[v+1] == 0x01 && n != 8) || (b[v+1] == 0x02 && n != 20) || b[v] != 0 || (b[v+1] != 0x01 && b[v+1] != 0x02) {
+				return false
+			}
+		}
+		off = v + (n+3)&^3
+	}
+	return true
+}
+
+// inspect looks at one datagram or frame from a TURN client: pass hands it
+// to pion; otherwise reply (if any) is the error response to send instead.
+// ChannelData (the media) passes after a four-byte check; indications are
+// walked, not decoded; requests are decoded.
+func (g *gate) inspect(b []byte) (reply []byte, pass bool) {
+	switch kindOf(b) {
+	case channelData:
+		return nil, true
+	case junk:
+		return nil, false
 	}
 	var t stun.MessageType
 	t.ReadValue(binary.BigEndian.Uint16(b))
+	if !peerAddressesWellFormed(b) {
+		g.refused[3].Add(1)
+		if t.Class != stun.ClassRequest {
+			return nil, false
+		}
+		m := &stun.Message{Raw: append([]byte(nil), b...)}
+		if m.Decode() != nil {
+			return nil, false
+		}
+		return g.reply(m, stun.CodeBadRequest, "Bad Request: malformed XOR-PEER-ADDRESS", nil), false
+	}
 	if t.Class != stun.ClassRequest {
-		return nil
+		return nil, true
 	}
 	switch t.Method {
 	case stun.MethodAllocate, stun.MethodRefresh, stun.MethodCreatePermission, stun.MethodChannelBind:
 	default:
-		return nil
+		return nil, true
 	}
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
 	if err := m.Decode(); err != nil || !m.Contains(stun.AttrMessageIntegrity) {
-		return nil // pion answers 400, or 401 with a nonce
+		return nil, true // pion answers 400, or 401 with a nonce
 	}
 	var user stun.Username
 	var realm stun.Realm
 	if user.GetFrom(m) != nil || realm.GetFrom(m) != nil {
-		return nil
+		return nil, true
 	}
 	who, err := g.participant(user.String())
 	key := stun.NewLongTermIntegrity(user.String(), realm.String(), restPassword(g.secret, user.String()))
@@ -125,21 +184,21 @@ func (g *gate) inspect(b []byte) []byte {
 		g.refused[0].Add(1)
 		var nonce stun.Nonce
 		_ = nonce.GetFrom(m)
-		return g.reply(m, stun.CodeUnauthorized, err.Error(), nil, stun.NewRealm(g.realm), nonce)
+		return g.reply(m, stun.CodeUnauthorized, err.Error(), nil, stun.NewRealm(g.realm), nonce), false
 	}
 	switch t.Method {
 	case stun.MethodCreatePermission, stun.MethodChannelBind:
 		if !g.peersAllowed(m, t.Method == stun.MethodChannelBind) {
 			g.refused[1].Add(1)
-			return g.reply(m, stun.CodeForbidden, "Forbidden: this server relays only to its own media addresses", key)
+			return g.reply(m, stun.CodeForbidden, "Forbidden: this server relays only to its own media addresses", key), false
 		}
 	case stun.MethodAllocate:
 		if !g.admit(m.TransactionID, who) {
 			g.refused[2].Add(1)
-			return g.reply(m, stun.CodeAllocQuotaReached, "Allocation Quota Reached", key)
+			return g.reply(m, stun.CodeAllocQuotaReached, "Allocation Quota Reached", key), false
 		}
 	}
-	return nil
+	return nil, true
 }
 
 // peersAllowed checks every XOR-PEER-ADDRESS: its IP for a permission,
@@ -244,16 +303,37 @@ func (g *gate) removeRelay(rc *relayConn) {
 }
 
 // closeRelay closes a relay while no request of its client is being
-// handled by pion (see handling).
+// handled by pion (see handling), and keeps it so until pion has closed
+// the allocation (its packet handler sees the socket fail, deletes the
+// allocation and closes the socket again), at most closeWait.
 func (g *gate) closeRelay(rc *relayConn) {
 	g.mu.Lock()
 	owner := rc.owner
 	g.mu.Unlock()
-	if owner != nil {
-		owner.mu.Lock()
+	if owner != nil && owner.lock(closeWait) {
 		defer owner.mu.Unlock()
 	}
 	_ = rc.Close()
+	select {
+	case <-rc.pionClosed:
+	case <-time.After(closeWait):
+	}
+}
+
+// closeWait bounds how long closing a relay waits for pion.
+const closeWait = 2 * time.Second
+
+// ownedBy returns the relays whose allocations were made over one conn.
+func (g *gate) ownedBy(h *handling) []*relayConn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*relayConn
+	for _, rc := range g.relays {
+		if rc.owner == h {
+			out = append(out, rc)
+		}
+	}
+	return out
 }
 
 // participantRelays returns who's relays.
@@ -319,6 +399,19 @@ func (h *handling) acquire() {
 	h.held = true
 }
 
+// lock takes handling from outside the reader, giving up after d (a reader
+// stuck in pion must not stop a participant from leaving).
+func (h *handling) lock(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for !h.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 // gatedPacketConn is TURN over UDP with the gate in front.
 type gatedPacketConn struct {
 	net.PacketConn
@@ -333,8 +426,11 @@ func (c *gatedPacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, from, err
 		}
-		if r := c.g.inspect(b[:n]); r != nil {
-			_, _ = c.PacketConn.WriteTo(r, from)
+		r, pass := c.g.inspect(b[:n])
+		if !pass {
+			if r != nil {
+				_, _ = c.PacketConn.WriteTo(r, from)
+			}
 			continue
 		}
 		c.h.acquire()
@@ -411,9 +507,13 @@ func (c *gatedStream) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if r := c.g.inspect(frame); r != nil {
-			if _, err := c.Conn.Write(r); err != nil {
-				return 0, err
+		r, pass := c.g.inspect(frame)
+		if !pass {
+			if r != nil {
+				_ = c.Conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+				if _, err := c.Conn.Write(r); err != nil {
+					return 0, err
+				}
 			}
 			continue
 		}
@@ -425,16 +525,29 @@ func (c *gatedStream) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// errBadFrame: a stream that is neither STUN nor ChannelData (pion would
+// stop reading it too); the connection ends.
+var errBadFrame = errors.New("turn: not a STUN or ChannelData frame")
+
+// next reads one frame the way pion's STUNConn cuts them: ChannelData
+// (a valid channel number) padded to four bytes, or a STUN message (the
+// magic cookie) of its header's length.
 func (c *gatedStream) next() ([]byte, error) {
 	h, err := c.r.Peek(4)
 	if err != nil {
 		return nil, err
 	}
-	size := 4 + int(binary.BigEndian.Uint16(h[2:])) // ChannelData
-	if h[0]&0xC0 == 0 {
-		size = stunHeaderSize + int(binary.BigEndian.Uint16(h[2:])) // STUN
+	var size int
+	if n := binary.BigEndian.Uint16(h); n >= 0x4000 && n <= 0x7FFF {
+		size = 4 + (int(binary.BigEndian.Uint16(h[2:]))+3)&^3
 	} else {
-		size = (size + 3) &^ 3
+		if h, err = c.r.Peek(8); err != nil {
+			return nil, err
+		}
+		if binary.BigEndian.Uint32(h[4:]) != magicCookie {
+			return nil, errBadFrame
+		}
+		size = stunHeaderSize + int(binary.BigEndian.Uint16(h[2:]))
 	}
 	if cap(c.buf) < size {
 		c.buf = make([]byte, size)
@@ -457,9 +570,18 @@ func (c *gatedStream) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// Close runs on pion's reader goroutine once it stops reading the
+// connection: it lets go of handling, and closes the allocations made over
+// this connection (RFC 8656 §3.1: a TCP or TLS allocation ends with its
+// connection; pion v2 keeps them until they expire).
 func (c *gatedStream) Close() error {
+	c.h.release()
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	for _, rc := range c.g.ownedBy(&c.h) {
+		c.g.closeRelay(rc)
+	}
+	return err
 }

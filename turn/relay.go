@@ -86,7 +86,8 @@ func (r *relays) AllocatePacketConn(network string, port int) (net.PacketConn, n
 	if err != nil {
 		return nil, nil, fmt.Errorf("turn: relay socket: %w", err)
 	}
-	rc := &relayConn{UDPConn: conn, peers: r.peers, g: g, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), transport: r.transport}
+	rc := &relayConn{UDPConn: conn, peers: r.peers, g: g, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), transport: r.transport,
+		pionClosed: make(chan struct{})}
 	g.relays[rc.addr] = rc
 	return rc, conn.LocalAddr(), nil
 }
@@ -103,11 +104,12 @@ func (r *relays) AllocateConn(string, int) (net.Conn, net.Addr, error) {
 // hands pion only what peers sent, with their advertised address.
 type relayConn struct {
 	*net.UDPConn
-	peers     *peers
-	g         *gate
-	addr      netip.AddrPort
-	transport string
-	closed    atomic.Bool
+	peers      *peers
+	g          *gate
+	addr       netip.AddrPort
+	transport  string
+	closes     atomic.Int32  // Close calls: ours, then pion's (or the other way)
+	pionClosed chan struct{} // closed at the second Close
 
 	participant string    // g.mu; set when pion's success response names this relay
 	owner       *handling // g.mu; the conn its client's requests come on (closeRelay)
@@ -142,11 +144,15 @@ func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 }
 
-// Close closes the socket and gives its slot back.
+// Close closes the socket and gives its slot back. pion closes it once
+// more when it deletes the allocation: the second call closes pionClosed.
 func (c *relayConn) Close() error {
 	err := c.UDPConn.Close()
-	if c.closed.CompareAndSwap(false, true) {
+	switch c.closes.Add(1) {
+	case 1:
 		c.g.removeRelay(c)
+	case 2:
+		close(c.pionClosed)
 	}
 	return err
 }

@@ -399,3 +399,88 @@ func firstFrames(stacks []byte) string {
 	}
 	return b.String()
 }
+
+// Messages that would crash pion or slip past the gate: a short
+// XOR-PEER-ADDRESS in a request (400) and in a Send indication (dropped),
+// and an Allocate whose type has the top bits set, which pion reads as an
+// Allocate but is not ChannelData either (dropped: the quota holds). The
+// server answers normally afterwards.
+func TestMalformedMessagesAreRefused(t *testing.T) {
+	f := newFixture(t, 1, 10)
+	u, p := f.credential("alice", time.Hour)
+	a := newRaw(t, f, u, p)
+	if res := a.do(stun.MethodAllocate, transportUDP); res.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("allocate: %v", errorCode(res))
+	}
+	empty := stun.RawAttribute{Type: stun.AttrXORPeerAddress, Value: nil}
+	if res := a.do(stun.MethodCreatePermission, empty); errorCode(res) != stun.CodeBadRequest {
+		t.Fatalf("permission with an empty XOR-PEER-ADDRESS: %v, want 400", errorCode(res))
+	}
+	send := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodSend, stun.ClassIndication),
+		stun.RawAttribute{Type: stun.AttrData, Value: []byte("x")}, empty)
+	if _, err := a.conn.Write(send.Raw); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two malformed messages counted", func() bool { return f.srv.Stats().Refused[RefusedMalformed] == 2 })
+	// The smuggled Allocate: the participant already holds its one.
+	b := newRaw(t, f, u, p)
+	if res := b.do(stun.MethodAllocate, transportUDP); errorCode(res) != stun.CodeAllocQuotaReached {
+		t.Fatalf("second allocation: %v, want 486", errorCode(res))
+	}
+	smuggled := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transportUDP,
+		stun.NewUsername(b.user), stun.NewRealm(b.realm), b.nonce, stun.NewLongTermIntegrity(b.user, b.realm, b.pass))
+	smuggled.Raw[0] |= 0x80
+	if _, err := b.conn.Write(smuggled.Raw); err != nil {
+		t.Fatal(err)
+	}
+	// Still answering, still one allocation.
+	if res := a.do(stun.MethodRefresh, lifetime(600)); res.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("refresh after the malformed messages: %v", errorCode(res))
+	}
+	if n := f.srv.Stats().Allocations; n != 1 {
+		t.Fatalf("%d allocations, want 1", n)
+	}
+}
+
+// Over TCP, an allocation ends with its connection, and a stream that is
+// neither STUN nor ChannelData is closed.
+func TestTCPAllocationEndsWithItsConnection(t *testing.T) {
+	f := newFixture(t, 4, 10)
+	u, p := f.credential("alice", time.Hour)
+	conn, err := net.Dial("tcp4", f.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pionturn.NewClient(&pionturn.ClientConfig{
+		STUNServerAddr: f.tcp.Addr().String(), TURNServerAddr: f.tcp.Addr().String(), Conn: pionturn.NewSTUNConn(conn),
+		Username: u, Password: p, LoggerFactory: &logging.DefaultLoggerFactory{DefaultLogLevel: logging.LogLevelDisabled},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.srv.Stats().Allocations; n != 1 {
+		t.Fatalf("%d allocations, want 1", n)
+	}
+	_ = conn.Close() // not a Refresh with lifetime 0: the connection just ends
+	waitFor(t, "the allocation gone with its connection", func() bool { return f.srv.Stats().Allocations == 0 })
+	_ = relay.Close() // stops the client's refresh timers (its last Refresh fails on the closed connection)
+	c.Close()
+
+	junkConn, err := net.Dial("tcp4", f.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer junkConn.Close()
+	_, _ = junkConn.Write([]byte{0x80, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	_ = junkConn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := junkConn.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a junk stream got an answer; want it closed")
+	}
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
@@ -16,16 +17,19 @@ import (
 // server sent itself through it arrived.
 type Check struct {
 	Flag string // the flag to look at when it fails, e.g. "-nat-ip"
-	What string // "ICE UDP", "ICE TCP", "TURN UDP" or "TURN TCP"
+	What string // "ICE UDP", "ICE TCP", "TURN UDP", "TURN TCP" or "TURN TLS"
 	Addr netip.AddrPort
 	Err  error // nil: it answered
 }
 
-// SelfCheck checks, all at once and each for at most timeout, every
-// address the server advertises beyond its own interfaces: each -nat-ip
-// on the ICE UDP and ICE-TCP ports, the ICE-TCP listener, and the
-// built-in TURN server where clients are told to find it. It logs one line
-// per check, a warning naming the flag for each that got no answer.
+// SelfCheck checks, all at once and each for at most timeout, the
+// addresses the server advertises beyond its own interfaces: each -nat-ip
+// on the ICE UDP and ICE-TCP ports, the ICE-TCP listener, and the built-in
+// TURN server (UDP, TCP, and TLS on the HTTPS port) at -turn-host, else at
+// each -nat-ip, else on the -listen host. (Clients are told the host they
+// reached the page by, which the server cannot know in advance.) It logs
+// one line per check, a warning naming the flag for each that got no
+// answer.
 func (s *Server) SelfCheck(ctx context.Context, timeout time.Duration) []Check {
 	checks := s.selfChecks()
 	var wg sync.WaitGroup
@@ -44,6 +48,8 @@ func (s *Server) SelfCheck(ctx context.Context, timeout time.Duration) []Check {
 				c.Err = stunBinding(cctx, "udp", c.Addr)
 			case "TURN TCP":
 				c.Err = stunBinding(cctx, "tcp", c.Addr)
+			case "TURN TLS":
+				c.Err = stunBinding(cctx, "tls", c.Addr)
 			}
 		}(&checks[i])
 	}
@@ -110,16 +116,29 @@ func (s *Server) selfChecks() []Check {
 			out = append(out,
 				Check{Flag: flag, What: "TURN UDP", Addr: netip.AddrPortFrom(h, uint16(s.turn.udpPort))},
 				Check{Flag: flag, What: "TURN TCP", Addr: netip.AddrPortFrom(h, uint16(s.turn.tcpPort))})
+			if s.turn.tlsPort != 0 {
+				out = append(out, Check{Flag: flag, What: "TURN TLS", Addr: netip.AddrPortFrom(h, uint16(s.turn.tlsPort))})
+			}
 		}
 	}
 	return out
 }
 
-// stunBinding sends a STUN Binding request (RFC 8489) to addr and waits
-// for any answer with its transaction id.
+// stunBinding sends a STUN Binding request (RFC 8489) to addr over udp,
+// tcp or tls and waits for any answer with its transaction id. Over TLS
+// the certificate is not verified: this checks reachability, and the
+// server's own name may not resolve from itself.
 func stunBinding(ctx context.Context, network string, addr netip.AddrPort) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr.String())
+	var c net.Conn
+	var err error
+	if network == "tls" {
+		d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"stun.turn"}}} //nolint:gosec // reachability only
+		c, err = d.DialContext(ctx, "tcp", addr.String())
+		network = "tcp"
+	} else {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, network, addr.String())
+	}
 	if err != nil {
 		return err
 	}

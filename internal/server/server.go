@@ -64,7 +64,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1", "stun.turn"}}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

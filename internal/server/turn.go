@@ -24,6 +24,7 @@ const turnRealm = "roundtable"
 type turnSide struct {
 	srv      *turn.Server // nil when the built-in server is off
 	secret   string       // "" when no credentials are minted
+	external bool         // the secret is the operator's (-turn-secret): mint for -ice-servers too
 	udpPort  int
 	tcpPort  int
 	tlsPort  int    // 0: no TURN over TLS
@@ -39,7 +40,7 @@ type turnSide struct {
 // shared HTTPS port's TURNS connections) when there is one. Its relays
 // reach only the engine's ICE UDP addresses.
 func openTURN(cfg Config, engine *sfu.Engine, tlsLn net.Listener, log *slog.Logger) (*turnSide, error) {
-	t := &turnSide{secret: cfg.TURNSecret, host: cfg.TURNHost, ttl: cfg.TURNCredentialTTL,
+	t := &turnSide{secret: cfg.TURNSecret, external: cfg.TURNSecret != "", host: cfg.TURNHost, ttl: cfg.TURNCredentialTTL,
 		static: cfg.ICEServers, user: cfg.ICEUsername, password: cfg.ICECredential}
 	if !cfg.TURN {
 		return t, nil
@@ -121,7 +122,7 @@ func (t *turnSide) iceServers(participant, reqHost string) []signal.ICEServer {
 		s := signal.ICEServer{URLs: []string{u}}
 		if strings.HasPrefix(u, "turn") {
 			s.Username, s.Credential = t.user, t.password
-			if t.user == "" && t.secret != "" {
+			if t.user == "" && t.external { // a random secret means nothing to another server
 				s.Username, s.Credential = user, pass
 			}
 		}
