@@ -147,6 +147,7 @@ func (p *Peer) answer(sdp string) error {
 		return nil
 	}
 	sdp = p.repairRemote(sdp, nil)
+	p.awaitTransports()
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return p.offerFailed(fmt.Errorf("%w: apply offer: %v", ErrBadSDP, err))
 	}
@@ -171,6 +172,33 @@ func (p *Peer) answer(sdp string) error {
 	}
 	return nil
 }
+
+// awaitTransports waits, at most transportStartWait, for ICE to start
+// after the first negotiation. pion v3.3.6 starts the transports on its
+// own goroutine once a negotiation completes, and sets the agent's remote
+// credentials there: a renegotiation offer applied before that looks like
+// an ICE restart to pion, which then fails ("attempting to gather
+// candidates during gathering state") and the offer with it. A loaded
+// machine showed it to about 2 % of the load tool's clients, whose side
+// has the same guard.
+func (p *Peer) awaitTransports() {
+	if p.pc.RemoteDescription() == nil || p.pc.ICEConnectionState() != webrtc.ICEConnectionStateNew {
+		return
+	}
+	deadline := time.NewTimer(transportStartWait)
+	defer deadline.Stop()
+	for p.pc.ICEConnectionState() == webrtc.ICEConnectionStateNew {
+		select {
+		case <-p.iceChange:
+		case <-p.closed:
+			return
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+const transportStartWait = 2 * time.Second
 
 // offerFailed handles a remote offer that could not be answered: the client
 // may offer again if the PeerConnection is stable (pion refused the offer

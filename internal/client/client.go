@@ -180,6 +180,7 @@ type Client struct {
 	failures     []string
 	negMu        sync.Mutex // serializes offers and answers
 	collide      atomic.Bool
+	iceChange    chan struct{} // kicked on every ICE connection state change (onOffer)
 	collisions   atomic.Int64
 	answers      atomic.Int64
 	speakers     []SpeakerEvent
@@ -318,6 +319,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg: cfg, ws: ws,
 		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
+		iceChange:    make(chan struct{}, 1),
 		closed:       make(chan struct{}),
 		participants: map[string]string{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},
 		trackMeta: map[string]sig.TrackJSON{},
@@ -388,6 +390,12 @@ func (c *Client) startPeer() error {
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
 			c.connected.Store(true)
+		}
+	})
+	pc.OnICEConnectionStateChange(func(webrtc.ICEConnectionState) {
+		select {
+		case c.iceChange <- struct{}{}:
+		default:
 		}
 	})
 	pc.OnTrack(c.onTrack)

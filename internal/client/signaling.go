@@ -157,6 +157,22 @@ func (c *Client) onOffer(sdp string) {
 		c.fail(fmt.Errorf("offer collision in state %s: pion cannot roll back", c.pc.SignalingState()))
 		return
 	}
+	// pion v3.3.6 sets the ICE agent's remote credentials on a goroutine
+	// of its own after the first answer; an offer applied before that
+	// looks like an ICE restart and fails ("attempting to gather
+	// candidates during gathering state"). Wait, at most 5 s, for ICE to
+	// start (sfu.Peer.awaitTransports is the server's side of this).
+	if c.pc.RemoteDescription() != nil {
+		deadline := time.NewTimer(5 * time.Second)
+		for wait := true; wait && c.pc.ICEConnectionState() == webrtc.ICEConnectionStateNew; {
+			select {
+			case <-c.iceChange:
+			case <-deadline.C:
+				wait = false
+			}
+		}
+		deadline.Stop()
+	}
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		c.fail(fmt.Errorf("apply server offer: %w", err))
 		return

@@ -275,8 +275,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				err = client.Wait(wctx, c.Connected)
 				cancel()
 				if err != nil {
+					err = fmt.Errorf("not connected within 20 s: %w (%s)", err, c.Debug())
 					c.Abort()
-					err = fmt.Errorf("not connected within 20 s: %w", err)
 				}
 			}
 			if err != nil {
