@@ -79,8 +79,9 @@ type Settings struct {
 	// between a client and the built-in TURN server for a relayed address
 	// that server holds, "" for any other address (Peer.Path).
 	RelayTransport func(netip.AddrPort) string
-	// RelayOffered says that clients are handed TURN servers (Diagnose).
-	RelayOffered bool
+	// RelayOffered says whether clients are handed TURN servers
+	// (Diagnose); nil: never.
+	RelayOffered func() bool
 }
 
 // Engine holds what every PeerConnection of the server shares: the settings,
@@ -100,7 +101,7 @@ type Engine struct {
 	maxData        int
 	onClosed       func(id string)
 	relayTransport func(netip.AddrPort) string
-	relayOffered   bool
+	relayOffered   func() bool
 	networks       []webrtc.NetworkType // every PeerConnection's, unless OnlyTransport
 
 	mu    sync.Mutex

@@ -117,7 +117,8 @@ func (r FailReason) Explain() string {
 // connect timeout, or once it failed), from what the server saw. Call it
 // before Close.
 func (p *Peer) Diagnose() FailReason {
-	turnOffered := p.engine.relayOffered && p.cfg.OnlyTransport == "" // a UDP or TCP check is given no TURN
+	// A UDP or TCP check is given no TURN.
+	turnOffered := p.engine.relayOffered != nil && p.engine.relayOffered() && p.cfg.OnlyTransport == ""
 	if p.dtlsUp.Load() {
 		return FailConsentLost
 	}

@@ -105,7 +105,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		Interceptors: extra, ICEDisconnectedTimeout: cfg.ICEDisconnectedTimeout, ICEFailedTimeout: cfg.ICEFailedTimeout,
 		MaxIncomingBitrate: cfg.MaxPublishBitrate, MaxDataMessage: cfg.DataMaxMessage,
 		AnswerTimeout: cfg.AnswerTimeout, OnPeerClosed: func(id string) { ts.release(id) },
-		RelayTransport: func(a netip.AddrPort) string { return ts.relayTransport(a) }, RelayOffered: cfg.relayOffered(),
+		RelayTransport: func(a netip.AddrPort) string { return ts.relayTransport(a) }, RelayOffered: func() bool { return ts.relayOffered() },
 	})
 	if err != nil {
 		return nil, err

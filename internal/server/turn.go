@@ -50,17 +50,6 @@ func openTURN(cfg Config, engine *sfu.Engine, tlsLn net.Listener, log *slog.Logg
 		_, _ = rand.Read(b[:])
 		t.secret = base64.RawStdEncoding.EncodeToString(b[:])
 	}
-	host, _, _ := net.SplitHostPort(cfg.Listen)
-	addr := net.JoinHostPort(host, strconv.Itoa(cfg.TURNPort))
-	udp, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("turn: listen udp %s: %w", addr, err)
-	}
-	tcp, err := net.Listen("tcp", addr)
-	if err != nil {
-		_ = udp.Close()
-		return nil, fmt.Errorf("turn: listen tcp %s: %w", addr, err)
-	}
 	var peers []netip.AddrPort
 	var relayIP netip.Addr
 	for _, a := range engine.UDPAddrs() {
@@ -74,6 +63,22 @@ func openTURN(cfg Config, engine *sfu.Engine, tlsLn net.Listener, log *slog.Logg
 		if ip.Is4() && (!relayIP.IsValid() || relayIP.IsLoopback() && !ip.IsLoopback()) {
 			relayIP = ip
 		}
+	}
+	if !relayIP.IsValid() {
+		// pion/turn v2 relays over IPv4 only.
+		log.Warn("turn: no IPv4 address among the ICE UDP addresses to relay from: the built-in TURN server is off")
+		return t, nil
+	}
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	addr := net.JoinHostPort(host, strconv.Itoa(cfg.TURNPort))
+	udp, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("turn: listen udp %s: %w", addr, err)
+	}
+	tcp, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = udp.Close()
+		return nil, fmt.Errorf("turn: listen tcp %s: %w", addr, err)
 	}
 	var nat []netip.Addr
 	for _, s := range cfg.NAT1To1IPs {
@@ -168,12 +173,16 @@ func (t *turnSide) relayTransport(a netip.AddrPort) string {
 	return t.srv.RelayTransport(a)
 }
 
-// relayOffered reports whether clients are handed a TURN server.
-func (c Config) relayOffered() bool {
-	if c.TURN {
+// relayOffered is sfu.Settings.RelayOffered: whether clients are handed
+// a TURN server (the built-in one runs, or -ice-servers names one).
+func (t *turnSide) relayOffered() bool {
+	if t == nil {
+		return false
+	}
+	if t.srv != nil {
 		return true
 	}
-	for _, u := range c.ICEServers {
+	for _, u := range t.static {
 		if strings.HasPrefix(u, "turn") {
 			return true
 		}
