@@ -323,26 +323,13 @@ func (g *gate) closeRelay(rc *relayConn) {
 // closeWait bounds how long closing a relay waits for pion.
 const closeWait = 2 * time.Second
 
-// ownedBy returns the relays whose allocations were made over one conn.
-func (g *gate) ownedBy(h *handling) []*relayConn {
+// relaysWhere returns the relays that keep says to.
+func (g *gate) relaysWhere(keep func(*relayConn) bool) []*relayConn {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var out []*relayConn
 	for _, rc := range g.relays {
-		if rc.owner == h {
-			out = append(out, rc)
-		}
-	}
-	return out
-}
-
-// participantRelays returns who's relays.
-func (g *gate) participantRelays(who string) []*relayConn {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var out []*relayConn
-	for _, rc := range g.relays {
-		if rc.participant == who {
+		if keep(rc) {
 			out = append(out, rc)
 		}
 	}
@@ -580,7 +567,7 @@ func (c *gatedStream) Close() error {
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
 	err := c.Conn.Close()
-	for _, rc := range c.g.ownedBy(&c.h) {
+	for _, rc := range c.g.relaysWhere(func(rc *relayConn) bool { return rc.owner == &c.h }) {
 		c.g.closeRelay(rc)
 	}
 	return err

@@ -125,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 // Release closes the relays of a participant that left (its credential
 // stops working at once: Live no longer knows it).
 func (s *Server) Release(participant string) {
-	for _, rc := range s.g.participantRelays(participant) {
+	for _, rc := range s.g.relaysWhere(func(rc *relayConn) bool { return rc.participant == participant }) {
 		s.g.closeRelay(rc)
 	}
 }
@@ -165,13 +165,7 @@ func (s *Server) Stats() Stats {
 // connections and the relays.
 func (s *Server) Close() error {
 	err := s.pion.Close()
-	s.g.mu.Lock()
-	open := make([]*relayConn, 0, len(s.g.relays))
-	for _, rc := range s.g.relays {
-		open = append(open, rc)
-	}
-	s.g.mu.Unlock()
-	for _, rc := range open {
+	for _, rc := range s.g.relaysWhere(func(*relayConn) bool { return true }) {
 		s.g.closeRelay(rc)
 	}
 	if err != nil {
