@@ -2,8 +2,10 @@
 # Roundtable's test command: installs what the tests need when it is
 # missing (promtool from the prometheus package, Debian's chromium,
 # firefox-esr and coturn, iproute2 and nftables for the network-namespace
-# tests, which need root), then runs every test with the race detector and the benchmarks
-# once so they cannot rot, then fuzzes each target for 30 s (RT_FUZZTIME).
+# tests, which need root, and TypeScript and axe-core from npm), checks
+# the web client's types, then runs every test with the race detector and
+# the benchmarks once so they cannot rot, then fuzzes each target for 30 s
+# (RT_FUZZTIME).
 # Usage: ./scripts/test.sh [extra go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,7 @@ command -v firefox-esr >/dev/null 2>&1 || need_apt+=(firefox-esr)
 command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"
 	sudo=""
@@ -22,6 +25,17 @@ if ((${#need_apt[@]})); then
 	$sudo apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+
+# From npm, pinned and kept outside the clone: TypeScript checks the web
+# client's JSDoc types (web/jsconfig.json; the client itself has no build
+# step), and axe-core checks the room page's accessibility in Chromium
+# (e2e/browser/a11y_test.go).
+npm_tools="${XDG_CACHE_HOME:-$HOME/.cache}/roundtable/npm-tools-1"
+if [ ! -f "$npm_tools/node_modules/axe-core/axe.min.js" ] || [ ! -x "$npm_tools/node_modules/.bin/tsc" ]; then
+	npm install --prefix "$npm_tools" --no-save --no-audit --no-fund --no-package-lock axe-core@4.14.1 typescript@5.9.3 >/dev/null
+fi
+export RT_AXE="$npm_tools/node_modules/axe-core/axe.min.js"
+"$npm_tools/node_modules/.bin/tsc" -p web/jsconfig.json
 
 export RT_REQUIRE_TOOLS=1
 go vet ./...

@@ -145,14 +145,17 @@ func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 // Close closes the socket and gives its slot back. pion closes it once
-// more when it deletes the allocation: the second call closes pionClosed.
+// more when it deletes the allocation: the second call closes pionClosed
+// and returns nil (pion would log the "use of closed network connection"
+// of a socket closed on purpose as a failure, once per allocation).
 func (c *relayConn) Close() error {
-	err := c.UDPConn.Close()
 	switch c.closes.Add(1) {
 	case 1:
+		err := c.UDPConn.Close()
 		c.g.removeRelay(c)
+		return err
 	case 2:
 		close(c.pionClosed)
 	}
-	return err
+	return nil
 }

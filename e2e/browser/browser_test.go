@@ -145,7 +145,13 @@ func (b *browser) open(url string) context.Context {
 		ctx, cancel = chromedp.NewContext(b.root, chromedp.WithListener(b.listener(len(b.tabs)+1)))
 		b.t.Cleanup(cancel)
 	}
-	if _, err := chromedp.Run(ctx, chromedp.Navigate(url)); err != nil {
+	// A network namespace made just before (the netns tests) can make
+	// Chromium see its interfaces change and abort the first load.
+	_, err := chromedp.Run(ctx, chromedp.Navigate(url))
+	for try := 0; err != nil && strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") && try < 3; try++ {
+		_, err = chromedp.Run(ctx, chromedp.Navigate(url))
+	}
+	if err != nil {
 		b.t.Fatalf("open %s: %v", url, err)
 	}
 	b.tabs = append(b.tabs, ctx)
@@ -204,7 +210,10 @@ const stateJS = `JSON.stringify((() => {
   const s = r.session;
   return { id: s.id, state: s.state, pc: s.pc && [s.pc.signalingState, s.pc.connectionState],
     tiles: [...r.tiles.tiles].map(([k, t]) => [k, [...t.tracks.keys()], t.video.videoWidth]),
-    meta: [...s.meta], people: [...s.people] };
+    meta: [...s.meta], people: [...s.people], hints: r.tiles.sent ? [...r.tiles.sent] : [],
+    hidden: [...r.tiles.tiles.values()].filter(t => t.el.hidden).map(t => t.key),
+    stage: r.stage && { mode: r.stage.mode, pinned: r.stage.pinned, speaker: r.stage.speaker, main: r.stage.lastMain, page: r.stage.page,
+      speaking: [...document.querySelectorAll('.tile.speaking')].map(t => t.dataset.participant) } };
 })())`
 
 // evaluate runs js in a tab of either browser, awaiting a promise.

@@ -3,11 +3,8 @@ package browser
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 )
 
 // remoteAudioFlowing is true when n inbound audio streams receive packets.
@@ -72,18 +69,6 @@ func TestThreePersonRoom(t *testing.T) {
 		for _, tab := range tabs[1:] {
 			waitJS(t, tab, "the chat message with Ann's name",
 				`[...document.querySelectorAll('#messages li')].some(li => li.textContent.includes('Ann: hello from tab one'))`, 5*time.Second)
-		}
-		// RT_SCREENSHOT=docs/screenshot.png makes the README's picture.
-		if path := os.Getenv("RT_SCREENSHOT"); path != "" {
-			eval[bool](t, tabs[1], `document.getElementById('people-toggle').click(); true`)
-			if _, err := chromedp.Run(tabs[1], chromedp.EmulateViewport(1600, 1000)); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(500 * time.Millisecond)
-			if png, err := chromedp.Run(tabs[1], chromedp.FullScreenshot(100)); err == nil {
-				_ = os.WriteFile(path, png, 0o644)
-			}
-			eval[bool](t, tabs[1], `document.getElementById('people-toggle').click(); true`)
 		}
 	})
 

@@ -26,7 +26,8 @@ const inboundCodec = `(async () => {
 })()`
 
 // A Chromium tab publishing its camera as simulcast is received by another
-// tab; shrinking the receiving tile makes the server send a smaller layer,
+// tab; shrinking the receiving window (and so its tile) makes the server
+// send a smaller layer,
 // and the decoded frameWidth reported by getStats() drops. Both codecs the
 // issue names: VP8 (Chromium's default) and H.264 (?codec=h264; Debian's
 // Chromium encodes it with OpenH264), whose keyframes and layer sizes the
@@ -65,9 +66,7 @@ func simulcastFromChromium(t *testing.T, codec, mime string) {
 	if big < 320 {
 		t.Fatalf("large tile decodes %d px wide, want the top layers", big)
 	}
-	eval[bool](t, sub, `(() => { const t = document.querySelector('.tile.camera:not(.self)');
-		t.style.width = '120px'; t.style.flex = 'none'; document.getElementById('grid').style.gridTemplateColumns = '120px 1fr';
-		window.roundtable.tiles.sent.clear(); window.roundtable.tiles.hints(); return true; })()`)
+	setViewport(t, sub, 360, 300) // a tile about 170 px wide
 	waitJS(t, sub, "a smaller decoded frame", inboundFrameWidth+`.then(w => w > 0 && w < `+strconv.Itoa(big)+`)`, 15*time.Second)
 	small := eval[int](t, sub, inboundFrameWidth)
 	t.Logf("small tile: frameWidth %d", small)

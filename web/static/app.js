@@ -1,8 +1,22 @@
-// Roundtable web client: routing, pre-join screen and the room UI. The
-// connection itself lives in session.js.
+// @ts-check
+// Roundtable web client: routing, the start and pre-join screens, and the
+// call page, wired from the modules that each do one job:
+//   session.js   the connection and the protocol (docs/protocol.md)
+//   media.js     camera and microphone, device switching
+//   tiles.js     video tiles and the viewport hints they send
+//   layout.js    where the tiles go (grid, speaker, pages)
+//   chat.js      messages, unread count, history
+//   controls.js  sheets, keyboard shortcuts, announcements
+//   settings.js  the in-call settings dialog
 import { Session } from './session.js';
+import { LocalMedia, fillSelect, getMedia, listDevices, prefs } from './media.js';
+import { Tiles } from './tiles.js';
+import { Stage } from './layout.js';
+import { Chat } from './chat.js';
+import { Sheets, announcer, bindShortcuts, setPressed } from './controls.js';
+import { Settings } from './settings.js';
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const show = (id) => { for (const s of ['home', 'prejoin', 'fatal', 'call']) $(s).hidden = s !== id; };
 
@@ -62,45 +76,31 @@ function home() {
   };
 }
 
-// getMedia asks for camera and microphone, then for either alone; null when
-// there is neither (denied or absent).
-async function getMedia(camera, mic) {
-  const video = camera ? { deviceId: { exact: camera }, width: 640, height: 360 } : { width: 640, height: 360 };
-  const audio = mic ? { deviceId: { exact: mic } } : true;
-  for (const c of [{ video, audio }, { audio }, { video }]) {
-    try { return await navigator.mediaDevices.getUserMedia(c); } catch { /* try less */ }
-  }
-  return null;
-}
-
 async function prejoin(room) {
   show('prejoin');
   $('prejoin-room').textContent = room;
   $('prejoin-name').value = savedName();
+  /** @type {MediaStream|null} */
   let stream = null;
-  const preview = async () => {
+  const preview = async (/** @type {string} */ camera, /** @type {string} */ mic) => {
     if (stream) for (const t of stream.getTracks()) t.stop();
-    stream = await getMedia($('camera-select').value, $('mic-select').value);
+    stream = await getMedia(camera, mic);
     $('preview').srcObject = stream && stream.getVideoTracks().length ? stream : null;
     $('prejoin-hint').hidden = !!stream;
     $('prejoin-hint').textContent = 'No camera or microphone available: you can join to watch and listen.';
   };
-  await preview();
-  const devices = navigator.mediaDevices ? await navigator.mediaDevices.enumerateDevices() : [];
-  for (const [kind, select] of [['videoinput', 'camera-select'], ['audioinput', 'mic-select']]) {
-    for (const d of devices.filter((d) => d.kind === kind)) {
-      const o = document.createElement('option');
-      o.value = d.deviceId;
-      o.textContent = d.label || d.kind;
-      $(select).append(o);
-    }
-    $(select).onchange = preview;
-  }
-  $('prejoin-form').onsubmit = (e) => {
+  await preview(prefs.get('camera', ''), prefs.get('mic', ''));
+  const devices = await listDevices();
+  fillSelect($('camera-select'), devices.videoinput, LocalMedia.deviceOf(stream?.getVideoTracks()[0] || null));
+  fillSelect($('mic-select'), devices.audioinput, LocalMedia.deviceOf(stream?.getAudioTracks()[0] || null));
+  $('camera-select').onchange = $('mic-select').onchange = () => preview($('camera-select').value, $('mic-select').value);
+  $('prejoin-form').onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const name = $('prejoin-name').value.trim();
     if (!name) return;
     localStorage.setItem('roundtable.name', name);
+    if ($('camera-select').value) prefs.set('camera', $('camera-select').value);
+    if ($('mic-select').value) prefs.set('mic', $('mic-select').value);
     $('preview').srcObject = null;
     const params = new URLSearchParams(location.search);
     params.set('name', name);
@@ -109,326 +109,310 @@ async function prejoin(room) {
   };
 }
 
-// Tiles: one per participant for camera and microphone, one more per
-// screen share. key = participant + ':camera' | ':screen'.
-class Tiles {
-  constructor(session) {
-    this.session = session;
-    this.tiles = new Map();
-    this.visible = new Map(); // element -> intersecting
-    this.sent = new Map(); // server track id -> last visible state sent
-    this.observer = new IntersectionObserver((entries) => {
-      for (const e of entries) this.visible.set(e.target, e.isIntersecting);
-      this.hints();
-    });
-    document.addEventListener('visibilitychange', () => this.hints());
-  }
+// What each error code that ends a call is called on the error page.
+const FATAL_TITLES = {
+  room_full: 'This room is full', bad_room: 'Bad room name', bad_name: 'Bad name',
+  auth_required: 'This room needs an invitation', token_expired: 'Your invitation has expired',
+  token_not_yet_valid: 'Your invitation is not valid yet', token_invalid: 'Your invitation is not valid',
+  token_wrong_room: 'Your invitation is for another room', token_no_grants: 'Your invitation allows nothing',
+  replaced: 'You joined from somewhere else',
+};
 
-  // hints sends a viewport hint for every received video whose visibility
-  // changed: hidden tiles and background tabs get no video.
-  hints() {
-    for (const t of this.tiles.values()) {
-      const shown = !document.hidden && this.visible.get(t.el) !== false;
-      for (const [id, track] of t.tracks) {
-        if (track.kind !== 'video' || !this.session.meta.has(id) || this.sent.get(id) === shown) continue;
-        this.sent.set(id, shown);
-        const r = window.devicePixelRatio || 1;
-        this.session.setViewport(id, t.el.clientWidth * r, t.el.clientHeight * r, shown);
-      }
-    }
-  }
+const hint = (/** @type {string} */ text) => { $('hint').hidden = !text; $('hint').textContent = text || ''; };
 
-  get(participant, kind) {
-    const key = `${participant}:${kind}`;
-    let t = this.tiles.get(key);
-    if (!t) {
-      const el = document.createElement('div');
-      el.className = `tile ${kind}`;
-      el.dataset.participant = participant;
-      el.dataset.kind = kind;
-      const video = document.createElement('video');
-      video.autoplay = true;
-      video.playsInline = true;
-      const avatar = document.createElement('div');
-      avatar.className = 'avatar';
-      const label = document.createElement('span');
-      label.className = 'label';
-      const name = document.createElement('span');
-      const micOff = document.createElement('span');
-      micOff.className = 'mic-off';
-      micOff.textContent = '(muted)';
-      label.append(name, micOff);
-      el.append(video, avatar, label);
-      if (kind === 'screen') el.classList.add('camera-off');
-      $('grid').append(el);
-      this.observer.observe(el);
-      t = { el, video, avatar, name, stream: new MediaStream(), tracks: new Map() };
-      this.tiles.set(key, t);
-      this.label(participant);
-    }
-    return t;
-  }
+/**
+ * @typedef {object} Call what one call's wiring shares
+ * @property {string} room
+ * @property {string} name
+ * @property {string} token
+ * @property {Session} session
+ * @property {Tiles} tiles
+ * @property {Stage} stage
+ * @property {LocalMedia} local
+ * @property {Chat} chat
+ * @property {Sheets} sheets
+ * @property {Settings} settings
+ * @property {(text: string) => void} announce
+ * @property {MediaStreamTrack|null} screen
+ */
 
-  label(participant) {
-    const self = participant === this.session.id;
-    const name = self ? `${this.session.name} (you)` : this.session.people.get(participant) || '';
-    for (const kind of ['camera', 'screen']) {
-      const t = this.tiles.get(`${participant}:${kind}`);
-      if (!t) continue;
-      t.name.textContent = kind === 'screen' ? `${name}: screen` : name;
-      t.avatar.textContent = (name[0] || '?').toUpperCase();
-      t.el.setAttribute('aria-label', t.name.textContent);
-    }
-  }
-
-  add(participant, kind, id, track) {
-    const t = this.get(participant, kind);
-    t.tracks.set(id, track);
-    this.sent.delete(id);
-    t.stream.addTrack(track);
-    if (t.video.srcObject !== t.stream) t.video.srcObject = t.stream;
-    this.refresh(participant);
-    this.hints();
-  }
-
-  removeTrack(id) {
-    for (const [key, t] of this.tiles) {
-      const track = t.tracks.get(id);
-      if (!track) continue;
-      t.tracks.delete(id);
-      t.stream.removeTrack(track);
-      this.sent.delete(id);
-      if (key.endsWith(':screen') && !t.tracks.size) { this.drop(key); }
-      this.refresh(key.split(':')[0]);
-    }
-  }
-
-  drop(key) {
-    const t = this.tiles.get(key);
-    if (!t) return;
-    this.observer.unobserve(t.el);
-    this.visible.delete(t.el);
-    t.el.remove();
-    this.tiles.delete(key);
-  }
-
-  removeParticipant(participant) {
-    for (const kind of ['camera', 'screen']) this.drop(`${participant}:${kind}`);
-  }
-
-  clearRemote() {
-    for (const key of [...this.tiles.keys()]) {
-      if (!key.startsWith(`${this.session.id}:`)) this.removeParticipant(key.split(':')[0]);
-    }
-  }
-
-  // refresh shows the camera tile's muted states from track metadata.
-  refresh(participant) {
-    const t = this.tiles.get(`${participant}:camera`);
-    if (t) {
-      let video = false; let mic = false;
-      if (participant === this.session.id) {
-        for (const [track, l] of this.session.local) {
-          if (l.source === 'camera') video = !l.muted;
-          if (l.source === 'microphone') mic = l.muted;
-        }
-      } else {
-        for (const [id] of t.tracks) {
-          const m = this.session.meta.get(id);
-          if (!m) continue;
-          if (m.kind === 'video') video = !m.muted;
-          if (m.kind === 'audio') mic = m.muted;
-        }
-      }
-      t.el.classList.toggle('camera-off', !video);
-      t.el.classList.toggle('mic-muted', mic);
-    }
-    renderPeople(this.session);
-  }
-}
-
-function renderPeople(session) {
-  const list = $('people-list');
-  list.textContent = '';
-  const entries = [[session.id, `${session.name} (you)`], ...session.people];
-  for (const [id, name] of entries) {
-    const li = document.createElement('li');
-    const tile = document.querySelector(`.tile.camera[data-participant="${CSS.escape(id || '')}"]`);
-    const states = [];
-    if (tile && tile.classList.contains('mic-muted')) states.push('mic muted');
-    if (tile && tile.classList.contains('camera-off')) states.push('camera off');
-    li.textContent = states.length ? `${name} (${states.join(', ')})` : name;
-    list.append(li);
-  }
-  $('people-count').textContent = String(entries.length);
-}
-
+/**
+ * startCall shows the call page and joins: media is what the pre-join
+ * screen opened, 'none' for no devices, or null to open them now.
+ * @param {string} room
+ * @param {string} name
+ * @param {MediaStream|'none'|null} media
+ */
 async function startCall(room, name, media) {
   show('call');
   $('room-title').textContent = room;
   document.title = `${room} · Roundtable`;
-  // A join token from the room link (?token=…), for servers that require one.
+  // A join token from the room link (?token=…), for servers that require one;
+  // ?codec=h264 (or vp9, vp8) picks the camera's codec.
   const params = new URLSearchParams(location.search);
   const token = params.get('token') || '';
-  // ?codec=h264 (or vp9, vp8) picks the camera's codec; the browser's choice otherwise.
   const session = new Session({ room, name, token, codec: params.get('codec') || '' });
-  const tiles = new Tiles(session);
-  window.roundtable = { session, tiles };
-  const hint = (text) => { $('hint').hidden = !text; $('hint').textContent = text || ''; };
-
-  const stream = media === 'none' ? null : media || await getMedia('', '');
-  let camera = null; let mic = null; let screen = null;
-  if (!stream) {
-    hint('No camera or microphone: you can see and hear the others, they cannot see or hear you.');
-  } else {
-    camera = stream.getVideoTracks()[0] || null;
-    mic = stream.getAudioTracks()[0] || null;
-    if (camera) session.publish(camera, stream, 'camera');
-    if (mic) session.publish(mic, stream, 'microphone');
-  }
-  $('cam').disabled = !camera;
-  $('mic').disabled = !mic;
-
-  const showSelf = () => {
-    const me = session.id;
-    if (camera) tiles.add(me, 'camera', camera.id, camera);
-    else tiles.get(me, 'camera');
-    const t = tiles.get(me, 'camera');
-    t.el.classList.add('self');
-    t.video.muted = true;
-    if (screen) {
-      tiles.add(me, 'screen', screen.id, screen);
-      tiles.get(me, 'screen').el.classList.add('self');
-    }
-    tiles.label(me);
-    tiles.refresh(me);
+  const tiles = new Tiles(session, $('stage'));
+  const stage = new Stage($('stage'), tiles, { pager: $('pager'), prev: $('page-prev'), next: $('page-next'), page: $('page') });
+  const announce = announcer($('announcer'));
+  tiles.onChange = () => stage.layout();
+  tiles.onPin = (key) => {
+    stage.togglePin(key);
+    announce(`${stage.pinned ? 'Pinned' : 'Unpinned'} ${tiles.tiles.get(key)?.name.textContent || ''}`);
   };
+  const stream = media === 'none' ? null : media || await getMedia(prefs.get('camera', ''), prefs.get('mic', ''));
+  const local = new LocalMedia(session, stream);
+  const chat = new Chat({ room, list: $('messages'), badge: $('chat-unread'), announce });
+  const sheets = new Sheets({
+    // On a touch screen the message list, not the field: focusing the
+    // field would cover the sheet with the on-screen keyboard.
+    chat: { panel: $('chat'), button: $('chat-toggle'), focus: () => (matchMedia('(pointer: coarse)').matches ? $('messages') : $('chat-input')) },
+    people: { panel: $('people'), button: $('people-toggle'), focus: () => $('people').querySelector('.close') },
+  }, (sheet, open) => { if (sheet === 'chat') chat.setOpen(open); });
+  const settings = new Settings(local, tiles, $('stage'), announce);
+  /** @type {Call} */
+  const call = { room, name, token, session, tiles, stage, local, chat, sheets, settings, announce, screen: null };
+  // For tests and the curious: the call's objects; shareStream publishes any
+  // video stream as a screen share (headless browsers cannot capture one).
+  Object.assign(window, { roundtable: { session, tiles, stage, local, chat,
+    shareStream: (/** @type {MediaStream} */ s) => shareScreen(call, s), stopScreen: () => stopScreen(call) } });
+  if (!stream) hint('No camera or microphone: you can see and hear the others, they cannot see or hear you.');
+  local.publish();
+  wireSession(call);
+  wireTracks(call);
+  wireButtons(call);
+  wireChat(call);
+  session.start();
+}
 
-  session.addEventListener('status', (e) => {
+/** @param {Call} call */
+function wireSession(call) {
+  const { session, tiles, stage, announce } = call;
+  session.addEventListener('status', (/** @type {any} */ e) => {
     const s = e.detail.state;
     $('status').textContent = s === 'reconnecting' ? 'reconnecting…' : s;
     $('status').classList.toggle('bad', s === 'reconnecting');
   });
   session.addEventListener('joined', () => {
     // After a rejoin the participant id is new: rebuild every tile.
-    for (const key of [...tiles.tiles.keys()]) tiles.drop(key);
-    tiles.sent.clear();
-    showSelf();
+    tiles.clear();
+    showSelf(call);
+    renderPeople(call);
   });
-  session.addEventListener('reset', () => tiles.clearRemote());
-  session.addEventListener('participant', (e) => {
-    const { id, present } = e.detail;
-    if (present) { tiles.get(id, 'camera'); tiles.label(id); tiles.refresh(id); } else { tiles.removeParticipant(id); renderPeople(session); }
+  session.addEventListener('reset', () => { tiles.clearRemote(); renderPeople(call); });
+  session.addEventListener('participant', (/** @type {any} */ e) => {
+    const { id, name, present, initial } = e.detail;
+    if (present) {
+      tiles.get(id, 'camera');
+      tiles.label(id);
+      tiles.refresh(id);
+    } else {
+      tiles.removeParticipant(id);
+    }
+    if (!initial) announce(`${name || 'Someone'} ${present ? 'joined' : 'left'}`);
+    renderPeople(call);
   });
-  session.addEventListener('track', (e) => {
+  session.addEventListener('speaker', (/** @type {any} */ e) => stage.setSpeaker(e.detail.participant));
+  session.addEventListener('chat', (/** @type {any} */ e) => call.chat.add(e.detail.name, e.detail.text, e.detail.at, false));
+  session.addEventListener('fatal', (/** @type {any} */ e) => onFatal(call, e.detail));
+  session.addEventListener('problem', (/** @type {any} */ e) => hint(e.detail.code === 'unreachable' ? e.detail.message : `${e.detail.code}: ${e.detail.message}`));
+}
+
+/** wireTracks follows remote tracks and the user's own device switches. @param {Call} call */
+function wireTracks(call) {
+  const { session, tiles, announce } = call;
+  session.addEventListener('track', (/** @type {any} */ e) => {
     const { participant, trackId, track, meta } = e.detail;
-    const kind = meta && (meta.source === 'screen' || meta.source === 'screen-audio') ? 'screen' : 'camera';
-    tiles.add(participant, kind, trackId, track);
+    const screen = meta && (meta.source === 'screen' || meta.source === 'screen-audio');
+    tiles.add(participant, screen ? 'screen' : 'camera', trackId, track);
+    if (screen && track.kind === 'video') announce(`${session.people.get(participant) || 'Someone'} is presenting`);
+    renderPeople(call);
   });
-  session.addEventListener('track-ended', (e) => tiles.removeTrack(e.detail.trackId));
-  session.addEventListener('meta', (e) => tiles.refresh(e.detail.participant));
-  session.addEventListener('speaker', (e) => {
-    for (const el of document.querySelectorAll('.tile.camera')) {
-      el.classList.toggle('speaking', el.dataset.participant === e.detail.participant);
+  session.addEventListener('track-ended', (/** @type {any} */ e) => { tiles.removeTrack(e.detail.trackId); renderPeople(call); });
+  session.addEventListener('meta', (/** @type {any} */ e) => { tiles.refresh(e.detail.participant); renderPeople(call); });
+  call.local.addEventListener('change', (/** @type {any} */ e) => {
+    const { kind, from, to } = e.detail;
+    if (kind === 'camera' && session.id) {
+      if (from) tiles.removeTrack(from.id);
+      tiles.add(session.id, 'camera', to.id, to);
     }
+    syncButtons(call);
   });
-  session.addEventListener('chat', (e) => chatLine(e.detail.name, e.detail.text, e.detail.at));
-  session.addEventListener('fatal', (e) => {
-    const titles = {
-      room_full: 'This room is full', bad_room: 'Bad room name', bad_name: 'Bad name',
-      auth_required: 'This room needs an invitation', token_expired: 'Your invitation has expired',
-      token_not_yet_valid: 'Your invitation is not valid yet', token_invalid: 'Your invitation is not valid',
-      token_wrong_room: 'Your invitation is for another room', token_no_grants: 'Your invitation allows nothing',
-      replaced: 'You joined from somewhere else',
-    };
-    if (e.detail.code === 'ice_failed') {
-      const q = new URLSearchParams({ room });
-      if (token) q.set('token', token);
-      fatal('Your network blocks this call', ICE_FAILED[e.detail.reason] || e.detail.message, `/doctor?${q}`);
-      return;
-    }
-    fatal(titles[e.detail.code] || 'Cannot join', e.detail.message);
-  });
-  session.addEventListener('problem', (e) => hint(e.detail.code === 'unreachable' ? e.detail.message : `${e.detail.code}: ${e.detail.message}`));
+}
 
-  const toggle = (btn, getTrack, on, off) => () => {
-    const track = getTrack();
-    if (!track) return;
-    const muted = track.enabled;
-    session.setMuted(track, muted);
-    btn.setAttribute('aria-pressed', String(!muted));
-    btn.textContent = muted ? off : on;
-    tiles.refresh(session.id);
-  };
-  $('mic').onclick = toggle($('mic'), () => mic, 'Mute mic', 'Unmute mic');
-  $('cam').onclick = toggle($('cam'), () => camera, 'Stop camera', 'Start camera');
+/** showSelf makes the user's own tiles (again, after a rejoin). @param {Call} call */
+function showSelf(call) {
+  const { session, tiles, local } = call;
+  const me = /** @type {string} */ (session.id);
+  if (local.camera) tiles.add(me, 'camera', local.camera.id, local.camera);
+  else tiles.get(me, 'camera');
+  if (call.screen) tiles.add(me, 'screen', call.screen.id, call.screen);
+  tiles.label(me);
+  tiles.refresh(me);
+}
 
-  // shareStream publishes a screen (or any video stream: tests pass a canvas
-  // capture) as an extra tile; stopScreen ends it.
-  const stopScreen = () => {
-    if (!screen) return;
-    session.unpublish(screen);
-    tiles.removeTrack(screen.id);
-    screen.stop();
-    screen = null;
-    $('screen').setAttribute('aria-pressed', 'false');
-    $('screen').textContent = 'Share screen';
-  };
-  const shareStream = (s) => {
-    stopScreen();
-    screen = s.getVideoTracks()[0];
-    if (!screen) return;
-    screen.addEventListener('ended', stopScreen);
-    session.publish(screen, s, 'screen');
-    tiles.add(session.id, 'screen', screen.id, screen);
-    tiles.get(session.id, 'screen').el.classList.add('self');
-    tiles.label(session.id);
-    $('screen').setAttribute('aria-pressed', 'true');
-    $('screen').textContent = 'Stop sharing';
-  };
-  Object.assign(window.roundtable, { shareStream, stopScreen });
-  $('screen').disabled = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
-  $('screen').onclick = async () => {
-    if (screen) return stopScreen();
-    try { shareStream(await navigator.mediaDevices.getDisplayMedia({ video: true })); } catch { /* cancelled */ }
-  };
-  $('people-toggle').onclick = () => {
-    $('people').hidden = !$('people').hidden;
-    $('people-toggle').setAttribute('aria-expanded', String(!$('people').hidden));
-  };
+/** @param {Call} call */
+function wireButtons(call) {
+  const { session, stage, settings, sheets } = call;
+  $('mic').onclick = () => toggleTrack(call, 'mic');
+  $('cam').onclick = () => toggleTrack(call, 'camera');
+  $('screen').hidden = !navigator.mediaDevices?.getDisplayMedia;
+  $('screen').onclick = () => toggleScreen(call);
+  $('settings-open').onclick = () => settings.open();
+  $('layout-toggle').onclick = () => toggleLayout(call);
+  setPressed($('layout-toggle'), stage.mode === 'speaker');
+  $('help-open').onclick = () => $('help').showModal();
   $('invite').onclick = async () => {
+    const url = roomURL(call.room);
     try {
-      await navigator.clipboard.writeText(roomURL(room));
-      hint(`Invite link copied: ${roomURL(room)}`);
+      await navigator.clipboard.writeText(url);
+      hint(`Invite link copied: ${url}`);
     } catch {
-      hint(`Invite link: ${roomURL(room)}`);
+      hint(`Invite link: ${url}`);
     }
   };
-  $('leave').onclick = () => { session.leave(); location.href = '/'; };
+  $('leave').onclick = () => leave(call);
   window.addEventListener('pagehide', () => session.leave());
+  bindShortcuts(() => !session.closed, {
+    mic: () => toggleTrack(call, 'mic'),
+    camera: () => toggleTrack(call, 'camera'),
+    screen: () => { if (!$('screen').hidden) toggleScreen(call); },
+    chat: () => sheets.toggle('chat'),
+    people: () => sheets.toggle('people'),
+    layout: () => toggleLayout(call),
+    page: (delta) => stage.turn(delta),
+    leave: () => leave(call),
+    help: () => $('help').showModal(),
+    close: () => sheets.close(),
+  });
+  syncButtons(call);
+}
 
-  $('chat-form').onsubmit = (e) => {
+/** syncButtons shows the microphone and camera buttons' state. @param {Call} call */
+function syncButtons(call) {
+  /** @type {[string, MediaStreamTrack|null][]} */
+  const buttons = [['mic', call.local.mic], ['cam', call.local.camera]];
+  for (const [id, track] of buttons) {
+    $(id).disabled = !track;
+    setPressed($(id), !!track && track.enabled);
+  }
+}
+
+/**
+ * toggleTrack switches the microphone or camera off or on.
+ * @param {Call} call
+ * @param {'mic'|'camera'} which
+ */
+function toggleTrack(call, which) {
+  const track = call.local[which];
+  if (!track) return;
+  const muted = track.enabled;
+  call.session.setMuted(track, muted);
+  syncButtons(call);
+  call.tiles.refresh(/** @type {string} */ (call.session.id));
+  renderPeople(call);
+  call.announce(`${which === 'mic' ? 'Microphone' : 'Camera'} ${muted ? 'off' : 'on'}`);
+}
+
+/** @param {Call} call */
+function toggleLayout(call) {
+  call.stage.setMode(call.stage.mode === 'speaker' ? 'grid' : 'speaker');
+  setPressed($('layout-toggle'), call.stage.mode === 'speaker');
+  call.announce(call.stage.mode === 'speaker' ? 'Speaker layout' : 'Grid layout');
+}
+
+/** @param {Call} call */
+async function toggleScreen(call) {
+  if (call.screen) { stopScreen(call); return; }
+  try {
+    shareScreen(call, await navigator.mediaDevices.getDisplayMedia({ video: true }));
+  } catch { /* cancelled */ }
+}
+
+/**
+ * shareScreen publishes a screen (or any video stream) as an extra tile.
+ * @param {Call} call
+ * @param {MediaStream} s
+ */
+function shareScreen(call, s) {
+  stopScreen(call);
+  const track = s.getVideoTracks()[0];
+  if (!track) return;
+  call.screen = track;
+  track.addEventListener('ended', () => { if (call.screen === track) stopScreen(call); });
+  call.session.publish(track, s, 'screen');
+  call.tiles.add(/** @type {string} */ (call.session.id), 'screen', track.id, track);
+  call.tiles.label(/** @type {string} */ (call.session.id));
+  setPressed($('screen'), true);
+  call.announce('You are presenting');
+}
+
+/** @param {Call} call */
+function stopScreen(call) {
+  const track = call.screen;
+  if (!track) return;
+  call.screen = null;
+  call.session.unpublish(track);
+  call.tiles.removeTrack(track.id);
+  track.stop();
+  setPressed($('screen'), false);
+}
+
+/** @param {Call} call */
+function leave(call) {
+  stopScreen(call);
+  call.session.leave();
+  call.local.stop();
+  call.chat.forget();
+  location.href = '/';
+}
+
+/** @param {Call} call */
+function wireChat(call) {
+  $('chat-form').onsubmit = (/** @type {Event} */ e) => {
     e.preventDefault();
     const text = $('chat-input').value.trim();
     if (!text) return;
-    if (session.sendChat(text)) {
-      chatLine(`${name} (you)`, text, new Date());
+    if (call.session.sendChat(text)) {
+      call.chat.add(`${call.name} (you)`, text, new Date(), true);
       $('chat-input').value = '';
     }
   };
-  session.start();
 }
 
-function chatLine(from, text, at) {
-  const li = document.createElement('li');
-  const time = document.createElement('time');
-  time.dateTime = at.toISOString();
-  time.textContent = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  const who = document.createElement('strong');
-  who.textContent = `${from}: `;
-  li.append(time, who, document.createTextNode(text));
-  $('messages').append(li);
-  li.scrollIntoView({ block: 'end' });
+/** renderPeople lists who is in the room, with their muted states. @param {Call} call */
+function renderPeople(call) {
+  const { session, tiles } = call;
+  const list = $('people-list');
+  list.textContent = '';
+  const entries = [[session.id, `${session.name} (you)`], ...session.people];
+  for (const [id, name] of entries) {
+    const t = tiles.tiles.get(`${id}:camera`);
+    const states = [];
+    if (t?.micMuted) states.push('mic muted');
+    if (t?.cameraOff) states.push('camera off');
+    const li = document.createElement('li');
+    li.textContent = states.length ? `${name} (${states.join(', ')})` : name;
+    list.append(li);
+  }
+  $('people-count').textContent = String(entries.length);
+}
+
+/**
+ * onFatal ends the call page with an explanation.
+ * @param {Call} call
+ * @param {{code: string, message: string, reason?: string}} d
+ */
+function onFatal(call, d) {
+  stopScreen(call);
+  call.local.stop();
+  if (d.code === 'ice_failed') {
+    const q = new URLSearchParams({ room: call.room });
+    if (call.token) q.set('token', call.token);
+    fatal('Your network blocks this call', ICE_FAILED[d.reason || ''] || d.message, `/doctor?${q}`);
+    return;
+  }
+  fatal(FATAL_TITLES[d.code] || 'Cannot join', d.message);
 }
 
 route();

@@ -1,3 +1,4 @@
+// @ts-check
 // The connection check (/doctor): one probe per path (docs/protocol.md,
 // "Connection check"), each its own WebSocket and RTCPeerConnection with a
 // data channel only, in no room. The server keeps its candidates to the
@@ -5,7 +6,7 @@
 // out with iceTransportPolicy "relay". Results go into a table, a sentence
 // and a report the user can copy.
 
-const $ = (id) => document.getElementById(id);
+const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
 
 export const CHECKS = [
   { transport: 'udp', label: 'Direct, over UDP (the fastest)' },
@@ -17,6 +18,10 @@ const TIMEOUT_MS = 20000;
 
 // probe runs one check; it resolves to {transport, connected, path?,
 // reason?, ms}. It never rejects.
+/**
+ * @param {string} transport
+ * @param {{room?: string, token?: string}} [opts]
+ */
 export function probe(transport, { room, token } = {}) {
   const started = performance.now();
   return new Promise((resolve) => {

@@ -1,3 +1,4 @@
+// @ts-check
 // Session: one participant's connection to Roundtable (docs/protocol.md).
 // One WebSocket for signaling, one RTCPeerConnection for all media, one
 // data channel for chat. The browser is the polite peer of perfect
@@ -7,7 +8,7 @@
 //   status {state}           connecting | connected | reconnecting | closed
 //   joined {id}              (also after every rejoin)
 //   reset                    all remote state is gone (before a rejoin)
-//   participant {id, name, present}
+//   participant {id, name, present, initial}  initial: in the joined snapshot
 //   track {participant, trackId, track, meta}   a remote track arrived
 //   track-ended {participant, trackId}
 //   meta {participant, trackId, meta}           source / muted changed
@@ -32,6 +33,11 @@ export function midToTrack(sdp) {
 }
 
 export class Session extends EventTarget {
+  /**
+   * @param {{room: string, name: string, url?: string, token?: string, codec?: string}} o
+   *   url: the signaling WebSocket (default: this page's /ws); token: a
+   *   join token; codec: the preferred video codec (vp8, vp9, h264)
+   */
   constructor({ room, name, url, token, codec }) {
     super();
     this.room = room;
@@ -46,13 +52,19 @@ export class Session extends EventTarget {
     this.closed = false;
     this.everJoined = false;
     this.attempt = 0;
-    this.local = new Map(); // MediaStreamTrack -> {source, stream, muted, sender}
+    // MediaStreamTrack -> {id, source, stream, muted, sender}; id is the
+    // msid track id the server knows it by, which replaceTrack keeps.
+    this.local = new Map();
     this.people = new Map(); // id -> name
     this.meta = new Map(); // server track id -> {participant, kind, source, muted}
     this.pendingCandidates = [];
     this.makingOffer = false;
     this.queue = Promise.resolve();
     this.state = 'connecting';
+    /** @type {Promise<void>} settles when the current PeerConnection is torn down */
+    this.peerGone = new Promise(() => {});
+    /** @type {() => void} */
+    this.endPeer = () => {};
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
@@ -98,6 +110,7 @@ export class Session extends EventTarget {
   }
 
   teardownPeer() {
+    this.endPeer();
     if (this.pc) {
       this.pc.onicecandidate = this.pc.ontrack = this.pc.onnegotiationneeded = null;
       this.pc.oniceconnectionstatechange = this.pc.onconnectionstatechange = null;
@@ -126,7 +139,7 @@ export class Session extends EventTarget {
         for (const p of m.participants) {
           this.people.set(p.id, p.name);
           for (const t of p.tracks) this.setMeta(p.id, t);
-          this.emit('participant', { id: p.id, name: p.name, present: true });
+          this.emit('participant', { id: p.id, name: p.name, present: true, initial: true });
         }
         this.setupPeer(m.iceServers || []);
         break;
@@ -138,8 +151,8 @@ export class Session extends EventTarget {
         for (const [tid, meta] of this.meta) {
           if (meta.participant === m.id) { this.meta.delete(tid); this.emit('track-ended', { participant: m.id, trackId: tid }); }
         }
+        this.emit('participant', { id: m.id, name: this.people.get(m.id) || '', present: false });
         this.people.delete(m.id);
-        this.emit('participant', { id: m.id, present: false });
         break;
       case 'track-published': this.setMeta(m.participant, m.track); break;
       case 'track-updated': this.setMeta(m.participant, m.track, true); break;
@@ -199,6 +212,7 @@ export class Session extends EventTarget {
   setupPeer(iceServers) {
     const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
+    this.peerGone = new Promise((resolve) => { this.endPeer = resolve; });
     this.dc = pc.createDataChannel('roundtable');
     this.dc.onmessage = (e) => {
       if (typeof e.data !== 'string') return;
@@ -262,8 +276,10 @@ export class Session extends EventTarget {
   // (quarter, half and full resolution), from which the server picks one per
   // subscriber; a screen share stays a single layer.
   attachLocal(track, l) {
-    this.send({ type: 'track-update', track: track.id, source: l.source, muted: l.muted });
+    l.id = track.id; // the msid track id of the new transceiver
+    this.send({ type: 'track-update', track: l.id, source: l.source, muted: l.muted });
     if (!this.pc) return;
+    /** @type {RTCRtpTransceiverInit} */
     const init = { direction: 'sendonly', streams: [l.stream] };
     const s = track.kind === 'video' && l.source === 'camera' ? track.getSettings() : {};
     if (s.width >= 640 && s.height >= 360) {
@@ -296,7 +312,7 @@ export class Session extends EventTarget {
 
   // publish sends a local track (source: camera, microphone, screen).
   publish(track, stream, source) {
-    const l = { source, stream, muted: !track.enabled, sender: null };
+    const l = { id: track.id, source, stream, muted: !track.enabled, sender: null };
     this.local.set(track, l);
     if (this.pc) this.attachLocal(track, l);
   }
@@ -313,7 +329,30 @@ export class Session extends EventTarget {
     if (!l) return;
     track.enabled = !muted;
     l.muted = muted;
-    this.send({ type: 'track-update', track: track.id, source: l.source, muted });
+    this.send({ type: 'track-update', track: l.id, source: l.source, muted });
+  }
+
+  // replaceTrack sends track in place of a published one, on the same
+  // sender (RTCRtpSender.replaceTrack): no renegotiation, and the server
+  // and the others keep knowing it by the first track's id. The new track
+  // takes over the old one's muted state.
+  //
+  // The local map moves to the new track first, so a rejoin meanwhile
+  // publishes the new one; and a PeerConnection torn down meanwhile (its
+  // pending operations never settle) does not hold the caller forever.
+  async replaceTrack(old, track) {
+    const l = this.local.get(old);
+    if (!l) throw new Error('replaceTrack: not a published track');
+    track.enabled = !l.muted;
+    this.local.delete(old);
+    this.local.set(track, l);
+    if (!l.sender) return;
+    try {
+      await Promise.race([l.sender.replaceTrack(track), this.peerGone]);
+    } catch (err) {
+      if (this.local.get(track) === l) { this.local.delete(track); this.local.set(old, l); }
+      throw err;
+    }
   }
 
   // setViewport tells the server how a received track is shown: its size
