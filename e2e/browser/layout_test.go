@@ -279,7 +279,7 @@ const sheetOverStage = `((id) => {
 // Issue 12, point 4: on a phone, in portrait and landscape, nothing
 // scrolls, the top bar stays one row, the controls sit at the bottom in
 // thumb-sized buttons, and the chat and people list open as sheets over
-// the video.
+// the video; the tiles a sheet covers get no video while it is open.
 func TestPhoneLayout(t *testing.T) {
 	srv := startServer(t)
 	b := newBrowser(t)
@@ -302,12 +302,23 @@ func TestPhoneLayout(t *testing.T) {
 			if p := eval[string](t, phone, phoneProblems); p != "" {
 				t.Errorf("%s with the %s open: %s", what, sheet, p)
 			}
+			if size.w == 390 {
+				// Tiles wholly under the sheet get no video until it closes.
+				under := eval[int](t, phone, `(() => { const c = document.getElementById('`+sheet+`').getBoundingClientRect();
+					return [...document.querySelectorAll('#stage .tile.camera:not(.self)')].filter(el => { const r = el.getBoundingClientRect();
+						return r.left >= c.left && r.right <= c.right && r.top >= c.top && r.bottom <= c.bottom; }).length; })()`)
+				if under == 0 {
+					t.Fatalf("no tile under the %s sheet: the check checks nothing", sheet)
+				}
+				waitPaused(t, srv, int64(under), sheet+" sheet open")
+			}
 			if sheet == "chat" && size.w == 390 {
 				say(t, tabs[1], "Hello from Bob, with a link: https://example.com/agenda")
 				waitJS(t, phone, "Bob's message", `document.getElementById('messages').textContent.includes('Hello from Bob')`, 5*time.Second)
 				saveScreenshot(t, phone, "room-phone-chat-390x844.png")
 			}
 			eval[bool](t, phone, `document.getElementById('`+sheet+`-toggle').click(); true`)
+			waitPaused(t, srv, 0, sheet+" sheet closed")
 		}
 	}
 }

@@ -168,7 +168,11 @@ async function startCall(room, name, media) {
     // field would cover the sheet with the on-screen keyboard.
     chat: { panel: $('chat'), button: $('chat-toggle'), focus: () => (matchMedia('(pointer: coarse)').matches ? $('messages') : $('chat-input')) },
     people: { panel: $('people'), button: $('people-toggle'), focus: () => $('people').querySelector('.close') },
-  }, (sheet, open) => { if (sheet === 'chat') chat.setOpen(open); });
+  }, (sheet, open) => {
+    if (sheet === 'chat') chat.setOpen(open);
+    tiles.hints(); // a sheet over the tiles hides some of them
+  });
+  tiles.covers = [$('chat'), $('people')];
   const settings = new Settings(local, tiles, $('stage'), announce);
   /** @type {Call} */
   const call = { room, name, token, session, tiles, stage, local, chat, sheets, settings, announce, screen: null };

@@ -51,6 +51,18 @@ function tileButton(icon) {
   return b;
 }
 
+/**
+ * covered is true when el lies wholly under one of the rectangles (a sheet
+ * over the tiles on a phone): nobody sees it, so it needs no video.
+ * @param {HTMLElement} el
+ * @param {DOMRect[]} covers
+ */
+function covered(el, covers) {
+  if (!covers.length) return false;
+  const r = el.getBoundingClientRect();
+  return covers.some((c) => r.left >= c.left && r.right <= c.right && r.top >= c.top && r.bottom <= c.bottom);
+}
+
 export class Tiles {
   /**
    * @param {import('./session.js').Session} session
@@ -66,6 +78,8 @@ export class Tiles {
     /** @type {Map<string, string>} server track id -> last hint sent ("WxH" or "hidden") */
     this.sent = new Map();
     this.sinkId = '';
+    /** @type {HTMLElement[]} sheets that may lie over the tiles (on a phone) */
+    this.covers = [];
     /** Called when tiles come or go (the stage lays out again). */
     this.onChange = () => {};
     /** Called with a tile's key when its pin button is pressed. */
@@ -89,8 +103,9 @@ export class Tiles {
   /** sendHints sends a hint for each received video whose size or visibility changed. */
   sendHints() {
     const r = window.devicePixelRatio || 1;
+    const covers = this.covers.filter((c) => !c.hidden).map((c) => c.getBoundingClientRect());
     for (const t of this.tiles.values()) {
-      const shown = !document.hidden && !t.el.hidden && this.visible.get(t.el) !== false;
+      const shown = !document.hidden && !t.el.hidden && this.visible.get(t.el) !== false && !covered(t.el, covers);
       const w = Math.round(t.el.clientWidth * r);
       const h = Math.round(t.el.clientHeight * r);
       const hint = shown && w > 0 ? `${w}x${h}` : 'hidden';
