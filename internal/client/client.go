@@ -14,7 +14,6 @@ package client
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,112 +30,9 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
-	"github.com/roundtable-sfu/roundtable/sfu"
 	sig "github.com/roundtable-sfu/roundtable/signal"
 )
-
-// Config describes one participant.
-type Config struct {
-	URL  string // ws://host:port/ws
-	Room string
-	Name string
-	// Token is the join token, for servers that require one.
-	Token string
-	// Audio and Video are how many synthetic tracks to publish.
-	Audio, Video int
-	// VideoFPS (default 30), PacketsPerFrame (default 2, keyframes 3x),
-	// PacketSize (default 1000 bytes of payload).
-	VideoFPS, PacketsPerFrame, PacketSize int
-	// KeyframeInterval between periodic keyframes (default 5 s); PLIs cause
-	// extra ones.
-	KeyframeInterval time.Duration
-	// OnPacket, when set, receives every RTP packet of every remote track
-	// (on that track's read goroutine; p and its payload are reused after
-	// it returns) instead of the per-track statistics, which keep a map
-	// entry per sequence number: load tests use it.
-	OnPacket func(r *RemoteTrack, p *rtp.Packet, pl Payload, err error)
-	// AllInterfaces lets ICE use every interface; by default only loopback.
-	AllInterfaces bool
-	// Interfaces, when set, are the only interfaces ICE uses (loopback
-	// candidates off unless "lo" is among them).
-	Interfaces []string
-	// Origin header for the WebSocket (default none).
-	Origin string
-	// TLS configures a wss: URL's connection (a test CA); nil: the
-	// system's roots.
-	TLS *tls.Config
-	// Simulcast publishes each video track as three layers (rids q, h, f:
-	// 320x180, 640x360 and 1280x720, with 1, 2 and 4 times PacketsPerFrame/2
-	// packets per frame).
-	Simulcast bool
-	// VideoCodec is the MIME type of published video (default video/VP8;
-	// video/VP9 and video/H264 work too: the payload is synthetic either way).
-	VideoCodec string
-	// NoTWCC leaves out TWCC feedback, like a receiver that only knows REMB.
-	NoTWCC bool
-	// Interceptors run innermost, before pion's NACK and report
-	// interceptors (tests use them to impair the client's network).
-	Interceptors []interceptor.Factory
-	// DeferPeer makes Join return after "joined" without creating the
-	// PeerConnection; StartPeer creates it and sends the first offer (tests:
-	// a member whose data channel is not open yet).
-	DeferPeer bool
-	// Codecs registers the codecs the client offers and accepts, numbered
-	// its own way (default sfu.RegisterCodecs: Chrome's numbers; see
-	// FirefoxCodecs and OnlyCodecs).
-	Codecs func(*webrtc.MediaEngine) error
-	// SimulcastLayers describes the layers of a Simulcast track, in the
-	// order the client adds them (default DefaultSimulcast).
-	SimulcastLayers []SimulcastLayer
-	// DataChannel is how the client opens its data channel (default
-	// DataInBand).
-	DataChannel DataChannelMode
-	// Networks are the ICE network types the client gathers and connects
-	// over (default UDP4; TCP4 makes active ICE-TCP candidates, RFC 6544).
-	Networks []webrtc.NetworkType
-	// Relay, when set, makes the client connect through TURN only
-	// (ICETransportPolicy relay), with the "joined" iceServers URLs of one
-	// transport: "udp" (turn:…?transport=udp), "tcp" (turn:…?transport=tcp)
-	// or "tls" (turns:). Empty: host candidates only, no ICE servers.
-	Relay string
-	// UseICEServers makes the client use every "joined" iceServers entry
-	// with the default policy (host, reflexive and relayed candidates), as
-	// a browser does.
-	UseICEServers bool
-	// OnServerOffer, when set, sees every server offer's answer before it
-	// is sent and returns the SDP to send instead; "" sends nothing (a
-	// client that never answers).
-	OnServerOffer func(answer string) string
-}
-
-func (c *Config) defaults() {
-	if c.VideoFPS == 0 {
-		c.VideoFPS = 30
-	}
-	if c.PacketsPerFrame == 0 {
-		c.PacketsPerFrame = 2
-	}
-	if c.PacketSize == 0 {
-		c.PacketSize = 1000
-	}
-	if c.VideoCodec == "" {
-		c.VideoCodec = webrtc.MimeTypeVP8
-	}
-	if c.KeyframeInterval == 0 {
-		c.KeyframeInterval = 5 * time.Second
-	}
-	if c.Codecs == nil {
-		c.Codecs = sfu.RegisterCodecs
-	}
-	if c.Networks == nil {
-		c.Networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
-	}
-	if c.SimulcastLayers == nil {
-		c.SimulcastLayers = DefaultSimulcast
-	}
-}
 
 // ErrorMsg is an {"type":"error"} the server sent.
 type ErrorMsg struct{ Code, Message, Reason string }
@@ -454,32 +350,6 @@ func (c *Client) Unpublish(l *LocalTrack) error {
 // new offer.
 func (c *Client) CollideOnNextOffer() { c.collide.Store(true) }
 
-// SpeakerEvent is one active-speaker message as received.
-type SpeakerEvent struct {
-	Participant string
-	At          time.Time
-}
-
-// Speakers returns the active-speaker messages received so far.
-func (c *Client) Speakers() []SpeakerEvent {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]SpeakerEvent(nil), c.speakers...)
-}
-
-// AnswersReceived counts the server's answers.
-func (c *Client) AnswersReceived() int { return int(c.answers.Load()) }
-
-// Collisions counts the collisions CollideOnNextOffer staged.
-func (c *Client) Collisions() int { return int(c.collisions.Load()) }
-
-// Failures returns client-side negotiation failures.
-func (c *Client) Failures() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.failures...)
-}
-
 // ClosePeer closes only the PeerConnection and keeps the socket, like a
 // client whose network path died while signaling survived.
 func (c *Client) ClosePeer() {
@@ -513,76 +383,6 @@ func relayServers(all []sig.ICEServer, transport string) []webrtc.ICEServer {
 	return out
 }
 
-// ICEServers returns the "iceServers" of "joined".
-func (c *Client) ICEServers() []sig.ICEServer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.joinMsg.ICEServers
-}
-
-// RemoteCandidates returns the server's trickled candidates.
-func (c *Client) RemoteCandidates() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.serverCands...)
-}
-
-// RemoteSDP returns the PeerConnection's current remote description ("" before one).
-func (c *Client) RemoteSDP() string {
-	if c.pc == nil {
-		return ""
-	}
-	if d := c.pc.RemoteDescription(); d != nil {
-		return d.SDP
-	}
-	return ""
-}
-
-// SelectedPath describes the ICE candidate pair in use as
-// "<local protocol> <local type> -> <remote protocol> <remote type>", or ""
-// before one is selected.
-func (c *Client) SelectedPath() string {
-	if c.pc == nil {
-		return ""
-	}
-	pair, err := c.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil {
-		return ""
-	}
-	return fmt.Sprintf("%s %s -> %s %s", pair.Local.Protocol, pair.Local.Typ, pair.Remote.Protocol, pair.Remote.Typ)
-}
-
-// LastServerOffer returns the SDP of the server's latest offer.
-func (c *Client) LastServerOffer() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lastOffer
-}
-
-// OffersReceived counts the server's offers.
-func (c *Client) OffersReceived() int { return int(c.offers.Load()) }
-
-// Debug describes the client's state in one line, for test failures.
-func (c *Client) Debug() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %q connected=%v", c.ID, c.cfg.Name, c.Connected())
-	if c.pc != nil {
-		fmt.Fprintf(&b, " signaling=%s ice=%s pc=%s", c.pc.SignalingState(), c.pc.ICEConnectionState(), c.pc.ConnectionState())
-	}
-	fmt.Fprintf(&b, " offers=%d answers=%d errors=%v failures=%v bye=%q", c.OffersReceived(), c.AnswersReceived(), c.Errors(), c.Failures(), c.Bye())
-	for _, r := range c.Remote() {
-		st := r.Stats()
-		fmt.Fprintf(&b, " [%s %s pkts=%d ended=%v]", r.Kind, r.StreamID, st.Packets, st.Ended)
-	}
-	for _, l := range c.Local() {
-		fmt.Fprintf(&b, " [local sent=%d pli=%d]", l.Sent.Load(), l.PLIsReceived.Load())
-	}
-	return b.String()
-}
-
-// Connected reports whether the PeerConnection has connected.
-func (c *Client) Connected() bool { return c.connected.Load() }
-
 // Wait polls cond every 10 ms until it holds or ctx ends.
 func Wait(ctx context.Context, cond func() bool) error {
 	t := time.NewTicker(10 * time.Millisecond)
@@ -595,61 +395,6 @@ func Wait(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
-}
-
-// Errors returns the error messages received so far.
-func (c *Client) Errors() []ErrorMsg {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]ErrorMsg(nil), c.errors...)
-}
-
-// HasError reports whether an error with code arrived.
-func (c *Client) HasError(code string) bool {
-	for _, e := range c.Errors() {
-		if e.Code == code {
-			return true
-		}
-	}
-	return false
-}
-
-// Bye returns the reason of the server's "bye", or "".
-func (c *Client) Bye() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.bye
-}
-
-// Closed is closed when the signaling socket is gone.
-func (c *Client) Closed() <-chan struct{} { return c.closed }
-
-// Participants returns the other members as id -> name.
-func (c *Client) Participants() map[string]string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]string, len(c.participants))
-	for k, v := range c.participants {
-		out[k] = v
-	}
-	return out
-}
-
-// Publisher returns the participant that publishes track id, per the
-// server's track events.
-func (c *Client) Publisher(trackID string) (string, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	p, ok := c.published[trackID]
-	return p, ok
-}
-
-// TrackInfo returns what the server last said about a published track.
-func (c *Client) TrackInfo(trackID string) (sig.TrackJSON, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t, ok := c.trackMeta[trackID]
-	return t, ok
 }
 
 // UpdateTrack tells the server the source and muted state of one of the
