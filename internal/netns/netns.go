@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // NS is one namespace and its link to the root namespace.
@@ -74,15 +75,41 @@ func New(t testing.TB, rules string) *NS {
 	run(t, "ip", "netns", "add", ns.Name)
 	run(t, "ip", "link", "add", ns.HostIf, "type", "veth", "peer", "name", nsIf)
 	run(t, "ip", "link", "set", nsIf, "netns", ns.Name)
+	// No IPv6 on the pair: its link-local addresses would appear a second
+	// or two after the links come up, and a browser already running (the
+	// namespace tests start Chromium right after New) takes that for a
+	// network change that aborts its page loads and connections.
+	// (A kernel without IPv6 has no such file, and nothing to turn off.)
+	noIPv6 := "f=/proc/sys/net/ipv6/conf/$0/disable_ipv6; [ ! -e $f ] || echo 1 > $f"
+	run(t, "sh", "-c", noIPv6, ns.HostIf)
+	run(t, "ip", "netns", "exec", ns.Name, "sh", "-c", noIPv6, nsIf)
 	run(t, "ip", "addr", "add", ns.HostIP+"/30", "dev", ns.HostIf)
 	run(t, "ip", "link", "set", ns.HostIf, "up")
 	run(t, "ip", "-n", ns.Name, "addr", "add", ns.NSIP+"/30", "dev", nsIf)
 	run(t, "ip", "-n", ns.Name, "link", "set", nsIf, "up")
 	run(t, "ip", "-n", ns.Name, "link", "set", "lo", "up")
+	waitUp(t, ns.HostIf)
 	if rules != "" {
 		ns.Nft(t, rules)
 	}
 	return ns
+}
+
+// waitUp waits (at most 5 s) until the host end of the pair has its
+// carrier: New returns with the links settled.
+func waitUp(t testing.TB, ifname string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile("/sys/class/net/" + ifname + "/operstate")
+		if err == nil && strings.TrimSpace(string(b)) == "up" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not up after 5 s (operstate %q, %v)", ifname, strings.TrimSpace(string(b)), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Nft applies an nftables ruleset inside the namespace (`nft -f -`).
