@@ -76,7 +76,13 @@ func TestSpeakerLayoutPinAndScreenShare(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitJS(t, ann, "two remote videos after the reload", remoteVideosPlaying+"(2)", 30*time.Second)
-		waitJS(t, ann, "the speaker layout after the reload", speakerShown+` && document.getElementById('layout-toggle').getAttribute('aria-pressed') === 'true'`, 10*time.Second)
+		// The choice is kept: someone else large, the toggle pressed.
+		waitWhy(t, ann, "the speaker layout after the reload", `(() => { const m = `+mainTile+`;
+			const ok = m !== '' && !m.startsWith(window.roundtable.session.id) && document.getElementById('stage').dataset.layout === 'speaker' &&
+				document.getElementById('layout-toggle').getAttribute('aria-pressed') === 'true';
+			return ok ? '' : JSON.stringify({ main: `+mainTile+`, pressed: document.getElementById('layout-toggle').getAttribute('aria-pressed'),
+				stored: localStorage.getItem('roundtable.layout'), mode: window.roundtable && window.roundtable.stage.mode,
+				speaking: [...document.querySelectorAll('.tile.speaking')].map(t => t.dataset.participant + (t.classList.contains('self') ? ' self' : '')) }); })()`, 10*time.Second)
 		eval[bool](t, ann, `document.getElementById('layout-toggle').click(); true`)
 		waitJS(t, ann, "the grid", gridIsEven, 5*time.Second)
 	})
@@ -111,4 +117,22 @@ func TestSpeakerLayoutPinAndScreenShare(t *testing.T) {
 // sender.
 func senderTrack(t *testing.T, tab context.Context, kind string) string {
 	return eval[string](t, tab, `(() => { const s = window.roundtable.session.pc.getSenders().find(s => s.track && s.track.kind === '`+kind+`'); return s ? s.track.id : ''; })()`)
+}
+
+// waitWhy waits until js (which says what is wrong, '' when nothing) is
+// '', reporting the last answer.
+func waitWhy(t *testing.T, tab context.Context, what, js string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		var err error
+		if last, err = evaluate[string](tab, js); err == nil && last == "" {
+			return
+		} else if err != nil {
+			last = "error: " + err.Error()
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %s", what, last)
 }
