@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,12 @@ func TestSimulcastFollowsBandwidth(t *testing.T) {
 	// Like everyone, it starts on the top layer (a subscriber that came
 	// while the layers were still arriving may see the lowest first).
 	waitFor(t, ctx, "the capped subscriber on the top layer first", func() bool { return cv.Stats().Layer == 2 })
-	waitFor(t, ctx, "the capped subscriber on the lowest layer", func() bool { return cv.Stats().Layer == 0 })
+	// On the lowest layer because of the cap: with the estimate under it
+	// (a CI run saw a moment on the lowest layer before any estimate had
+	// dropped, then measured the climb back).
+	waitFor(t, ctx, "the capped subscriber on the lowest layer", func() bool {
+		return cv.Stats().Layer == 0 && len(s.Engine.Estimates()) > 0 && slices.Min(s.Engine.Estimates()) < 400_000
+	})
 	t.Logf("lowest layer after %v; estimates %v", time.Since(start), s.Engine.Estimates())
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("reached the lowest layer after %v, want < 5s", d)
