@@ -63,16 +63,7 @@ const layoutProblems = `((n) => {
 // last problems seen.
 func waitLayout(t *testing.T, tab context.Context, what string, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		var err error
-		if last, err = evaluate[string](tab, layoutProblems+"("+strconv.Itoa(n)+")"); err == nil && last == "" {
-			return
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
-	t.Fatalf("%s: %s", what, last)
+	waitWhy(t, tab, what, layoutProblems+"("+strconv.Itoa(n)+")", timeout)
 }
 
 // saveScreenshot writes tab's page to $RT_SCREENSHOTS/name (the README's
@@ -210,16 +201,7 @@ func waitLayoutShown(t *testing.T, tab context.Context, n int) {
 	js := `(() => { const p = ` + layoutProblems + `(document.querySelectorAll('#stage .tile.camera').length);
 	  const shown = document.querySelectorAll('#stage .tile.camera:not([hidden])').length;
 	  return p.split('; ').filter(s => s && !s.endsWith(' not shown')).concat(shown === ` + strconv.Itoa(n) + ` ? [] : [shown + ' shown']).join('; '); })()`
-	deadline := time.Now().Add(10 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		var err error
-		if last, err = evaluate[string](tab, js); err == nil && last == "" {
-			return
-		}
-		time.Sleep(150 * time.Millisecond)
-	}
-	t.Fatalf("page layout: %s", last)
+	waitWhy(t, tab, "the page's layout", js, 10*time.Second)
 }
 
 // Issue 12, test 2: resizing the window resizes the tiles, the client

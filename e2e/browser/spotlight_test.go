@@ -119,8 +119,8 @@ func senderTrack(t *testing.T, tab context.Context, kind string) string {
 	return eval[string](t, tab, `(() => { const s = window.roundtable.session.pc.getSenders().find(s => s.track && s.track.kind === '`+kind+`'); return s ? s.track.id : ''; })()`)
 }
 
-// waitWhy waits until js (which says what is wrong, '' when nothing) is
-// '', reporting the last answer.
+// waitWhy waits until js, which says what is wrong, returns the empty
+// string, and reports its last answer when it never does.
 func waitWhy(t *testing.T, tab context.Context, what, js string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
