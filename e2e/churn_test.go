@@ -23,7 +23,9 @@ func TestChurn(t *testing.T) {
 		t.Skip("churn takes a while")
 	}
 	checkGoroutines(t)
-	s := startServer(t)
+	// Abrupt leavers are detached, then removed when the resume window
+	// runs out: a short one keeps the test short, and churns that path too.
+	s := startServer(t, withResumeWindow(time.Second))
 	ctx := testContext(t, 150*time.Second)
 	goroutines, fds := runtime.NumGoroutine(), openFDs()
 	fdsBefore := fdTargets()

@@ -36,6 +36,8 @@ type helperSpec struct {
 	UseICEServers   bool
 	Relay           string
 	CAFile          string // trusted for wss: and turns: (SSL_CERT_FILE)
+	// KeyframeInterval of the participant's video (default the client's).
+	KeyframeInterval time.Duration
 }
 
 // helperReport is what TestNetnsHelper prints when its session ends.
@@ -63,13 +65,26 @@ func TestNetnsHelper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, err := client.Join(ctx, client.Config{URL: spec.URL, Room: spec.Room, Name: spec.Name, Audio: 1, Video: 1,
-		AllInterfaces: true, UseICEServers: spec.UseICEServers, Relay: spec.Relay})
+		AllInterfaces: true, UseICEServers: spec.UseICEServers, Relay: spec.Relay, KeyframeInterval: spec.KeyframeInterval})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Abort()
+	// stdin: "MOVE" lines (the namespace's address changed: resume and
+	// restart ICE, then print "MOVED <local address> <ICE connected at,
+	// Unix ns>"); anything else, or its end, ends the session.
 	stdin := make(chan struct{})
-	go func() { _, _ = bufio.NewReader(os.Stdin).ReadString('\n'); close(stdin) }()
+	go func() {
+		r := bufio.NewReader(os.Stdin)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil || strings.TrimSpace(l) != "MOVE" {
+				close(stdin)
+				return
+			}
+			moveHelper(ctx, c, spec.Room)
+		}
+	}()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	announced := false
@@ -92,11 +107,32 @@ func TestNetnsHelper(t *testing.T) {
 	fmt.Printf("REPORT %s\n", b)
 }
 
+// moveHelper is what a client does when its operating system tells it the
+// network changed (a browser closes its sockets on that, ERR_NETWORK_CHANGED):
+// it drops its socket, resumes on a new one, and restarts ICE.
+func moveHelper(ctx context.Context, c *client.Client, room string) {
+	c.DropSocket()
+	if err := c.Resume(ctx, "", room); err != nil {
+		fmt.Printf("MOVE-FAILED %v\n", err)
+		return
+	}
+	restart := time.Now()
+	if err := c.RestartICE(); err != nil {
+		fmt.Printf("MOVE-FAILED %v\n", err)
+		return
+	}
+	if err := client.Wait(ctx, func() bool { return c.ICEConnectedAt().After(restart) }); err != nil {
+		fmt.Printf("MOVE-FAILED %v\n", err)
+		return
+	}
+	fmt.Printf("MOVED %s %d\n", c.SelectedLocal(), c.ICEConnectedAt().UnixNano())
+}
+
 // participantIn runs TestNetnsHelper inside ns as a participant of s.
 type nsParticipant struct {
 	t     *testing.T
 	lines chan string
-	stdin interface{ Close() error }
+	stdin io.WriteCloser
 	done  chan struct{}
 
 	mu  sync.Mutex

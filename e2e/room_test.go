@@ -244,11 +244,12 @@ func TestRoomsAreIsolated(t *testing.T) {
 }
 
 // Test 5: leave and abrupt disconnect: the others see the tracks go away
-// (renegotiation), the room is removed when empty, and the goroutine count
-// returns to its starting level.
+// (renegotiation; for the abrupt one when its resume window runs out), the
+// room is removed when empty, and the goroutine count returns to its
+// starting level.
 func TestLeaveAndVanish(t *testing.T) {
 	checkGoroutines(t)
-	s := startServer(t)
+	s := startServer(t, withResumeWindow(2*time.Second))
 	ctx := testContext(t, 40*time.Second)
 	a, b, c := s.join(ctx, "bye", "a", 1, 1), s.join(ctx, "bye", "b", 1, 1), s.join(ctx, "bye", "c", 1, 1)
 	for _, x := range []*client.Client{a, b, c} {
@@ -280,11 +281,13 @@ func TestLeaveAndVanish(t *testing.T) {
 }
 
 // A participant whose PeerConnection dies while its socket stays open is
-// removed when ICE fails: the others see it leave, it gets "bye".
+// asked to restart ICE when ICE fails, and removed when its path is not
+// back within the connect timeout: the others see it leave, it gets "bye".
 func TestICEFailureRemovesParticipant(t *testing.T) {
 	checkGoroutines(t)
 	s := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) {
 		c.ICEDisconnectedTimeout, c.ICEFailedTimeout = 500*time.Millisecond, time.Second
+		c.ConnectTimeout = 4 * time.Second
 	})
 	ctx := testContext(t, 30*time.Second)
 	a, b := s.join(ctx, "ice", "a", 1, 1), s.join(ctx, "ice", "b", 1, 1)
@@ -294,6 +297,9 @@ func TestICEFailureRemovesParticipant(t *testing.T) {
 	waitFor(t, ctx, "bye to b", func() bool { return b.Bye() != "" })
 	if b.Bye() != "ice_failed" {
 		t.Errorf("bye %q, want ice_failed", b.Bye())
+	}
+	if b.ICERestartRequests() == 0 {
+		t.Error("b was not asked to restart ICE")
 	}
 }
 

@@ -63,6 +63,7 @@ type collector struct {
 	estimates, layerSwitches                          *prometheus.Desc
 	turnAllocations, turnRefused, turnDropped         *prometheus.Desc
 	iceConnected, iceFailures                         *prometheus.Desc
+	resumes, detached, iceRestarts                    *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -97,6 +98,9 @@ func newCollector(src Sources) *collector {
 		iceConnected:        desc("ice_connected_total", "PeerConnections that connected, by path: udp, tcp (ICE-TCP), relay_udp/relay_tcp/relay_tls (built-in TURN, by the client's transport), relay (another TURN server).", "path"),
 		iceFailures:         desc("ice_failures_total", "PeerConnections that did not connect in time or failed later, by the server's diagnosis (error ice_failed's reason).", "reason"),
 		layerSwitches:       desc("layer_switches_total", "Simulcast layer changes of subscribers."),
+		resumes:             desc("resumes_total", "Resume attempts after a dropped signaling socket, by result: ok, or why it was refused (invalid, expired, wrong_room, gone).", "result"),
+		detached:            desc("sessions_detached", "Participants whose signaling socket dropped, kept in their room for the resume window."),
+		iceRestarts:         desc("ice_restarts_total", "ICE restarts offered by clients and answered (a new network, a lost path)."),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
 		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486, malformed: 400 or dropped).", "reason"),
 		turnDropped:         desc("turn_relay_dropped_total", "Relayed datagrams dropped because they were to or from an address that is not Roundtable's."),
@@ -142,6 +146,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.keyframeReqRecv, m.FIRsReceived.Load(), "fir")
 	counter(c.keyframeReqSent, m.KeyframesSent.Load())
 	counter(c.layerSwitches, m.LayerSwitches.Load())
+	counter(c.iceRestarts, m.ICERestarts.Load())
 	counter(c.rtcpErrors, m.RTCPReadErrors.Load())
 	counter(c.dataIn, m.DataIn.Load())
 	counter(c.dataInBytes, m.DataInBytes.Load())
@@ -159,6 +164,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.iceConnected, count, string(p))
 	}
 	s.ICEFailures.Each(func(n string, v uint64) { counter(c.iceFailures, v, n) })
+	s.Resumes.Each(func(n string, v uint64) { counter(c.resumes, v, n) })
+	gauge(c.detached, float64(s.Detached.Load()))
 
 	if c.src.TURN != nil {
 		t := c.src.TURN()

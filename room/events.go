@@ -76,6 +76,18 @@ type Signal struct{ sfu.Signal }
 // of this package or of package sfu.
 type Error struct{ Err error }
 
+// Resumed is the first event after a member's transport came back
+// (Manager.Resume): its id, and the room as it is now, without itself.
+type Resumed struct {
+	ID           string
+	Room         string
+	Participants []ParticipantInfo
+}
+
+// ICERestart: the member's PeerConnection failed after it had connected;
+// its client should restart ICE (Participant.pathLost).
+type ICERestart struct{}
+
 // Connected: the member's PeerConnection reached "connected" for the first
 // time, over Path.
 type Connected struct{ Path sfu.Path }
@@ -96,3 +108,5 @@ func (Signal) event()            {}
 func (Error) event()             {}
 func (Connected) event()         {}
 func (ICEFailed) event()         {}
+func (Resumed) event()           {}
+func (ICERestart) event()        {}

@@ -58,6 +58,9 @@ type Participant struct {
 	ended        atomic.Bool  // EndProbe ran
 	lastDataErr  atomic.Int64 // unix nanos of the last dropped-data error sent
 	connectTimer *time.Timer  // closes a member that never connects; stopped by Leave
+	recoverTimer *time.Timer  // asks a member whose path is lost to restart ICE, then closes it (resume.go); nil for a probe
+	lostAt       atomic.Int64 // when the path was lost (Unix nanoseconds), 0 while up
+	removed      atomic.Bool  // set with left: timers stop acting
 
 	// guarded by room.mu
 	tracks []*sfu.UpTrack
@@ -74,12 +77,19 @@ func (p *Participant) Name() string { return p.name }
 // Room returns the room name.
 func (p *Participant) Room() string { return p.room.name }
 
+// Connected reports whether the member's PeerConnection has connected at
+// least once.
+func (p *Participant) Connected() bool { return p.connected.Load() }
+
 // Peer returns the participant's PeerConnection wrapper.
 func (p *Participant) Peer() *sfu.Peer { return p.peer }
 
 func (p *Participant) onState(s webrtc.PeerConnectionState) {
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
+		if !p.probe {
+			p.pathBack()
+		}
 		if p.connected.CompareAndSwap(false, true) {
 			path, pair, _ := p.peer.Path()
 			what := "participant connected"
@@ -91,6 +101,10 @@ func (p *Participant) onState(s webrtc.PeerConnectionState) {
 			p.client.Notify(Connected{Path: path})
 		}
 	case webrtc.PeerConnectionStateFailed:
+		if p.connected.Load() && !p.probe {
+			p.pathLost()
+			return
+		}
 		p.iceFailed("ice_failed")
 	}
 }

@@ -150,6 +150,8 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 			p.iceFailed("connect_timeout")
 		}
 	})
+	p.recoverTimer = time.AfterFunc(time.Hour, p.recoverCheck)
+	p.recoverTimer.Stop()
 	replaced, err := m.add(roomName, p)
 	if err != nil {
 		p.connectTimer.Stop()
@@ -257,7 +259,11 @@ func (m *Manager) Leave(p *Participant, reason string) {
 // receiving its tracks and see it leave. The caller closes p's Peer.
 func (r *Room) removeLocked(p *Participant) {
 	p.left = true
+	p.removed.Store(true)
 	p.connectTimer.Stop()
+	if p.recoverTimer != nil {
+		p.recoverTimer.Stop()
+	}
 	delete(r.members, p.id)
 	for i, o := range r.order {
 		if o == p {

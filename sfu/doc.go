@@ -16,7 +16,9 @@
 // ones) carrying the publisher's codec as this participant numbers it, owns
 // the participant's data channel and turns pion callbacks into the hooks
 // given in PeerConfig. The simulcast layer a subscriber gets is decided by
-// a pure policy (layerpolicy.go).
+// a pure policy (layerpolicy.go). Its negotiation can be held while the
+// participant has no signaling socket, and a media path that comes back
+// after a loss or an ICE restart gets keyframes at once (resume.go).
 //
 // This package must not import room, signal or metrics, must not log per
 // packet, and never calls the Prometheus library: counters live in Stats as

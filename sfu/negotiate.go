@@ -37,6 +37,7 @@ type negotiation struct {
 	dirty       bool      // subscription changes are due
 	force       bool      // offer even without changes: redo a failed negotiation
 	failures    int       // failed negotiations in a row
+	releases    int64     // SetHeld releases acted on (resume.go)
 	dead        bool      // gave up (ErrNegotiationFailed): no more offers
 
 	// kinds are the media kinds some applied remote description carried:
@@ -95,11 +96,21 @@ func (p *Peer) run() {
 			armed = false
 			n.dirty = true
 		case <-answerWait.C:
-			if to := p.engine.answerTO; n.offering && time.Since(n.offeredAt) >= to {
+			// Held: the client cannot answer without a socket; the timeout
+			// starts again on release.
+			if to := p.engine.answerTO; n.offering && !p.held.Load() && time.Since(n.offeredAt) >= to {
 				p.failed(fmt.Errorf("no answer to the server's offer within %v", to))
 			}
+		case <-p.wake:
 		}
-		if (n.dirty || n.force) && n.answered && !n.offering && !n.dead &&
+		if r := p.releases.Load(); r != n.releases && !p.held.Load() {
+			n.releases = r
+			if !n.dead && p.resendOffer() {
+				n.offeredAt = time.Now()
+				answerWait.Reset(p.engine.answerTO)
+			}
+		}
+		if (n.dirty || n.force) && n.answered && !n.offering && !n.dead && !p.held.Load() &&
 			p.pc.SignalingState() == webrtc.SignalingStateStable {
 			n.dirty = false
 			if err := p.offer(); err != nil && !errors.Is(err, ErrClosed) {
@@ -146,6 +157,7 @@ func (p *Peer) answer(sdp string) error {
 		p.log.Debug("offer collision: ignoring remote offer", "participant", p.cfg.ID)
 		return nil
 	}
+	restart := p.iceRestart(sdp)
 	sdp = p.repairRemote(sdp, nil)
 	p.awaitTransports()
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
@@ -165,6 +177,10 @@ func (p *Peer) answer(sdp string) error {
 		return p.offerFailed(fmt.Errorf("%w: set answer: %v", ErrBadSDP, err))
 	}
 	p.cfg.OnSignal(Signal{Kind: SignalAnswer, SDP: p.localSDP()})
+	if restart {
+		p.engine.stats.ICERestarts.Add(1)
+		p.log.Info("ice restart answered", "participant", p.cfg.ID)
+	}
 	if !n.answered {
 		n.answered = true
 		n.dirty = true

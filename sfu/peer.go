@@ -111,7 +111,11 @@ type Peer struct {
 	iceChange chan struct{} // ICE connection state changed
 	closed    chan struct{}
 	iceUp     atomic.Bool // ICE reached connected once (Diagnose)
-	dtlsUp    atomic.Bool // the PeerConnection reached connected once
+	pathDown  atomic.Bool // ICE is disconnected or failed now (resume.go)
+	held      atomic.Bool // negotiation on hold: no signaling socket (SetHeld)
+	releases  atomic.Int64
+	wake      chan struct{} // a release: the run goroutine re-sends its offer
+	dtlsUp    atomic.Bool   // the PeerConnection reached connected once
 	// remoteCands counts the candidates the client sent, in offers and
 	// trickled, usable or not (Diagnose: pion drops mDNS names it cannot
 	// resolve, yet the client did send them).
@@ -127,6 +131,7 @@ type Peer struct {
 	localCands []webrtc.ICECandidateInit
 	closing    bool                             // set before Close waits: no goroutine may start after
 	downs      map[*UpTrack]*DownTrack          // current subscriptions, for SetViewport
+	ups        map[*UpTrack]struct{}            // published tracks, for pathBack
 	simulcast  map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
 	videoSSRCs []uint32                         // incoming video streams, for the REMB cap
 
@@ -156,10 +161,12 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		events:    make(chan peerEvent, eventQueueLen),
 		kick:      make(chan struct{}, 1),
 		iceChange: make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
 		closed:    make(chan struct{}),
 		runDone:   make(chan struct{}),
 		want:      map[*UpTrack]bool{},
 		downs:     map[*UpTrack]*DownTrack{},
+		ups:       map[*UpTrack]struct{}{},
 		simulcast: map[*webrtc.RTPReceiver]*UpTrack{},
 		neg:       newNegotiation(),
 	}
@@ -170,6 +177,7 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 		if s == webrtc.ICEConnectionStateConnected || s == webrtc.ICEConnectionStateCompleted {
 			p.iceUp.Store(true)
 		}
+		p.onICEState(s)
 		select {
 		case p.iceChange <- struct{}{}:
 		default:

@@ -38,6 +38,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 				up.levelID = uint8(e.ID)
 			}
 		}
+		p.ups[up] = struct{}{}
 		if rid != "" {
 			p.simulcast[receiver] = up
 			up.expectLayers(len(receiver.Tracks()))
@@ -71,6 +72,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		if up.endLoop() {
 			p.mu.Lock()
 			delete(p.simulcast, receiver)
+			delete(p.ups, up)
 			p.mu.Unlock()
 			p.engine.stats.UpTracks[k].Add(-1)
 			if p.cfg.OnTrackEnded != nil {

@@ -92,6 +92,7 @@ type Stats struct {
 	FIRsReceived   atomic.Uint64 // FIRs from subscribers
 	KeyframesSent  atomic.Uint64 // PLIs sent to publishers (after throttling)
 	LayerSwitches  atomic.Uint64 // simulcast layer changes of subscribers
+	ICERestarts    atomic.Uint64 // remote offers that restarted ICE (answered)
 	RTCPReadErrors atomic.Uint64
 
 	DataIn, DataInBytes   atomic.Uint64 // data-channel messages received

@@ -7,6 +7,11 @@
 // deadline and pings. Everybody else (room events, pion callbacks) hands the
 // writer bytes through a bounded queue and never writes to the socket.
 //
+// A participant outlives its sockets: its room.Client is a member, which
+// forwards to the Session attached now, keeps the participant for the
+// resume window when the socket drops, and takes a new Session that sends
+// "resume" with a token this process signed (member.go, resume.go).
+//
 // This package must not touch RTP, RTCP or pion objects other than the
 // ICE candidate type it relays.
 package signal

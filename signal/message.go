@@ -32,15 +32,23 @@ const (
 	TypeProbe       = "probe"
 	TypeProbeReady  = "probe-ready"
 	TypeProbeResult = "probe-result"
+	// Resume (docs/protocol.md): joined and resumed carry a resume token,
+	// resume-token renews it, resume (instead of join) on a new socket gets
+	// the same participant back, and ice-restart asks the client to restart
+	// ICE.
+	TypeResume      = "resume"
+	TypeResumed     = "resumed"
+	TypeResumeToken = "resume-token"
+	TypeICERestart  = "ice-restart"
 )
 
 // ClientTypes are the types a client may send.
-var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate, TypeViewport, TypeProbe}
+var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate, TypeViewport, TypeProbe, TypeResume}
 
 // ServerTypes are the types the server sends.
 var ServerTypes = []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeError, TypeBye,
 	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished, TypeTrackUpdated, TypeActiveSpeaker,
-	TypeProbeReady, TypeProbeResult}
+	TypeProbeReady, TypeProbeResult, TypeResumed, TypeResumeToken, TypeICERestart}
 
 // Error codes sent in {"type":"error"}.
 const (
@@ -83,6 +91,9 @@ const (
 	CodeICEFailed = "ice_failed"
 	// CodeTooManyProbes: too many connection checks are running; retry.
 	CodeTooManyProbes = "too_many_probes"
+	// CodeResumeFailed: a resume was refused; the error's reason is one of
+	// ResumeResults (not "ok"). The socket stays open: join afresh on it.
+	CodeResumeFailed = "resume_failed"
 )
 
 // ErrorCodes lists every error code, for metrics.
@@ -91,7 +102,7 @@ var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJ
 	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal,
 	CodeAuthRequired, CodeTokenInvalid, CodeTokenExpired, CodeTokenNotYetValid, CodeTokenWrongRoom, CodeTokenNoGrants,
 	CodePublishNotAllowed, CodeDataNotAllowed, CodeDraining, CodeRateLimited, CodeTooManyTracks,
-	CodeCodecNotSupported, CodeDataChannelRefused, CodeNegotiationFailed, CodeICEFailed, CodeTooManyProbes}
+	CodeCodecNotSupported, CodeDataChannelRefused, CodeNegotiationFailed, CodeICEFailed, CodeTooManyProbes, CodeResumeFailed}
 
 // Candidate is the browser's RTCIceCandidateInit.
 type Candidate = webrtc.ICECandidateInit
@@ -154,6 +165,10 @@ func Decode(b []byte) (Inbound, error) {
 		default:
 			return m, fmt.Errorf("%w: probe transport %q: want udp, tcp or relay", ErrBadField, m.Transport)
 		}
+	case TypeResume:
+		if m.Token == "" {
+			return m, fmt.Errorf("%w: resume needs token", ErrMissingField)
+		}
 	case TypeLeave:
 	case "":
 		return m, fmt.Errorf("%w: type", ErrMissingField)
@@ -188,12 +203,22 @@ type ParticipantJSON struct {
 
 // Server messages, one struct per type so each has exactly its fields.
 type (
+	// joinedMsg is "joined" and "resumed" (whose participants leave the
+	// participant itself out, as joined's do).
 	joinedMsg struct {
 		Type         string            `json:"type"`
 		ID           string            `json:"id"`
 		Room         string            `json:"room"`
 		Participants []ParticipantJSON `json:"participants"`
 		ICEServers   []ICEServer       `json:"iceServers"`
+		ResumeToken  string            `json:"resumeToken"`
+	}
+	resumeTokenMsg struct {
+		Type  string `json:"type"`
+		Token string `json:"token"`
+	}
+	typeMsg struct {
+		Type string `json:"type"`
 	}
 	participantJoinedMsg struct {
 		Type        string          `json:"type"`
@@ -244,7 +269,7 @@ type (
 		Type    string `json:"type"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
-		Reason  string `json:"reason,omitempty"` // ice_failed only
+		Reason  string `json:"reason,omitempty"` // ice_failed and resume_failed only
 	}
 	byeMsg struct {
 		Type   string `json:"type"`

@@ -2,9 +2,11 @@ package signal
 
 // Ownership: net/http runs ServeHTTP in one goroutine per socket, which
 // becomes that Session's reader. mu guards the set of live sessions (for
-// CloseAll) and orders Drain against new sockets: ServeHTTP checks draining
-// and counts the socket in wg under mu, so every socket is either refused
-// or counted before Wait starts. The counters are atomics.
+// CloseAll) and the members by participant id (for resume and
+// CloseParticipant), and orders Drain against new sockets: ServeHTTP
+// checks draining and counts the socket in wg under mu, so every socket is
+// either refused or counted before Wait starts; wg also counts the resume
+// windows of detached members (member.go). The counters are atomics.
 
 import (
 	"context"
@@ -56,6 +58,11 @@ type Config struct {
 	// Keys, when set, make join require a token signed with them
 	// (docs/security.md); nil runs the server open.
 	Keys *auth.Keys
+	// ResumeWindow is how long a participant whose socket dropped stays in
+	// its room, waiting for a resume (docs/protocol.md, "Resume"). Its
+	// resume tokens last twice that plus a PingInterval, and are renewed
+	// every half window.
+	ResumeWindow time.Duration
 }
 
 // Validate reports every value NewServer cannot run with: each limit and
@@ -77,6 +84,9 @@ func (c Config) Validate() error {
 	if c.MessageRate <= 0 {
 		errs = append(errs, fmt.Errorf("signal: message rate %v: want more than 0", c.MessageRate))
 	}
+	if c.ResumeWindow <= 0 {
+		errs = append(errs, fmt.Errorf("signal: resume window %v: want more than 0", c.ResumeWindow))
+	}
 	if c.MessageBurst < 1 {
 		errs = append(errs, fmt.Errorf("signal: message burst %d: want at least 1", c.MessageBurst))
 	}
@@ -94,6 +104,11 @@ type Stats struct {
 	// ICEFailures counts error "ice_failed" by reason (sfu.FailReasons).
 	ICEFailures *stat.CounterSet
 	Sessions    atomic.Int64
+	// Resumes counts resume attempts by result (ResumeResults).
+	Resumes *stat.CounterSet
+	// Detached is the number of participants whose socket dropped, now
+	// waiting for a resume.
+	Detached atomic.Int64
 }
 
 // JoinBuckets are the join-time histogram's upper bounds, in seconds.
@@ -110,8 +125,11 @@ type Server struct {
 
 	draining atomic.Bool // set once by Drain
 
+	resumer *resumeSigner
+
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
+	members  map[string]*member // by participant id, attached or detached
 }
 
 // NewServer returns a signaling server for rooms, or the errors of
@@ -130,7 +148,13 @@ func NewServer(rooms *room.Manager, cfg Config, log *slog.Logger) (*Server, erro
 			Out:      stat.NewCounterSet("other", ServerTypes...),
 			Errors:   stat.NewCounterSet(CodeInternal, ErrorCodes...),
 			JoinTime: map[sfu.Path]*stat.Histogram{},
+			Resumes:  stat.NewCounterSet(ResumeInvalid, ResumeResults...),
 		},
+		members: map[string]*member{},
+	}
+	var err error
+	if s.resumer, err = newResumeSigner(2*cfg.ResumeWindow + cfg.PingInterval); err != nil {
+		return nil, err
 	}
 	for _, p := range sfu.Paths() {
 		s.stats.JoinTime[p] = stat.NewHistogram(JoinBuckets...)
@@ -201,18 +225,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 }
 
-// CloseParticipant sends bye with reason to the session of participant id
-// and closes its socket; it reports whether such a session was open.
+// CloseParticipant ends participant id: its session, if one is attached,
+// gets bye with reason and closes; a detached participant leaves its room
+// at once. It reports whether there was such a participant.
 func (s *Server) CloseParticipant(id, reason string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sess := range s.sessions {
-		if p := sess.partID.Load(); p != nil && *p == id {
-			sess.Close(reason)
-			return true
-		}
+	m := s.members[id]
+	s.mu.Unlock()
+	if m == nil {
+		return false
 	}
-	return false
+	m.Close(reason)
+	return true
 }
 
 // CloseAll sends bye with reason to every session and closes it.

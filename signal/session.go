@@ -1,9 +1,11 @@
 package signal
 
-// Ownership: run (the reader goroutine) owns the protocol state (part) and
-// every call into room and sfu; writeLoop owns every socket write. Notify
-// and Close may be called from any goroutine and only touch the out queue
-// and the closing channel. The logger gains the participant's attributes at
+// Ownership: run (the reader goroutine) owns the protocol state (part,
+// mem) and every call into room and sfu; writeLoop owns every socket
+// write and the resume-token renewals. Notify and Close may be called from
+// any goroutine (the participant's member forwards room events to the
+// session attached now) and only touch the out queue and the closing
+// channel. The logger gains the participant's attributes at
 // join, in the reader, while the writer and Notify's callers log too: it is
 // an atomic pointer, never a plain field another goroutine reassigns.
 
@@ -18,9 +20,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/room"
-	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 const outQueueLen = 512
@@ -39,11 +39,16 @@ type Session struct {
 	writerEnd chan struct{}
 
 	part        *room.Participant // reader goroutine only
+	mem         *member           // reader goroutine only; nil for a probe
 	rate        *room.TokenBucket // reader goroutine only
 	lastRateErr time.Time         // reader goroutine only
-	partID      atomic.Pointer[string]
-	probing     atomic.Bool // set once, by probe
-	host        string      // the HTTP Host the client reached the server by; set once
+	probing     atomic.Bool       // set once, by probe
+	host        string            // the HTTP Host the client reached the server by; set once
+	// resumeFor is the room and participant the session's resume tokens
+	// name, set at join or resume; tokenAt (Unix nanoseconds) is when the
+	// last one was minted, for the writer's renewals.
+	resumeFor atomic.Pointer[resumeClaims]
+	tokenAt   atomic.Int64
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote, host string) *Session {
@@ -119,10 +124,15 @@ func (s *Session) run() {
 	if r := s.reason.Load(); r != nil {
 		reason = *r
 	}
-	if s.part != nil && s.part.IsProbe() {
+	switch {
+	case s.part != nil && s.part.IsProbe():
 		s.srv.rooms.EndProbe(s.part)
-	} else if s.part != nil {
-		s.srv.rooms.Leave(s.part, reason)
+	case s.mem != nil && (reason == "disconnected" || reason == "write_failed"):
+		// The socket dropped (no close frame, a read or write that
+		// failed, pings unanswered): the participant waits for a resume.
+		s.mem.detach(s, reason)
+	case s.mem != nil:
+		s.mem.end(s, reason)
 	}
 	s.Close(reason)
 	<-s.writerEnd
@@ -168,6 +178,9 @@ func (s *Session) handle(m Inbound) bool {
 		return false
 	case TypeProbe:
 		s.probe(m)
+		return false
+	case TypeResume:
+		s.resume(m)
 		return false
 	}
 	if s.part == nil {
@@ -227,7 +240,6 @@ func (s *Session) probe(m Inbound) {
 	}
 	s.part = p
 	id := p.ID()
-	s.partID.Store(&id)
 	s.addLogAttrs("probe", id, "transport", m.Transport)
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
 	var ice []ICEServer
@@ -264,14 +276,19 @@ func (s *Session) join(m Inbound) {
 		who.Perm = room.Permissions{Publish: c.Grants.Publish, Subscribe: c.Grants.Subscribe, PublishData: c.Grants.PublishData}
 		s.addLogAttrs("identity", c.Subject)
 	}
-	p, err := s.srv.rooms.Join(m.Room, who, s)
+	mem := &member{srv: s.srv, sess: s}
+	p, err := s.srv.rooms.Join(m.Room, who, mem)
 	if err != nil {
 		s.sendError(errorCode(err), err.Error())
 		return
 	}
-	s.part = p
-	id := p.ID()
-	s.partID.Store(&id)
+	mem.mu.Lock()
+	mem.part = p
+	mem.mu.Unlock()
+	s.srv.mu.Lock()
+	s.srv.members[p.ID()] = mem
+	s.srv.mu.Unlock()
+	s.part, s.mem = p, mem
 	s.addLogAttrs("participant", p.ID(), "room", p.Room())
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
 }
@@ -305,58 +322,6 @@ func (s *Session) Notify(ev room.Event) {
 	}
 	typ, v := s.encodeEvent(ev)
 	s.send(typ, v)
-}
-
-func (s *Session) encodeEvent(ev room.Event) (string, any) {
-	switch ev := ev.(type) {
-	case room.Joined:
-		ps := make([]ParticipantJSON, 0, len(ev.Participants))
-		for _, p := range ev.Participants {
-			ps = append(ps, participantJSON(p))
-		}
-		var ice []ICEServer
-		if s.srv.cfg.ICEServers != nil {
-			ice = s.srv.cfg.ICEServers(ev.ID, s.host)
-		}
-		if ice == nil {
-			ice = []ICEServer{}
-		}
-		return TypeJoined, joinedMsg{Type: TypeJoined, ID: ev.ID, Room: ev.Room, Participants: ps, ICEServers: ice}
-	case room.ParticipantJoined:
-		return TypeParticipantJoined, participantJoinedMsg{Type: TypeParticipantJoined, Participant: participantJSON(ev.Participant)}
-	case room.ParticipantLeft:
-		return TypeParticipantLeft, participantLeftMsg{Type: TypeParticipantLeft, ID: ev.ID}
-	case room.TrackPublished:
-		return TypeTrackPublished, trackPublishedMsg{Type: TypeTrackPublished, Participant: ev.Participant, Track: trackJSON(ev.Track)}
-	case room.TrackUpdated:
-		return TypeTrackUpdated, trackUpdatedMsg{Type: TypeTrackUpdated, Participant: ev.Participant, Track: trackJSON(ev.Track)}
-	case room.ActiveSpeaker:
-		return TypeActiveSpeaker, activeSpeakerMsg{Type: TypeActiveSpeaker, Participant: ev.Participant}
-	case room.TrackUnpublished:
-		return TypeTrackUnpublished, trackUnpublishedMsg{Type: TypeTrackUnpublished, Participant: ev.Participant, TrackID: ev.TrackID}
-	case room.Signal:
-		switch ev.Kind {
-		case sfu.SignalOffer:
-			return TypeOffer, sdpMsg{Type: TypeOffer, SDP: ev.SDP}
-		case sfu.SignalAnswer:
-			return TypeAnswer, sdpMsg{Type: TypeAnswer, SDP: ev.SDP}
-		default:
-			return TypeCandidate, candidateMsg{Type: TypeCandidate, Candidate: ev.Candidate}
-		}
-	}
-	return "other", nil
-}
-
-func participantJSON(p room.ParticipantInfo) ParticipantJSON {
-	ts := make([]TrackJSON, 0, len(p.Tracks))
-	for _, t := range p.Tracks {
-		ts = append(ts, trackJSON(t))
-	}
-	return ParticipantJSON{ID: p.ID, Name: p.Name, Tracks: ts}
-}
-
-func trackJSON(t room.TrackInfo) TrackJSON {
-	return TrackJSON{ID: t.ID, StreamID: t.StreamID, Kind: t.Kind, Source: t.Source, Muted: t.Muted}
 }
 
 func (s *Session) sendError(code, msg string) {
@@ -413,6 +378,7 @@ func (s *Session) writeLoop() {
 				return
 			}
 		case <-ping.C:
+			s.renewResumeToken()
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
 				s.Close("write_failed")
 				return
@@ -451,71 +417,4 @@ func (s *Session) flushAndBye(wt time.Duration) {
 	_ = s.conn.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason), deadline)
 	s.logger().Debug("session closed", "reason", reason)
-}
-
-// decodeErrorCode maps a Decode error to its code.
-func decodeErrorCode(err error) string {
-	switch {
-	case errors.Is(err, ErrBadJSON):
-		return CodeBadJSON
-	case errors.Is(err, ErrUnknownType):
-		return CodeUnknownType
-	default:
-		return CodeBadMessage
-	}
-}
-
-// errorCode maps room and sfu errors to protocol codes.
-func errorCode(err error) string {
-	switch {
-	case errors.Is(err, room.ErrBadRoomName):
-		return CodeBadRoom
-	case errors.Is(err, room.ErrBadName):
-		return CodeBadName
-	case errors.Is(err, room.ErrRoomFull):
-		return CodeRoomFull
-	case errors.Is(err, room.ErrTooManyRooms):
-		return CodeTooManyRooms
-	case errors.Is(err, room.ErrDataRate):
-		return CodeDataRate
-	case errors.Is(err, room.ErrBadTrackUpdate):
-		return CodeBadMessage
-	case errors.Is(err, room.ErrUnknownTrack):
-		return CodeUnknownTrack
-	case errors.Is(err, room.ErrClosed):
-		return CodeShuttingDown
-	case errors.Is(err, room.ErrTooManyProbes):
-		return CodeTooManyProbes
-	case errors.Is(err, room.ErrTooManyTracks):
-		return CodeTooManyTracks
-	case errors.Is(err, room.ErrPublishNotAllowed):
-		return CodePublishNotAllowed
-	case errors.Is(err, room.ErrDataNotAllowed):
-		return CodeDataNotAllowed
-	case errors.Is(err, auth.ErrMissing):
-		return CodeAuthRequired
-	case errors.Is(err, auth.ErrExpired):
-		return CodeTokenExpired
-	case errors.Is(err, auth.ErrNotYetValid):
-		return CodeTokenNotYetValid
-	case errors.Is(err, auth.ErrWrongRoom):
-		return CodeTokenWrongRoom
-	case errors.Is(err, auth.ErrNoGrants):
-		return CodeTokenNoGrants
-	case errors.Is(err, auth.ErrSignature), errors.Is(err, auth.ErrMalformed):
-		return CodeTokenInvalid
-	case errors.Is(err, sfu.ErrNegotiationFailed):
-		return CodeNegotiationFailed
-	case errors.Is(err, sfu.ErrBadSDP):
-		return CodeBadSDP
-	case errors.Is(err, sfu.ErrDataTooLarge):
-		return CodeDataTooLarge
-	case errors.Is(err, sfu.ErrCodecNotNegotiated):
-		return CodeCodecNotSupported
-	case errors.Is(err, sfu.ErrDataChannelLabel):
-		return CodeDataChannelRefused
-	case errors.Is(err, sfu.ErrBusy):
-		return CodeBusy
-	}
-	return CodeInternal
 }

@@ -151,6 +151,7 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.BoolVar(&cfg.AllowOpen, "allow-open", cfg.AllowOpen, "allow an open server (no api-secret) on a non-loopback address")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate file: serve HTTPS and WSS (with -tls-key), and ICE-TCP and TURN over TLS on the same port")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key file for -tls-cert")
+	fs.DurationVar(&cfg.ResumeWindow, "resume-window", cfg.ResumeWindow, "how long a participant whose signaling socket dropped stays in its room, waiting to resume")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, how long to wait for participants to leave after bye")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", cfg.PprofListen, "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 

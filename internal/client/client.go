@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -30,6 +31,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
+	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 	sig "github.com/roundtable-sfu/roundtable/signal"
 )
@@ -50,7 +52,7 @@ type Client struct {
 	ID   string
 	Room string
 
-	ws      *websocket.Conn
+	ws      *websocket.Conn // replaced by Resume, under wsMu
 	wsMu    sync.Mutex
 	pc      *webrtc.PeerConnection
 	dc      *webrtc.DataChannel
@@ -80,10 +82,14 @@ type Client struct {
 	collisions   atomic.Int64
 	answers      atomic.Int64
 	speakers     []SpeakerEvent
+	departures   []string // participant-left ids, in order
 	connected    atomic.Bool
 	offers       atomic.Int64
 	otherClosed  atomic.Bool
 	lastOffer    string // the server's latest offer, under mu
+
+	resume  resumeState
+	closing atomic.Bool // Abort started: a reader's end closes the client
 }
 
 type joinedMsg struct {
@@ -92,6 +98,7 @@ type joinedMsg struct {
 	Room         string                `json:"room"`
 	Participants []sig.ParticipantJSON `json:"participants"`
 	ICEServers   []sig.ICEServer       `json:"iceServers"`
+	ResumeToken  string                `json:"resumeToken"`
 }
 
 // serverMsg is any server message.
@@ -106,12 +113,13 @@ type serverMsg struct {
 	Participant json.RawMessage `json:"participant"`
 	Track       *sig.TrackJSON  `json:"track"`
 	TrackID     string          `json:"trackId"`
+	Token       string          `json:"token"`
 }
 
 // newAPI builds the client's pion API: the server's codecs, pion's default
 // interceptors, loopback-only ICE unless told otherwise, and the DTLS server
 // role (the client offers first, so it keeps that role when it answers).
-func newAPI(codecs func(*webrtc.MediaEngine) error, networks []webrtc.NetworkType, ifaces []string, all, noTWCC bool, extra []interceptor.Factory) (*webrtc.API, error) {
+func newAPI(codecs func(*webrtc.MediaEngine) error, networks []webrtc.NetworkType, ifaces []string, all, noTWCC bool, extra []interceptor.Factory, ipFilter func(net.IP) bool, n *stdnet.Net) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := codecs(m); err != nil {
 		return nil, err
@@ -136,6 +144,15 @@ func newAPI(codecs func(*webrtc.MediaEngine) error, networks []webrtc.NetworkTyp
 	se := webrtc.SettingEngine{LoggerFactory: &logging.DefaultLoggerFactory{Writer: os.Stderr, DefaultLogLevel: logging.LogLevelError}}
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes(networks)
+	if ipFilter != nil {
+		se.SetIPFilter(ipFilter)
+	}
+	// A network of our own, whose interface list RestartICE refreshes:
+	// pion's agent lists the interfaces once and gathers from that list at
+	// every restart, even after an address went away.
+	if n != nil {
+		se.SetNet(n)
+	}
 	switch {
 	case len(ifaces) > 0:
 		se.SetIncludeLoopbackCandidate(slices.Contains(ifaces, "lo"))
@@ -199,9 +216,8 @@ func (c *Client) StartPeer() error {
 	return c.startPeer()
 }
 
-// Dial opens the signaling socket without joining (for protocol tests).
-func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	cfg.defaults()
+// dial opens a signaling socket.
+func (cfg *Config) dial(ctx context.Context) (*websocket.Conn, error) {
 	h := http.Header{}
 	if cfg.Origin != "" {
 		h.Set("Origin", cfg.Origin)
@@ -212,6 +228,16 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", cfg.URL, err)
 	}
+	return ws, nil
+}
+
+// Dial opens the signaling socket without joining (for protocol tests).
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	cfg.defaults()
+	ws, err := cfg.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
 		cfg: cfg, ws: ws,
 		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
@@ -221,7 +247,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		trackMeta: map[string]sig.TrackJSON{},
 	}
 	c.wg.Add(1)
-	go c.readLoop()
+	go c.readLoop(ws)
 	return c, nil
 }
 
@@ -256,7 +282,12 @@ func (c *Client) SendRaw(messageType int, b []byte) error {
 }
 
 func (c *Client) startPeer() error {
-	api, err := newAPI(c.cfg.Codecs, c.cfg.Networks, c.cfg.Interfaces, c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors)
+	n, err := stdnet.NewNet()
+	if err != nil {
+		return fmt.Errorf("client net: %w", err)
+	}
+	c.resume.net = n
+	api, err := newAPI(c.cfg.Codecs, c.cfg.Networks, c.cfg.Interfaces, c.cfg.AllInterfaces, c.cfg.NoTWCC, c.cfg.Interceptors, c.cfg.IPFilter, n)
 	if err != nil {
 		return fmt.Errorf("client api: %w", err)
 	}
@@ -288,7 +319,10 @@ func (c *Client) startPeer() error {
 			c.connected.Store(true)
 		}
 	})
-	pc.OnICEConnectionStateChange(func(webrtc.ICEConnectionState) {
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		if s == webrtc.ICEConnectionStateConnected {
+			c.resume.iceConnectedAt.Store(time.Now().UnixNano())
+		}
 		select {
 		case c.iceChange <- struct{}{}:
 		default:
@@ -424,7 +458,10 @@ func (c *Client) Leave() {
 // Abort drops the socket and the PeerConnection without a word, like a
 // browser tab that crashed.
 func (c *Client) Abort() {
+	c.closing.Store(true)
+	c.wsMu.Lock()
 	_ = c.ws.Close()
+	c.wsMu.Unlock()
 	c.mu.Lock()
 	local := c.local
 	c.mu.Unlock()

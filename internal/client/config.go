@@ -4,6 +4,7 @@ package client
 
 import (
 	"crypto/tls"
+	"net"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -71,6 +72,10 @@ type Config struct {
 	// Networks are the ICE network types the client gathers and connects
 	// over (default UDP4; TCP4 makes active ICE-TCP candidates, RFC 6544).
 	Networks []webrtc.NetworkType
+	// IPFilter, when set, says which local addresses ICE gathers on; it
+	// is asked again at every gathering, so a filter that changes its mind
+	// and RestartICE make a client that moved to another address.
+	IPFilter func(net.IP) bool
 	// Relay, when set, makes the client connect through TURN only
 	// (ICETransportPolicy relay), with the "joined" iceServers URLs of one
 	// transport: "udp" (turn:…?transport=udp), "tcp" (turn:…?transport=tcp)

@@ -6,9 +6,12 @@ package client
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pion/webrtc/v3"
 	sig "github.com/roundtable-sfu/roundtable/signal"
 )
 
@@ -67,14 +70,33 @@ func (c *Client) RemoteSDP() string {
 // "<local protocol> <local type> -> <remote protocol> <remote type>", or ""
 // before one is selected.
 func (c *Client) SelectedPath() string {
-	if c.pc == nil {
-		return ""
-	}
-	pair, err := c.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil {
+	pair := c.selectedPair()
+	if pair == nil {
 		return ""
 	}
 	return fmt.Sprintf("%s %s -> %s %s", pair.Local.Protocol, pair.Local.Typ, pair.Remote.Protocol, pair.Remote.Typ)
+}
+
+// SelectedLocal returns the local address and port of the selected
+// candidate pair, "" before there is one.
+func (c *Client) SelectedLocal() string {
+	pair := c.selectedPair()
+	if pair == nil {
+		return ""
+	}
+	return net.JoinHostPort(pair.Local.Address, strconv.Itoa(int(pair.Local.Port)))
+}
+
+// selectedPair returns the selected ICE candidate pair, or nil.
+func (c *Client) selectedPair() *webrtc.ICECandidatePair {
+	if c.pc == nil {
+		return nil
+	}
+	pair, err := c.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil {
+		return nil
+	}
+	return pair
 }
 
 // LastServerOffer returns the SDP of the server's latest offer.

@@ -8,16 +8,24 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pion/webrtc/v3"
 	sig "github.com/roundtable-sfu/roundtable/signal"
 )
 
-func (c *Client) readLoop() {
+func (c *Client) readLoop(ws *websocket.Conn) {
 	defer c.wg.Done()
-	defer c.once.Do(func() { close(c.closed) })
 	for {
-		_, b, err := c.ws.ReadMessage()
+		_, b, err := ws.ReadMessage()
 		if err != nil {
+			// The client ends with its socket, unless the socket was
+			// dropped to be resumed (DropSocket) or replaced (Resume).
+			c.wsMu.Lock()
+			current := c.ws == ws
+			c.wsMu.Unlock()
+			if c.closing.Load() || current && !c.resume.dropped.Load() {
+				c.once.Do(func() { close(c.closed) })
+			}
 			return
 		}
 		var m serverMsg
@@ -35,15 +43,11 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		_ = json.Unmarshal(raw, &j)
 		c.mu.Lock()
 		c.ID, c.Room, c.joinMsg = j.ID, j.Room, j
-		for _, p := range j.Participants {
-			c.participants[p.ID] = p.Name
-			for _, t := range p.Tracks {
-				c.published[t.ID] = p.ID
-				c.trackMeta[t.ID] = t
-			}
-		}
+		c.snapshotLocked(j)
 		c.mu.Unlock()
 		c.joined <- sig.Inbound{}
+	case sig.TypeResumed, sig.TypeResumeToken, sig.TypeICERestart:
+		c.onResumeMessage(m, raw)
 	case sig.TypeParticipantJoined:
 		var p sig.ParticipantJSON
 		_ = json.Unmarshal(m.Participant, &p)
@@ -52,6 +56,7 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		c.mu.Unlock()
 	case sig.TypeParticipantLeft:
 		c.mu.Lock()
+		c.departures = append(c.departures, m.ID)
 		delete(c.participants, m.ID)
 		for t, p := range c.published {
 			if p == m.ID {
@@ -115,6 +120,10 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		c.errors = append(c.errors, e)
 		joined := c.ID != ""
 		c.mu.Unlock()
+		if e.Code == sig.CodeResumeFailed {
+			c.resumeResult(fmt.Errorf("%s (%s): %s", e.Code, e.Reason, e.Message))
+			return
+		}
 		if !joined {
 			select {
 			case c.joinErr <- e:
@@ -139,6 +148,19 @@ func (c *Client) onOffer(sdp string) {
 	defer c.negMu.Unlock()
 	if c.pc == nil {
 		return
+	}
+	restart := c.resume.restartNext.Swap(false)
+	if restart {
+		// The crossing restart offer, as the server sees a polite
+		// browser's (see RestartICEOnNextOffer): new ICE credentials. Not
+		// CreateOffer's ICERestart, which would restart this agent.
+		c.collisions.Add(1)
+		offer, err := c.pc.CreateOffer(nil)
+		if err != nil {
+			c.fail(fmt.Errorf("colliding restart offer: %w", err))
+			return
+		}
+		_ = c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": freshCredentials(offer.SDP)})
 	}
 	staged := c.collide.Swap(false)
 	if staged {
@@ -193,6 +215,12 @@ func (c *Client) onOffer(sdp string) {
 	}
 	if answer != "" {
 		_ = c.SendJSON(map[string]string{"type": sig.TypeAnswer, "sdp": answer})
+	}
+	if restart {
+		// The rolled-back restart, offered again after answering.
+		if err := c.restartLocked(); err != nil {
+			c.fail(err)
+		}
 	}
 	if staged {
 		// The rolled-back change, offered again after answering.

@@ -41,6 +41,7 @@ type RemoteTrack struct {
 	started       time.Time
 	firstPacket   time.Time
 	firstKeyframe time.Time
+	keyframeTimes []time.Time // arrivals of keyframes' first packets, newest last (at most 64)
 	ended         bool
 	unwrap        sfu.SeqUnwrapper
 	lastSeq       uint64 // extended: 65,536 packets do not wrap the counts
@@ -101,6 +102,19 @@ type Stats struct {
 	// packets pion refused to read (a payload type not negotiated).
 	PayloadTypes map[uint8]int
 	ReadErrors   int
+}
+
+// KeyframeAfter returns when the first keyframe that arrived after t
+// did, or the zero time if none has (yet).
+func (r *RemoteTrack) KeyframeAfter(t time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.keyframeTimes {
+		if k.After(t) {
+			return k
+		}
+	}
+	return time.Time{}
 }
 
 // Stats returns what was observed so far.
@@ -276,6 +290,9 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 	}
 	if !r.mark.IsZero() && r.afterMark == nil {
 		r.afterMark = &Arrival{At: now, Keyframe: pl.Keyframe}
+	}
+	if pl.Keyframe && pl.Start {
+		r.keyframeTimes = append(r.keyframeTimes[max(0, len(r.keyframeTimes)-63):], now)
 	}
 	if pl.Keyframe {
 		r.keyframes++

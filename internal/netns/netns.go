@@ -29,6 +29,7 @@ type NS struct {
 	HostIf string // the root namespace's end of the veth pair
 	HostIP string // its address, where servers under test listen
 	NSIP   string // the address inside the namespace
+	nsIf   string // the namespace's end of the veth pair
 }
 
 var seq atomic.Int32
@@ -59,15 +60,15 @@ func New(t testing.TB, rules string) *NS {
 	}
 	// A /30 per namespace, chosen by process and sequence so that test
 	// processes running side by side do not collide: 2^15 subnets.
-	n := (os.Getpid()*64 + int(seq.Add(1))) % (1 << 15)
-	third, fourth := 18+n>>14, (n>>6)&0xff
+	n, hostIP, nsIP := subnet()
 	ns := &NS{
 		Name:   fmt.Sprintf("rt-%d-%d", os.Getpid(), seq.Load()),
 		HostIf: fmt.Sprintf("rth%d", n),
-		HostIP: fmt.Sprintf("198.%d.%d.%d", third, fourth, (n&63)*4+1),
-		NSIP:   fmt.Sprintf("198.%d.%d.%d", third, fourth, (n&63)*4+2),
+		HostIP: hostIP,
+		NSIP:   nsIP,
+		nsIf:   fmt.Sprintf("rtn%d", n),
 	}
-	nsIf := fmt.Sprintf("rtn%d", n)
+	nsIf := ns.nsIf
 	t.Cleanup(func() {
 		_ = exec.Command("ip", "netns", "del", ns.Name).Run()
 		_ = exec.Command("ip", "link", "del", ns.HostIf).Run() // gone with the namespace, unless that failed
@@ -93,6 +94,29 @@ func New(t testing.TB, rules string) *NS {
 		ns.Nft(t, rules)
 	}
 	return ns
+}
+
+// subnet picks the next /30 and returns its number and its two addresses.
+func subnet() (n int, host, inside string) {
+	n = (os.Getpid()*64 + int(seq.Add(1))) % (1 << 15)
+	third, fourth := 18+n>>14, (n>>6)&0xff
+	return n, fmt.Sprintf("198.%d.%d.%d", third, fourth, (n&63)*4+1), fmt.Sprintf("198.%d.%d.%d", third, fourth, (n&63)*4+2)
+}
+
+// Readdress moves the namespace to a new address, as a phone that leaves
+// Wi-Fi for cellular gets: the old one is removed (connections bound to
+// it are dead from then on, with no reset), the new one (from a /30 of its
+// own, unused otherwise) takes its place, and the root namespace routes
+// to it through the same veth pair. NSIP is the new address afterwards.
+func (ns *NS) Readdress(t testing.TB) string {
+	t.Helper()
+	_, _, addr := subnet()
+	run(t, "ip", "-n", ns.Name, "addr", "add", addr+"/32", "dev", ns.nsIf)
+	run(t, "ip", "route", "add", addr+"/32", "dev", ns.HostIf)
+	run(t, "ip", "-n", ns.Name, "addr", "del", ns.NSIP+"/30", "dev", ns.nsIf)
+	run(t, "ip", "-n", ns.Name, "route", "add", ns.HostIP+"/32", "dev", ns.nsIf, "src", addr)
+	ns.NSIP = addr
+	return addr
 }
 
 // waitUp waits (at most 5 s) until the host end of the pair has its

@@ -82,7 +82,10 @@ type Config struct {
 	SignalMaxMessage int64
 	JoinTimeout      time.Duration
 	PingInterval     time.Duration
-	WriteTimeout     time.Duration
+	// ResumeWindow: how long a participant whose signaling socket dropped
+	// is kept for a resume (-resume-window).
+	ResumeWindow time.Duration
+	WriteTimeout time.Duration
 
 	// PprofListen, when set, serves Go's profiler (/debug/pprof/) on this
 	// separate address; off by default, and kept off the public listener.
@@ -146,6 +149,7 @@ func DefaultConfig() Config {
 		SignalMaxMessage:       1 << 20,
 		JoinTimeout:            10 * time.Second,
 		PingInterval:           15 * time.Second,
+		ResumeWindow:           20 * time.Second,
 		WriteTimeout:           10 * time.Second,
 		DrainTimeout:           10 * time.Second,
 	}
@@ -253,6 +257,9 @@ func (c Config) Validate() error {
 	}
 	if c.SignalMaxMessage < 1 {
 		bad("signaling max message %d bytes: want at least 1", c.SignalMaxMessage)
+	}
+	if c.ResumeWindow <= 0 {
+		bad("resume-window %v: want more than 0", c.ResumeWindow)
 	}
 	if c.JoinTimeout <= 0 || c.PingInterval <= 0 || c.WriteTimeout <= 0 {
 		bad("signaling timeouts %v (join), %v (ping), %v (write): want each more than 0", c.JoinTimeout, c.PingInterval, c.WriteTimeout)

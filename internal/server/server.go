@@ -132,7 +132,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	sig, err := signal.NewServer(rooms, signal.Config{
 		ICEServers: ts.iceServers, AllowedOrigins: cfg.AllowedOrigins, Keys: keys,
 		MaxMessage: cfg.SignalMaxMessage, JoinTimeout: cfg.JoinTimeout,
-		PingInterval: cfg.PingInterval, WriteTimeout: cfg.WriteTimeout,
+		PingInterval: cfg.PingInterval, WriteTimeout: cfg.WriteTimeout, ResumeWindow: cfg.ResumeWindow,
 		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst(),
 	}, log)
 	if err != nil {

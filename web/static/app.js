@@ -194,7 +194,7 @@ function wireSession(call) {
   const { session, tiles, stage, announce } = call;
   session.addEventListener('status', (/** @type {any} */ e) => {
     const s = e.detail.state;
-    $('status').textContent = s === 'reconnecting' ? 'reconnecting…' : s;
+    $('status').textContent = s === 'reconnecting' ? 'Reconnecting…' : s;
     $('status').classList.toggle('bad', s === 'reconnecting');
   });
   session.addEventListener('joined', () => {
@@ -204,6 +204,12 @@ function wireSession(call) {
     renderPeople(call);
   });
   session.addEventListener('reset', () => { tiles.clearRemote(); renderPeople(call); });
+  session.addEventListener('resumed', () => {
+    // Hints sent while the socket was down were lost: send them all again.
+    tiles.sent.clear();
+    tiles.hints();
+    renderPeople(call);
+  });
   session.addEventListener('participant', (/** @type {any} */ e) => {
     const { id, name, present, initial } = e.detail;
     if (present) {

@@ -2,11 +2,16 @@
 // Session: one participant's connection to Roundtable (docs/protocol.md).
 // One WebSocket for signaling, one RTCPeerConnection for all media, one
 // data channel for chat. The browser is the polite peer of perfect
-// negotiation. When the PeerConnection loses its path it restarts ICE; when
-// the WebSocket drops (or the server says bye), it joins again with the same
-// name and republishes its tracks. Events (EventTarget, detail in e.detail):
+// negotiation. When the PeerConnection loses its path (or the server asks)
+// it restarts ICE. When the WebSocket drops, it resumes: a new socket sends
+// "resume" with the token the server gave, and the same participant, the
+// same PeerConnection and its tracks carry on (docs/protocol.md, "Resume");
+// only if the server refuses (resume_failed: the window ran out, the
+// server restarted), or says bye, does it join again with the same name
+// and republish its tracks. Events (EventTarget, detail in e.detail):
 //   status {state}           connecting | connected | reconnecting | closed
-//   joined {id}              (also after every rejoin)
+//   joined {id}              (also after every rejoin; not after a resume)
+//   resumed {id}             the socket came back, the participant is the same
 //   reset                    all remote state is gone (before a rejoin)
 //   participant {id, name, present, initial}  initial: in the joined snapshot
 //   track {participant, trackId, track, meta}   a remote track arrived
@@ -52,6 +57,8 @@ export class Session extends EventTarget {
     this.closed = false;
     this.everJoined = false;
     this.attempt = 0;
+    /** the newest resume token ("" when the next socket must join) */
+    this.resumeToken = '';
     // MediaStreamTrack -> {id, source, stream, muted, sender}; id is the
     // msid track id the server knows it by, which replaceTrack keeps.
     this.local = new Map();
@@ -85,7 +92,11 @@ export class Session extends EventTarget {
   connect() {
     const ws = new WebSocket(this.url);
     this.ws = ws;
-    ws.onopen = () => { this.attempt = 0; this.send({ type: 'join', room: this.room, name: this.name, token: this.token || undefined }); };
+    ws.onopen = () => {
+      this.attempt = 0;
+      if (this.resumeToken && this.pc) this.send({ type: 'resume', room: this.room, token: this.resumeToken });
+      else this.join();
+    };
     ws.onmessage = (e) => {
       if (this.ws !== ws) return;
       let m;
@@ -98,9 +109,12 @@ export class Session extends EventTarget {
     };
   }
 
-  // reconnect drops the PeerConnection and joins again after a backoff.
+  join() { this.send({ type: 'join', room: this.room, name: this.name, token: this.token || undefined }); }
+
+  // reconnect opens a new socket after a backoff. With a resume token it
+  // keeps the PeerConnection, to resume; without, it drops it, to rejoin.
   reconnect() {
-    this.teardownPeer();
+    if (!this.resumeToken) this.teardownPeer();
     this.setState(this.everJoined ? 'reconnecting' : 'connecting');
     const delay = Math.min(5000, 500 * 2 ** this.attempt++);
     if (this.attempt > 1 && !this.everJoined) {
@@ -135,6 +149,7 @@ export class Session extends EventTarget {
       case 'joined':
         this.id = m.id;
         this.everJoined = true;
+        this.resumeToken = m.resumeToken || '';
         this.emit('joined', { id: m.id });
         for (const p of m.participants) {
           this.people.set(p.id, p.name);
@@ -143,6 +158,9 @@ export class Session extends EventTarget {
         }
         this.setupPeer(m.iceServers || []);
         break;
+      case 'resumed': this.onResumed(m); break;
+      case 'resume-token': this.resumeToken = m.token; break;
+      case 'ice-restart': if (this.pc) this.pc.restartIce(); break;
       case 'participant-joined':
         this.people.set(m.participant.id, m.participant.name);
         this.emit('participant', { id: m.participant.id, name: m.participant.name, present: true });
@@ -173,6 +191,14 @@ export class Session extends EventTarget {
         else this.pendingCandidates.push(m.candidate);
         break;
       case 'error':
+        if (m.code === 'resume_failed') {
+          // The participant is gone (or the server restarted): join afresh
+          // on this socket, with a new PeerConnection.
+          this.resumeToken = '';
+          this.teardownPeer();
+          this.join();
+          break;
+        }
         // The media connection failed for a reason a rejoin will not fix
         // (docs/protocol.md, ice_failed); consent_lost is a network that
         // went away during the call, and rejoining is right.
@@ -191,6 +217,8 @@ export class Session extends EventTarget {
         }
         break;
       case 'bye':
+        // The server ended the participant: the next socket joins afresh.
+        this.resumeToken = '';
         if (m.reason === 'left') { this.closed = true; this.setState('closed'); }
         if (m.reason === 'replaced') {
           // The same identity joined again elsewhere (another tab, another
@@ -201,6 +229,43 @@ export class Session extends EventTarget {
         }
         break; // any other reason: the socket closes and we rejoin
     }
+  }
+
+  // onResumed takes the room as it is now (the resumed snapshot) in place
+  // of what this side knew: who left and which tracks ended meanwhile go,
+  // who came and what they publish arrive, and the tiles of those who
+  // stayed are untouched. What this side sent into the dead socket is sent
+  // again: its own tracks' state, and an offer of its that never got an
+  // answer (an ICE restart during the outage).
+  onResumed(m) {
+    this.id = m.id;
+    this.resumeToken = m.resumeToken || '';
+    const now = new Map(m.participants.map((/** @type {any} */ p) => [p.id, p]));
+    for (const [tid, meta] of [...this.meta]) {
+      const p = now.get(meta.participant);
+      if (!p || !p.tracks.some((/** @type {any} */ t) => t.id === tid)) {
+        this.meta.delete(tid);
+        this.emit('track-ended', { participant: meta.participant, trackId: tid });
+      }
+    }
+    for (const id of [...this.people.keys()]) {
+      if (!now.has(id)) {
+        this.emit('participant', { id, name: this.people.get(id) || '', present: false });
+        this.people.delete(id);
+      }
+    }
+    for (const p of now.values()) {
+      const known = this.people.has(p.id);
+      this.people.set(p.id, p.name);
+      for (const t of p.tracks) this.setMeta(p.id, t, this.meta.has(t.id));
+      if (!known) this.emit('participant', { id: p.id, name: p.name, present: true });
+    }
+    for (const l of this.local.values()) this.send({ type: 'track-update', track: l.id, source: l.source, muted: l.muted });
+    if (this.pc && this.pc.signalingState === 'have-local-offer' && this.pc.localDescription) {
+      this.send({ type: 'offer', sdp: this.pc.localDescription.sdp });
+    }
+    if (this.pc && (this.pc.connectionState === 'connected')) this.setState('connected');
+    this.emit('resumed', { id: m.id });
   }
 
   setMeta(participant, t, updated) {

@@ -1,0 +1,214 @@
+package client
+
+// Resume (docs/protocol.md, "Resume"): the client keeps its PeerConnection
+// when its socket drops, and takes its participant back on a new socket.
+// resumeState's token is under Client.mu; the rest are atomics. The glare
+// staging (RestartICEOnNextOffer) runs on the signaling reader, under
+// negMu, like CollideOnNextOffer.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/transport/v2/stdnet"
+	"github.com/pion/webrtc/v3"
+	sig "github.com/roundtable-sfu/roundtable/signal"
+)
+
+type resumeState struct {
+	token       string // the newest resume token (joined, resumed, resume-token)
+	dropped     atomic.Bool
+	restartNext atomic.Bool  // RestartICEOnNextOffer
+	restartAsks atomic.Int64 // ice-restart messages received
+	resumes     atomic.Int64 // resumed messages received
+	tokens      atomic.Int64 // resume-token messages received
+	result      chan error   // the pending Resume's outcome
+	net         *stdnet.Net  // the PeerConnection's network, set before it exists
+	// iceConnectedAt is when ICE last reached connected (Unix nanoseconds).
+	iceConnectedAt atomic.Int64
+}
+
+// ICEConnectedAt returns when the PeerConnection's ICE last reached
+// connected (zero before it did).
+func (c *Client) ICEConnectedAt() time.Time {
+	if n := c.resume.iceConnectedAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// ResumeToken returns the newest resume token the server gave.
+func (c *Client) ResumeToken() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resume.token
+}
+
+// Departures returns the ids of every participant-left received, in order.
+func (c *Client) Departures() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.departures...)
+}
+
+// Resumes counts the "resumed" messages received.
+func (c *Client) Resumes() int { return int(c.resume.resumes.Load()) }
+
+// ICERestartRequests counts the server's "ice-restart" messages.
+func (c *Client) ICERestartRequests() int { return int(c.resume.restartAsks.Load()) }
+
+// TokenRenewals counts the server's "resume-token" messages.
+func (c *Client) TokenRenewals() int { return int(c.resume.tokens.Load()) }
+
+// DropSocket closes the signaling socket's TCP connection under it, with
+// no close frame and no leave, as a network that goes away does. The
+// PeerConnection stays; Resume takes the participant back.
+func (c *Client) DropSocket() {
+	c.resume.dropped.Store(true)
+	c.wsMu.Lock()
+	_ = c.ws.NetConn().Close()
+	c.wsMu.Unlock()
+}
+
+// Resume opens a new signaling socket and sends "resume" with token (the
+// client's own newest if ""), and room when it is not "". It returns once
+// "resumed" arrived, or the error "resume_failed" (as an error naming its
+// reason). On success the socket is the client's from then on.
+func (c *Client) Resume(ctx context.Context, token, room string) error {
+	if token == "" {
+		token = c.ResumeToken()
+	}
+	ws, err := c.cfg.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	result := make(chan error, 1)
+	c.mu.Lock()
+	c.resume.result = result
+	c.mu.Unlock()
+	c.wsMu.Lock()
+	old := c.ws
+	c.ws = ws
+	c.wsMu.Unlock()
+	_ = old.Close()
+	c.resume.dropped.Store(false)
+	c.wg.Add(1)
+	go c.readLoop(ws)
+	msg := map[string]string{"type": sig.TypeResume, "token": token}
+	if room != "" {
+		msg["room"] = room
+	}
+	if err := c.SendJSON(msg); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	select {
+	case err := <-result:
+		return err
+	case <-c.closed:
+		return errors.New("resume: the socket closed")
+	case <-ctx.Done():
+		return fmt.Errorf("resume: %w", ctx.Err())
+	}
+}
+
+// resumeResult hands the pending Resume its outcome.
+func (c *Client) resumeResult(err error) bool {
+	c.mu.Lock()
+	ch := c.resume.result
+	c.resume.result = nil
+	c.mu.Unlock()
+	if ch == nil {
+		return false
+	}
+	ch <- err
+	return true
+}
+
+// onResumeMessage handles resumed, resume-token and ice-restart.
+func (c *Client) onResumeMessage(m serverMsg, raw []byte) {
+	switch m.Type {
+	case sig.TypeResumed:
+		var j joinedMsg
+		_ = json.Unmarshal(raw, &j)
+		c.mu.Lock()
+		c.snapshotLocked(j)
+		c.mu.Unlock()
+		c.resume.resumes.Add(1)
+		c.resumeResult(nil)
+	case sig.TypeResumeToken:
+		c.mu.Lock()
+		c.resume.token = m.Token
+		c.mu.Unlock()
+		c.resume.tokens.Add(1)
+	case sig.TypeICERestart:
+		c.resume.restartAsks.Add(1)
+		go func() {
+			if err := c.RestartICE(); err != nil {
+				c.fail(err)
+			}
+		}()
+	}
+}
+
+// snapshotLocked takes the room as joined or resumed describes it in place
+// of what the client knew, and its resume token; mu is held.
+func (c *Client) snapshotLocked(j joinedMsg) {
+	c.resume.token = j.ResumeToken
+	clear(c.participants)
+	clear(c.published)
+	for _, p := range j.Participants {
+		c.participants[p.ID] = p.Name
+		for _, t := range p.Tracks {
+			c.published[t.ID] = p.ID
+			c.trackMeta[t.ID] = t
+		}
+	}
+}
+
+// RestartICE offers an ICE restart (RFC 8445 §9) on the same
+// PeerConnection: new credentials, candidates gathered again (through
+// Config.IPFilter as it is now).
+func (c *Client) RestartICE() error {
+	c.negMu.Lock()
+	defer c.negMu.Unlock()
+	return c.restartLocked()
+}
+
+func (c *Client) restartLocked() error {
+	if c.pc == nil {
+		return errors.New("ice restart: no PeerConnection")
+	}
+	if st := c.pc.SignalingState(); st != webrtc.SignalingStateStable {
+		return fmt.Errorf("ice restart: signaling state %v", st)
+	}
+	if err := c.resume.net.UpdateInterfaces(); err != nil {
+		return fmt.Errorf("ice restart: list interfaces: %w", err)
+	}
+	offer, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		return fmt.Errorf("ice restart offer: %w", err)
+	}
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		return fmt.Errorf("ice restart: set offer: %w", err)
+	}
+	return c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": c.pc.LocalDescription().SDP})
+}
+
+// RestartICEOnNextOffer makes the client behave, at the next server offer,
+// as a polite browser whose network changed at that very moment: it sends
+// an ICE-restart offer that crosses the server's (never set locally: the
+// browser would roll it back), answers the server's offer, then restarts
+// ICE for real.
+func (c *Client) RestartICEOnNextOffer() { c.resume.restartNext.Store(true) }
+
+// freshCredentials gives an SDP other ICE credentials, as an ICE-restart
+// offer has (RFC 8839 §4.4.1.1.1).
+func freshCredentials(sdp string) string {
+	sdp = strings.ReplaceAll(sdp, "a=ice-ufrag:", "a=ice-ufrag:rst")
+	return strings.ReplaceAll(sdp, "a=ice-pwd:", "a=ice-pwd:restarted")
+}
