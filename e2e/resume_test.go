@@ -11,11 +11,13 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
 	"github.com/roundtable-sfu/roundtable/sfu"
@@ -319,4 +321,68 @@ func TestAddressChangeRestartsICE(t *testing.T) {
 	}
 	n := packetsFrom(c, b.ID, webrtc.RTPCodecTypeVideo)
 	waitFor(t, ctx, "c receives b's video after the move", func() bool { return packetsFrom(c, b.ID, webrtc.RTPCodecTypeVideo) > n+30 })
+}
+
+// Issue 13, token rules: a resume carries no join token and widens
+// nothing. A viewer (subscribe, no publish) that resumes on a server with
+// an API secret is the same viewer: a track it offers after the resume is
+// refused, and it still receives.
+func TestResumeKeepsGrants(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, withKeys(testKeys))
+	ctx := testContext(t, 30*time.Second)
+	token := func(id string, g auth.Grants) string {
+		return mint(t, testKeys, auth.Token{Room: "grants", Identity: id, TTL: time.Hour, Grants: g}, time.Now())
+	}
+	full := s.joinWith(ctx, client.Config{Room: "grants", Name: "full", Audio: 1, Video: 1,
+		Token: token("full", auth.Grants{Publish: true, Subscribe: true, PublishData: true})})
+	viewer := s.joinWith(ctx, client.Config{Room: "grants", Name: "viewer",
+		Token: token("viewer", auth.Grants{Subscribe: true})})
+	waitFor(t, ctx, "the viewer receives", func() bool { return packetsFrom(viewer, full.ID, webrtc.RTPCodecTypeVideo) > 30 })
+	viewer.DropSocket()
+	waitFor(t, ctx, "the viewer detached", func() bool { return s.Signal.Stats().Detached.Load() == 1 })
+	if err := viewer.Resume(ctx, "", ""); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if err := viewer.Publish(webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the viewer's track refused", func() bool { return viewer.HasError(signal.CodePublishNotAllowed) })
+	n := packetsFrom(viewer, full.ID, webrtc.RTPCodecTypeVideo)
+	waitFor(t, ctx, "the viewer still receives", func() bool { return packetsFrom(viewer, full.ID, webrtc.RTPCodecTypeVideo) > n+30 })
+	if got := len(full.Remote()); got != 0 {
+		t.Errorf("the full member receives %d tracks from the viewer", got)
+	}
+}
+
+// The server's offer that the dropped socket swallowed: B never answered
+// it (its answer died with the socket). While B is detached longer than
+// the answer timeout, the negotiation does not fail; on resume the server
+// sends the same offer again, B answers, and A's media reaches B.
+func TestResumeResendsTheOutstandingOffer(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, withAnswerTimeout(time.Second), withResumeWindow(10*time.Second))
+	ctx := testContext(t, 30*time.Second)
+	var seen atomic.Int32
+	b := s.joinWith(ctx, client.Config{Room: "resend", Name: "b",
+		OnServerOffer: answers(1, func(string) string { return "" }, &seen)})
+	waitFor(t, ctx, "b connected", b.Connected)
+	a := s.join(ctx, "resend", "a", 1, 1)
+	waitFor(t, ctx, "the server's offer to b, unanswered", func() bool { return seen.Load() == 1 })
+	first := b.LastServerOffer()
+	b.DropSocket()
+	waitFor(t, ctx, "b detached", func() bool { return s.Signal.Stats().Detached.Load() == 1 })
+	detached := time.Now()
+	waitFor(t, ctx, "twice the answer timeout, detached", func() bool { return time.Since(detached) > 2*time.Second })
+	if err := b.Resume(ctx, "", ""); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	waitFor(t, ctx, "the offer again", func() bool { return seen.Load() == 2 })
+	if again := b.LastServerOffer(); again != first {
+		t.Errorf("the offer sent again differs from the first:\n%s\n---\n%s", first, again)
+	}
+	waitFor(t, ctx, "a's video at b", func() bool { return packetsFrom(b, a.ID, webrtc.RTPCodecTypeVideo) > 30 })
+	if b.HasError(signal.CodeNegotiationFailed) || b.Bye() != "" {
+		t.Errorf("b's session: bye %q, errors %v", b.Bye(), b.Errors())
+	}
 }

@@ -14,12 +14,14 @@ import (
 // SetHeld holds (true) or releases (false) the Peer's negotiation. While
 // held, because the member's signaling socket is gone, the Peer makes no
 // offer, and the answer timeout (Settings.AnswerTimeout) of an offer
-// already outstanding is suspended. On release it sends the outstanding
-// offer again, if there is one, with its answer timeout started afresh
-// (the first copy may have died with the old socket), and then makes the
-// offers that came due meanwhile. Safe for any goroutine.
+// already outstanding is suspended. Every release, held before or not (a
+// resume may replace a socket the server never saw drop), sends the
+// outstanding offer again, if there is one, with its answer timeout
+// started afresh (the first copy may have died with the old socket), and
+// then makes the offers that came due meanwhile. Safe for any goroutine.
 func (p *Peer) SetHeld(held bool) {
-	if p.held.Swap(held) == held || held {
+	p.held.Store(held)
+	if held {
 		return
 	}
 	p.releases.Add(1)
