@@ -386,3 +386,37 @@ func TestResumeResendsTheOutstandingOffer(t *testing.T) {
 		t.Errorf("b's session: bye %q, errors %v", b.Bye(), b.Errors())
 	}
 }
+
+// The socket dies without the server seeing it (no FIN, no RST: a NAT
+// that forgot it, a laptop asleep), and the server offers into it. The
+// answer is overdue long before the server's read deadline sees the drop;
+// since nothing at all has come from the client since the offer (not even
+// a pong to the ping the server sends to check), the negotiation is not
+// failed: the participant detaches at the deadline, and the resume gets
+// the offer again.
+func TestOfferIntoASilentSocket(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t, withAnswerTimeout(time.Second), func(c *server.Config, _ *[]interceptor.Factory) {
+		c.PingInterval = 2 * time.Second // the drop is seen 4 s after the last frame
+	})
+	ctx := testContext(t, 30*time.Second)
+	b := s.join(ctx, "silent", "b", 0, 0)
+	waitFor(t, ctx, "b connected", b.Connected)
+	b.Stall()
+	a := s.join(ctx, "silent", "a", 1, 1) // the server offers a's tracks to b
+	stats := s.Signal.Stats()
+	waitFor(t, ctx, "b detached", func() bool { return stats.Detached.Load() == 1 })
+	if err := b.Resume(ctx, "", ""); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	waitFor(t, ctx, "a's video at b", func() bool { return packetsFrom(b, a.ID, webrtc.RTPCodecTypeVideo) > 30 })
+	if b.HasError(signal.CodeNegotiationFailed) || b.Bye() != "" {
+		t.Errorf("b's session: bye %q, errors %v", b.Bye(), b.Errors())
+	}
+
+	// A client that is there but does not answer still fails, one
+	// silence check later.
+	var seen atomic.Int32
+	c := s.joinWith(ctx, client.Config{Room: "silent", Name: "c", OnServerOffer: answers(-1, func(string) string { return "" }, &seen)})
+	waitFor(t, ctx, "c's negotiation failed", func() bool { return c.HasError(signal.CodeNegotiationFailed) })
+}

@@ -61,7 +61,17 @@ func (p *Participant) pathLost() {
 	p.mgr.log.Info("participant media path lost", "room", p.roomName, "participant", p.id,
 		"first", first, "recover_within", p.mgr.limits.ConnectTimeout)
 	p.client.Notify(ICERestart{})
-	p.recoverTimer.Reset(restartAskInterval)
+	p.rearm(restartAskInterval)
+}
+
+// rearm resets the recover timer, and stops it again if the member was
+// removed meanwhile (removeLocked stops it, but may have run between the
+// caller's check and the reset).
+func (p *Participant) rearm(d time.Duration) {
+	p.recoverTimer.Reset(d)
+	if p.removed.Load() {
+		p.recoverTimer.Stop()
+	}
 }
 
 // pathBack: the member's PeerConnection connected again.
@@ -86,5 +96,5 @@ func (p *Participant) recoverCheck() {
 		return
 	}
 	p.client.Notify(ICERestart{})
-	p.recoverTimer.Reset(min(restartAskInterval, left))
+	p.rearm(min(restartAskInterval, left))
 }

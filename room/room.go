@@ -32,6 +32,15 @@ type Client interface {
 	Close(reason string)
 }
 
+// Silencer is a Client that can tell whether its transport has heard
+// from the client since a moment: a server offer that goes unanswered
+// while the client is silent is blamed on the transport (a socket the
+// server has not yet seen drop), not on the client (sfu.PeerConfig's
+// ClientSilent).
+type Silencer interface {
+	Silent(since time.Time) bool
+}
+
 // PeerFactory creates a member's Peer; *sfu.Engine's NewPeer in production.
 type PeerFactory func(sfu.PeerConfig) (*sfu.Peer, error)
 
@@ -114,9 +123,14 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 		mgr: m, roomName: roomName, joined: time.Now(),
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
 	}
+	var silent func(time.Time) bool
+	if sc, ok := c.(Silencer); ok {
+		silent = sc.Silent
+	}
 	peer, err := m.newPeer(sfu.PeerConfig{
-		ID:       p.id,
-		OnSignal: func(s sfu.Signal) { c.Notify(Signal{s}) },
+		ID:           p.id,
+		ClientSilent: silent,
+		OnSignal:     func(s sfu.Signal) { c.Notify(Signal{s}) },
 		OnTrack: func(up *sfu.UpTrack) bool {
 			if !perm.Publish {
 				c.Notify(Error{fmt.Errorf("%w: track %s is not forwarded", ErrPublishNotAllowed, up.ID())})

@@ -27,6 +27,11 @@ import (
 // Peer gives up at once.
 const maxNegotiationFailures = 2
 
+// silentRecheck is how long an overdue answer from a silent client waits
+// before the Peer asks again whether the client is still silent (the
+// owner pings it meanwhile, PeerConfig.ClientSilent).
+const silentRecheck = time.Second
+
 // negotiation is the run goroutine's state.
 type negotiation struct {
 	subs        map[*UpTrack]*subscription
@@ -97,8 +102,14 @@ func (p *Peer) run() {
 			n.dirty = true
 		case <-answerWait.C:
 			// Held: the client cannot answer without a socket; the timeout
-			// starts again on release.
-			if to := p.engine.answerTO; n.offering && !p.held.Load() && time.Since(n.offeredAt) >= to {
+			// starts again on release. Silent: the socket may be dead
+			// without the server knowing yet; look again shortly.
+			to := p.engine.answerTO
+			switch {
+			case !n.offering || p.held.Load() || time.Since(n.offeredAt) < to:
+			case p.cfg.ClientSilent != nil && p.cfg.ClientSilent(n.offeredAt):
+				answerWait.Reset(silentRecheck)
+			default:
 				p.failed(fmt.Errorf("no answer to the server's offer within %v", to))
 			}
 		case <-p.wake:

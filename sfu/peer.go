@@ -85,6 +85,13 @@ type PeerConfig struct {
 	OnError func(error)
 	// Logger, if nil the engine's.
 	Logger *slog.Logger
+	// ClientSilent, if set, reports whether nothing at all came from the
+	// client since a moment. When the answer to a server offer is overdue
+	// (Settings.AnswerTimeout) and the client has been silent since the
+	// offer, the offer is presumed lost with a signaling socket that died
+	// unnoticed: the Peer waits on (the owner holds it once it sees the
+	// drop, SetHeld) instead of failing the negotiation.
+	ClientSilent func(since time.Time) bool
 	// OnlyTransport, "udp" or "tcp", gives this PeerConnection candidates
 	// of that transport only (a connection check); "": both.
 	OnlyTransport string

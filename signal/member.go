@@ -41,6 +41,15 @@ func (m *member) Notify(ev room.Event) {
 	}
 }
 
+// Silent implements room.Client: while detached the client is silent by
+// definition; while attached, see Session.silent.
+func (m *member) Silent(since time.Time) bool {
+	m.mu.Lock()
+	s := m.sess
+	m.mu.Unlock()
+	return s == nil || s.silent(since)
+}
+
 // Close implements room.Client: the member ends and can no longer be
 // resumed. An attached member's session closes with reason (its reader
 // then takes the member out of the room); a detached member leaves at
@@ -144,6 +153,18 @@ func (m *member) attach(s *Session) (old *Session, ok bool) {
 	}
 	m.sess = s
 	return old, true
+}
+
+// release lets the Peer negotiate again once s has sent "resumed"
+// (sfu.Peer.SetHeld: the outstanding offer goes again), if s is still the
+// member's session. Under mu, in step with detach, so that a drop of s
+// right after the resume leaves the Peer held.
+func (m *member) release(s *Session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sess == s {
+		m.part.Peer().SetHeld(false)
+	}
 }
 
 // leave takes the participant out of its room and forgets the member.

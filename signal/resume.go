@@ -177,7 +177,7 @@ func (s *Session) resume(m Inbound) {
 	id := p.ID()
 	s.addLogAttrs("participant", id, "room", p.Room())
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
-	p.Peer().SetHeld(false)
+	mem.release(s)
 	if p.Connected() && !p.Peer().PathUp() {
 		s.Notify(room.ICERestart{})
 	}

@@ -60,8 +60,8 @@ type Config struct {
 	Keys *auth.Keys
 	// ResumeWindow is how long a participant whose socket dropped stays in
 	// its room, waiting for a resume (docs/protocol.md, "Resume"). Its
-	// resume tokens last twice that plus a PingInterval, and are renewed
-	// every half window.
+	// resume tokens last twice that plus three PingIntervals, and are
+	// renewed every half window.
 	ResumeWindow time.Duration
 }
 
@@ -153,7 +153,10 @@ func NewServer(rooms *room.Manager, cfg Config, log *slog.Logger) (*Server, erro
 		members: map[string]*member{},
 	}
 	var err error
-	if s.resumer, err = newResumeSigner(2*cfg.ResumeWindow + cfg.PingInterval); err != nil {
+	// A token is at most half a window plus a ping interval old when the
+	// socket drops (renewals go at pings), the drop is seen within two
+	// ping intervals, and the window runs from then.
+	if s.resumer, err = newResumeSigner(2*cfg.ResumeWindow + 3*cfg.PingInterval); err != nil {
 		return nil, err
 	}
 	for _, p := range sfu.Paths() {

@@ -49,6 +49,10 @@ type Session struct {
 	// last one was minted, for the writer's renewals.
 	resumeFor atomic.Pointer[resumeClaims]
 	tokenAt   atomic.Int64
+	// lastRead is when the last frame or pong arrived (Unix nanoseconds);
+	// pingNow asks the writer for a ping at once (silent).
+	lastRead atomic.Int64
+	pingNow  chan struct{}
 }
 
 func newSession(srv *Server, conn *websocket.Conn, remote, host string) *Session {
@@ -58,6 +62,7 @@ func newSession(srv *Server, conn *websocket.Conn, remote, host string) *Session
 		out:       make(chan []byte, outQueueLen),
 		closing:   make(chan struct{}),
 		writerEnd: make(chan struct{}),
+		pingNow:   make(chan struct{}, 1),
 	}
 	s.log.Store(srv.log.With("remote", remote))
 	return s
@@ -77,6 +82,7 @@ func (s *Session) addLogAttrs(args ...any) { s.log.Store(s.logger().With(args...
 func (s *Session) run() {
 	go s.writeLoop()
 	s.conn.SetPongHandler(func(string) error {
+		s.lastRead.Store(time.Now().UnixNano())
 		return s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
 	})
 	_ = s.conn.SetReadDeadline(time.Now().Add(s.srv.cfg.JoinTimeout))
@@ -84,17 +90,21 @@ func (s *Session) run() {
 	for {
 		mt, data, err := s.readFrame()
 		if err != nil {
+			var closed *websocket.CloseError
 			switch {
 			case errors.Is(err, errFrameTooLarge):
 				s.sendError(CodeMessageTooBig, fmt.Sprintf("frame exceeds %d bytes", s.srv.cfg.MaxMessage))
 				reason = "message_too_large"
-			case websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway):
+			case errors.As(err, &closed) && closed.Code != websocket.CloseAbnormalClosure:
+				// A close frame, with any code or none (1005): the client
+				// closed on purpose. 1006 is gorilla's name for no frame.
 				reason = "closed"
 			default:
 				reason = "disconnected"
 			}
 			break
 		}
+		s.lastRead.Store(time.Now().UnixNano())
 		if mt != websocket.TextMessage {
 			s.srv.stats.In.Add("invalid")
 			s.sendError(CodeBadMessage, "binary frames are not part of the protocol")
@@ -354,6 +364,20 @@ func (s *Session) send(typ string, v any) {
 	}
 }
 
+// silent reports whether nothing (no frame, no pong) arrived since t; if
+// so it has the writer ping the client at once, so that a live client
+// answers soon. Any goroutine.
+func (s *Session) silent(t time.Time) bool {
+	if s.lastRead.Load() > t.UnixNano() {
+		return false
+	}
+	select {
+	case s.pingNow <- struct{}{}:
+	default:
+	}
+	return true
+}
+
 func (s *Session) setReason(r string) { s.reason.CompareAndSwap(nil, &r) }
 
 // Close implements room.Client: send "bye" with reason and close the
@@ -379,6 +403,11 @@ func (s *Session) writeLoop() {
 			}
 		case <-ping.C:
 			s.renewResumeToken()
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
+				s.Close("write_failed")
+				return
+			}
+		case <-s.pingNow:
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
 				s.Close("write_failed")
 				return

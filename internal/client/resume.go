@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pion/transport/v2/stdnet"
 	"github.com/pion/webrtc/v3"
 	sig "github.com/roundtable-sfu/roundtable/signal"
@@ -23,12 +24,13 @@ import (
 type resumeState struct {
 	token       string // the newest resume token (joined, resumed, resume-token)
 	dropped     atomic.Bool
-	restartNext atomic.Bool  // RestartICEOnNextOffer
-	restartAsks atomic.Int64 // ice-restart messages received
-	resumes     atomic.Int64 // resumed messages received
-	tokens      atomic.Int64 // resume-token messages received
-	result      chan error   // the pending Resume's outcome
-	net         *stdnet.Net  // the PeerConnection's network, set before it exists
+	stalled     atomic.Pointer[websocket.Conn] // Stall's socket
+	restartNext atomic.Bool                    // RestartICEOnNextOffer
+	restartAsks atomic.Int64                   // ice-restart messages received
+	resumes     atomic.Int64                   // resumed messages received
+	tokens      atomic.Int64                   // resume-token messages received
+	result      chan error                     // the pending Resume's outcome
+	net         *stdnet.Net                    // the PeerConnection's network, set before it exists
 	// iceConnectedAt is when ICE last reached connected (Unix nanoseconds).
 	iceConnectedAt atomic.Int64
 }
@@ -64,6 +66,18 @@ func (c *Client) ICERestartRequests() int { return int(c.resume.restartAsks.Load
 
 // TokenRenewals counts the server's "resume-token" messages.
 func (c *Client) TokenRenewals() int { return int(c.resume.tokens.Load()) }
+
+// Stall makes the client go silent on its signaling socket without
+// closing it: from now on it neither handles what arrives on it nor
+// answers pings, as a socket whose network went away without a word looks
+// to the server (a NAT that forgot the mapping, a laptop asleep). Resume
+// opens a new socket.
+func (c *Client) Stall() {
+	c.wsMu.Lock()
+	c.resume.stalled.Store(c.ws)
+	c.resume.dropped.Store(true)
+	c.wsMu.Unlock()
+}
 
 // DropSocket closes the signaling socket's TCP connection under it, with
 // no close frame and no leave, as a network that goes away does. The

@@ -5,6 +5,7 @@ package client
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +16,16 @@ import (
 
 func (c *Client) readLoop(ws *websocket.Conn) {
 	defer c.wg.Done()
+	ws.SetPingHandler(func(data string) error {
+		if c.resume.stalled.Load() == ws {
+			return nil // Stall: no pong
+		}
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
 	for {
 		_, b, err := ws.ReadMessage()
 		if err != nil {
@@ -27,6 +38,9 @@ func (c *Client) readLoop(ws *websocket.Conn) {
 				c.once.Do(func() { close(c.closed) })
 			}
 			return
+		}
+		if c.resume.stalled.Load() == ws {
+			continue
 		}
 		var m serverMsg
 		if err := json.Unmarshal(b, &m); err != nil {

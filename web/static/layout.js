@@ -241,7 +241,10 @@ export class Stage {
     if (this.mode !== 'speaker') return null;
     const speaking = all.get(`${this.speaker}:camera`);
     if (speaking && !speaking.self) return speaking.key;
-    if (this.lastMain && all.has(this.lastMain)) return this.lastMain;
+    // Not the last main if it is the self tile: shown only for want of
+    // another (alone in the room, or before the others' tiles arrived).
+    const last = this.lastMain ? all.get(this.lastMain) : undefined;
+    if (last && !last.self) return last.key;
     const other = [...all.values()].find((t) => !t.self);
     return other ? other.key : (all.keys().next().value ?? null);
   }

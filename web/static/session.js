@@ -236,10 +236,19 @@ export class Session extends EventTarget {
   // who came and what they publish arrive, and the tiles of those who
   // stayed are untouched. What this side sent into the dead socket is sent
   // again: its own tracks' state, and an offer of its that never got an
-  // answer (an ICE restart during the outage).
+  // answer (an ICE restart during the outage). The ICE servers (minted TURN
+  // credentials) are the new ones.
   onResumed(m) {
     this.id = m.id;
     this.resumeToken = m.resumeToken || '';
+    // Fresh TURN credentials, for an ICE restart on a new network.
+    if (this.pc && m.iceServers) {
+      try {
+        this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: m.iceServers });
+      } catch (err) {
+        console.warn('roundtable: new ICE servers', err);
+      }
+    }
     const now = new Map(m.participants.map((/** @type {any} */ p) => [p.id, p]));
     for (const [tid, meta] of [...this.meta]) {
       const p = now.get(meta.participant);
@@ -288,7 +297,8 @@ export class Session extends EventTarget {
     };
     pc.onicecandidate = (e) => { if (e.candidate) this.send({ type: 'candidate', candidate: e.candidate.toJSON() }); };
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'connected') this.setState('connected');
+      // Connected means both: media and a socket (a resume sets it too).
+      if (pc.connectionState === 'connected' && this.ws && this.ws.readyState === WebSocket.OPEN) this.setState('connected');
       else if (pc.connectionState === 'disconnected' || pc.connectionState === 'failed') this.setState('reconnecting');
     };
     pc.oniceconnectionstatechange = () => {
