@@ -35,7 +35,8 @@ type Member struct {
 }
 
 // Participant is one member of a room. The fields above connected do not
-// change once Join has returned. The Peer's hooks, which read them on pion
+// change once Join has returned, but perm, which is guarded by its Room's
+// mu (Manager.SetGrants changes it). The Peer's hooks, which read them on pion
 // goroutines, run only after the member negotiated, which it can do only
 // once Join has returned.
 type Participant struct {
@@ -140,7 +141,8 @@ func (p *Participant) info() ParticipantInfo {
 // trackInfo is called with room.mu held.
 func (p *Participant) trackInfo(up *sfu.UpTrack) TrackInfo {
 	m := p.meta[up.RemoteID()]
-	return TrackInfo{ID: up.ID(), StreamID: up.StreamID(), Kind: up.Kind().String(), Source: m.Source, Muted: m.Muted}
+	return TrackInfo{ID: up.ID(), StreamID: up.StreamID(), Kind: up.Kind().String(), Source: m.Source,
+		Muted: m.Muted || up.Muted()}
 }
 
 // notifyThrottled sends a dropped-data error at most once a second: a

@@ -92,6 +92,8 @@ type Room struct {
 	name string
 	mgr  *Manager
 
+	created time.Time
+
 	mu      sync.Mutex
 	members map[string]*Participant
 	order   []*Participant // join order, for stable listings
@@ -117,9 +119,8 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 	if closed { // checked again in add; this saves a PeerConnection while draining
 		return nil, ErrClosed
 	}
-	perm := who.Perm
 	p := &Participant{
-		id: NewID(), name: name, identity: who.Identity, perm: perm, client: c, meta: map[string]TrackMeta{},
+		id: NewID(), name: name, identity: who.Identity, perm: who.Perm, client: c, meta: map[string]TrackMeta{},
 		mgr: m, roomName: roomName, joined: time.Now(),
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
 	}
@@ -132,10 +133,6 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 		ClientSilent: silent,
 		OnSignal:     func(s sfu.Signal) { c.Notify(Signal{s}) },
 		OnTrack: func(up *sfu.UpTrack) bool {
-			if !perm.Publish {
-				c.Notify(Error{fmt.Errorf("%w: track %s is not forwarded", ErrPublishNotAllowed, up.ID())})
-				return false
-			}
 			if err := p.room.publish(p, up); err != nil {
 				c.Notify(Error{err})
 				return false
@@ -195,7 +192,7 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 		if len(m.rooms) >= m.limits.MaxRooms {
 			return nil, ErrTooManyRooms
 		}
-		r = &Room{name: roomName, mgr: m, members: map[string]*Participant{}, speaker: NewSpeakerDetector()}
+		r = &Room{name: roomName, mgr: m, created: time.Now(), members: map[string]*Participant{}, speaker: NewSpeakerDetector()}
 		m.rooms[roomName] = r
 		m.log.Info("room created", "room", roomName)
 	}

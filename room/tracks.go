@@ -73,6 +73,9 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) error {
 	if p.left {
 		return nil
 	}
+	if !p.perm.Publish {
+		return fmt.Errorf("%w: track %s is not forwarded", ErrPublishNotAllowed, up.ID())
+	}
 	if max := r.mgr.limits.MaxTracks; len(p.tracks) >= max {
 		return fmt.Errorf("%w: %d published, limit %d; track %s is not forwarded", ErrTooManyTracks, len(p.tracks), max, up.ID())
 	}
@@ -119,7 +122,13 @@ func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
 // other member, tagged with the sender's id.
 func (r *Room) forwardData(p *Participant, d sfu.DataMessage) {
 	lim := r.mgr.limits
-	if !p.perm.PublishData {
+	r.mu.Lock()
+	allowed, left := p.perm.PublishData, p.left
+	r.mu.Unlock()
+	if left {
+		return
+	}
+	if !allowed {
 		p.peer.CountDrop(sfu.DropDataNotAllowed)
 		p.notifyThrottled(ErrDataNotAllowed)
 		return

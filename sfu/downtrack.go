@@ -410,6 +410,20 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 	return true
 }
 
+// resync makes the next packet start a new run, continuing the
+// subscriber's sequence and timestamp spaces (as after a pause): video at
+// its next keyframe, audio at once. After a gap the subscriber did not see
+// coming (the track was muted by the server), it sees no loss.
+func (d *DownTrack) resync() {
+	d.emu.Lock()
+	if d.kind == KindVideo {
+		d.current = nil
+	} else {
+		d.switched = true
+	}
+	d.emu.Unlock()
+}
+
 // SetPaused pauses (for a hidden tile) or resumes a video subscription.
 // While paused nothing is sent; on resume a keyframe is requested and
 // forwarding restarts at the next keyframe, so the subscriber decodes at

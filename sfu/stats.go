@@ -57,13 +57,17 @@ const (
 	// DropTrackRefused: a packet of a track the room refused (no publish
 	// grant, or over the track limit).
 	DropTrackRefused
+	// DropServerMuted: a packet of a track the server stopped forwarding
+	// (UpTrack.SetMuted: an operator muted it, or its publisher lost the
+	// publish grant).
+	DropServerMuted
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
 	"queue_full", "frame_skip", "cache_miss", "write_error",
 	"data_too_large", "data_rate", "data_backpressure", "data_not_allowed",
-	"track_refused",
+	"track_refused", "server_muted",
 }
 
 // String returns the Prometheus label value of r.

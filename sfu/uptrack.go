@@ -41,6 +41,7 @@ type UpTrack struct {
 	simulcast bool
 	writeRTCP func([]rtcp.Packet) error
 	refused   atomic.Bool // PeerConfig.OnTrack said no: read and drop
+	muted     atomic.Bool // SetMuted: read, cached for nobody, dropped
 
 	mu       sync.Mutex
 	downs    atomic.Pointer[[]*DownTrack]
@@ -169,6 +170,28 @@ func (u *UpTrack) expectLayers(n int) {
 	}
 }
 
+// SetMuted stops (true) or resumes (false) forwarding the track to every
+// subscriber, whatever its publisher sends: the packets are read and
+// dropped (DropServerMuted), and a muted track does not speak for the
+// active speaker. On resume every subscription starts a new run (its
+// sequence numbers go on without a gap; video at the next keyframe) and
+// each layer's publisher is asked for a keyframe, so subscribers decode at
+// once. Safe for any goroutine.
+func (u *UpTrack) SetMuted(muted bool) {
+	if u.muted.Swap(muted) == muted || muted {
+		return
+	}
+	for _, d := range *u.downs.Load() {
+		d.resync()
+	}
+	for _, l := range *u.layers.Load() {
+		l.requestKeyframe()
+	}
+}
+
+// Muted reports whether SetMuted(true) is in force.
+func (u *UpTrack) Muted() bool { return u.muted.Load() }
+
 // ID is the server-assigned track id, unique within the server.
 func (u *UpTrack) ID() string { return u.id }
 
@@ -268,6 +291,11 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 	}
 	u.stats.PacketsIn[k].Add(1)
 	u.stats.BytesIn[k].Add(uint64(len(pkt)))
+	if u.muted.Load() {
+		l.bytes.Add(uint64(len(pkt))) // the layer flows: its liveness holds for the unmute
+		u.stats.Drop(DropServerMuted)
+		return
+	}
 	if u.levelID != 0 {
 		// RFC 6464 §3: one byte, V bit and the level in -dBov (127 = silence).
 		if b := hdr.GetExtension(u.levelID); len(b) > 0 {

@@ -34,6 +34,8 @@ func main() {
 			args, cmd = args[1:], runBaseline
 		case "token":
 			args, cmd = args[1:], runToken
+		case "rooms":
+			args, cmd = args[1:], runRooms
 		}
 	}
 	if err := cmd(args, os.Stdout, os.Stderr); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/server"
 )
 
 // TestMain lets the test binary act as the roundtable command, so the tests
@@ -302,5 +304,76 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if err := runToken([]string{"-api-secret", secret, "-room", "r"}, io.Discard, io.Discard); err == nil {
 		t.Errorf("token without identity minted")
+	}
+}
+
+// `roundtable rooms` against a server with an API secret: an admin token
+// from `roundtable token -admin` lists and shows the room, sends data and
+// removes the participant; a join token is refused.
+func TestRoomsCommand(t *testing.T) {
+	secret := strings.Repeat("q", 32)
+	cfg := server.DefaultConfig()
+	cfg.Listen, cfg.ICEPort, cfg.ICETCPPort, cfg.TURNPort = "127.0.0.1:0", 0, 0, 0
+	cfg.ICEInterfaces, cfg.ICELoopback, cfg.MDNS = []string{"lo"}, true, false
+	cfg.APIKey, cfg.APISecret = "k", secret
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	mintWith := func(args ...string) string {
+		var out bytes.Buffer
+		if err := runToken(append([]string{"-api-key", "k", "-api-secret", secret, "-identity", "ops"}, args...), &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ann, err := client.Join(ctx, client.Config{URL: srv.WSURL(), Room: "standup", Name: "Ann", Audio: 1, Token: mintWith("-room", "standup")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Abort()
+	if err := client.Wait(ctx, ann.Connected); err != nil {
+		t.Fatal(err)
+	}
+	admin := mintWith("-admin")
+	rooms := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := runRooms(append([]string{"-url", srv.URL(), "-token", admin}, args...), &out, io.Discard)
+		return out.String(), err
+	}
+	if out, err := rooms("list"); err != nil || !strings.Contains(out, "standup") {
+		t.Errorf("list: %v\n%s", err, out)
+	}
+	var shown string
+	if err := client.Wait(ctx, func() bool {
+		shown, _ = rooms("show", "standup")
+		return strings.Contains(shown, ann.ID) && strings.Contains(shown, ":audio")
+	}); err != nil {
+		t.Errorf("show: %v\n%s", err, shown)
+	}
+	if out, err := rooms("grants", "standup", ann.ID, "publishData=false"); err != nil || !strings.Contains(out, "publishData=false") {
+		t.Errorf("grants: %v\n%s", err, out)
+	}
+	if _, err := rooms("remove", "standup", ann.ID); err != nil {
+		t.Errorf("remove: %v", err)
+	}
+	if err := client.Wait(ctx, func() bool { return ann.Bye() == "removed" }); err != nil {
+		t.Errorf("ann: bye %q", ann.Bye())
+	}
+	_, err = rooms("show", "nowhere")
+	if err == nil || !strings.Contains(err.Error(), "404 not_found") {
+		t.Errorf("show a missing room: %v", err)
+	}
+	err = runRooms([]string{"-url", srv.URL(), "-token", mintWith("-room", "standup"), "list"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "403 forbidden") {
+		t.Errorf("a join token: %v", err)
 	}
 }

@@ -27,6 +27,7 @@ var (
 	ErrNotYetValid = errors.New("auth: token is not valid yet")
 	ErrWrongRoom   = errors.New("auth: token is for another room")
 	ErrNoGrants    = errors.New("auth: token grants nothing")
+	ErrNotAdmin    = errors.New("auth: token has no admin grant")
 )
 
 // Grants say what a participant may do.
@@ -34,7 +35,7 @@ type Grants struct {
 	Publish     bool `json:"publish"`     // send audio and video
 	Subscribe   bool `json:"subscribe"`   // receive the others' audio and video
 	PublishData bool `json:"publishData"` // send data-channel messages
-	Admin       bool `json:"admin"`       // reserved for room administration
+	Admin       bool `json:"admin"`       // the admin API (CheckAdmin), for the token's room or AllRooms
 }
 
 // All is what an open server (no secret) grants everyone.
@@ -93,6 +94,42 @@ const leeway = 5 * time.Second
 // HS256 is accepted, an expiry is required, and the issuer must be the API
 // key.
 func (k Keys) Check(token, room string, now time.Time) (*Claims, error) {
+	c, err := k.parse(token, now)
+	if err != nil {
+		return nil, err
+	}
+	if c.Room != room {
+		return nil, ErrWrongRoom
+	}
+	if c.Grants == (Grants{}) {
+		return nil, ErrNoGrants
+	}
+	return c, nil
+}
+
+// AllRooms is the room claim of an admin token valid for every room.
+const AllRooms = "*"
+
+// CheckAdmin verifies an admin API token at time now, as Check does, and
+// requires the admin grant (ErrNotAdmin) and a room claim of AllRooms or
+// room; room "" is a request about the whole server, which needs
+// AllRooms (ErrWrongRoom).
+func (k Keys) CheckAdmin(token, room string, now time.Time) (*Claims, error) {
+	c, err := k.parse(token, now)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Grants.Admin {
+		return nil, ErrNotAdmin
+	}
+	if c.Room != AllRooms && (room == "" || c.Room != room) {
+		return nil, ErrWrongRoom
+	}
+	return c, nil
+}
+
+// parse checks a token's signature, issuer, times and identity.
+func (k Keys) parse(token string, now time.Time) (*Claims, error) {
 	if token == "" {
 		return nil, ErrMissing
 	}
@@ -114,12 +151,6 @@ func (k Keys) Check(token, room string, now time.Time) (*Claims, error) {
 	}
 	if c.Subject == "" {
 		return nil, fmt.Errorf("%w: no identity (sub)", ErrMalformed)
-	}
-	if c.Room != room {
-		return nil, ErrWrongRoom
-	}
-	if c.Grants == (Grants{}) {
-		return nil, ErrNoGrants
 	}
 	return &c, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/roundtable-sfu/roundtable/admin"
 	"github.com/roundtable-sfu/roundtable/demux"
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/metrics"
@@ -142,6 +143,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
+	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage}, log))
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats()}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -116,6 +116,7 @@ const FATAL_TITLES = {
   token_not_yet_valid: 'Your invitation is not valid yet', token_invalid: 'Your invitation is not valid',
   token_wrong_room: 'Your invitation is for another room', token_no_grants: 'Your invitation allows nothing',
   replaced: 'You joined from somewhere else',
+  removed: 'You were removed', room_closed: 'The room was closed',
 };
 
 const hint = (/** @type {string} */ text) => { $('hint').hidden = !text; $('hint').textContent = text || ''; };

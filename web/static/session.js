@@ -220,6 +220,12 @@ export class Session extends EventTarget {
         // The server ended the participant: the next socket joins afresh.
         this.resumeToken = '';
         if (m.reason === 'left') { this.closed = true; this.setState('closed'); }
+        if (m.reason === 'removed' || m.reason === 'room_closed') {
+          // An operator ended it (docs/api.md): rejoining would undo that.
+          this.closed = true;
+          this.setState('closed');
+          this.emit('fatal', { code: m.reason, message: m.reason === 'removed' ? 'You were removed from this room.' : 'This room was closed.' });
+        }
         if (m.reason === 'replaced') {
           // The same identity joined again elsewhere (another tab, another
           // device): rejoining would only push that one out in turn.
