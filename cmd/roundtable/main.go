@@ -36,6 +36,8 @@ func main() {
 			args, cmd = args[1:], runToken
 		case "rooms":
 			args, cmd = args[1:], runRooms
+		case "config":
+			args, cmd = args[1:], runConfig
 		}
 	}
 	if err := cmd(args, os.Stdout, os.Stderr); err != nil {
@@ -113,20 +115,65 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// parseConfig reads flags, falling back to ROUNDTABLE_* variables.
+// parseConfig reads flags, falling back to ROUNDTABLE_* variables, then to
+// the -config file (config.go), then to the defaults.
 func parseConfig(args []string, env func(string) (string, bool), stderr io.Writer) (server.Config, error) {
+	cfg, _, err := parseFlags(args, env, stderr)
+	return cfg, err
+}
+
+// parseFlags is parseConfig, also returning the flag set with the values
+// in force (config print).
+func parseFlags(args []string, env func(string) (string, bool), stderr io.Writer) (server.Config, *flag.FlagSet, error) {
 	cfg := server.DefaultConfig()
+	fs := flags(&cfg, stderr)
+	if file := configPath(args, env); file != "" {
+		if errs := loadConfigFile(fs, file); len(errs) > 0 {
+			return cfg, fs, errors.Join(errs...)
+		}
+	}
+	// The environment next, so the command line overrides both.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v, ok := env(name); ok && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, fs, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, fs, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fs, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return cfg, fs, nil
+}
+
+// envName is the environment variable of flag name: ROUNDTABLE_ICE_PORT
+// for ice-port.
+func envName(name string) string {
+	return "ROUNDTABLE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// flags registers every server flag on a new flag set, writing into cfg.
+func flags(cfg *server.Config, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("roundtable", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.String("config", "", "a YAML file of flag values (keys are the flag names); flags and ROUNDTABLE_* variables override it")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address for the web client, /ws and /metrics")
 	fs.IntVar(&cfg.ICEPort, "ice-port", cfg.ICEPort, "UDP port shared by all PeerConnections (0 = ephemeral)")
 	fs.IntVar(&cfg.ICETCPPort, "ice-tcp-port", cfg.ICETCPPort, "TCP port for ICE over TCP, for clients that cannot reach the UDP port (0 = off); with TLS, ICE-TCP shares the -listen port instead")
-	fs.Func("nat-ip", "comma-separated public IPs to advertise (1:1 NAT)", list(&cfg.NAT1To1IPs))
-	fs.Func("ice-interfaces", "comma-separated network interfaces to use for ICE (default all)", list(&cfg.ICEInterfaces))
+	fs.Var((*listFlag)(&cfg.NAT1To1IPs), "nat-ip", "comma-separated public IPs to advertise (1:1 NAT)")
+	fs.Var((*listFlag)(&cfg.ICEInterfaces), "ice-interfaces", "comma-separated network interfaces to use for ICE (default all)")
 	fs.BoolVar(&cfg.ICELoopback, "ice-loopback", cfg.ICELoopback, "offer loopback ICE candidates")
 	fs.BoolVar(&cfg.ICEIPv4Only, "ice-ipv4-only", cfg.ICEIPv4Only, "offer IPv4 candidates only")
 	fs.BoolVar(&cfg.MDNS, "mdns", cfg.MDNS, "resolve browsers' mDNS (.local) candidates")
-	fs.Func("ice-servers", "comma-separated STUN/TURN URLs handed to clients", list(&cfg.ICEServers))
+	fs.Var((*listFlag)(&cfg.ICEServers), "ice-servers", "comma-separated STUN/TURN URLs handed to clients")
 	fs.StringVar(&cfg.ICEUsername, "ice-username", cfg.ICEUsername, "username for the turn: URLs")
 	fs.StringVar(&cfg.ICECredential, "ice-credential", cfg.ICECredential, "credential for the turn: URLs")
 	fs.BoolVar(&cfg.TURN, "turn", cfg.TURN, "run the built-in TURN server (relays only to this server's media port)")
@@ -136,7 +183,7 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.StringVar(&cfg.TURNHost, "turn-host", cfg.TURNHost, "host name or IP in the built-in TURN server's URLs (default: the host the browser used)")
 	fs.IntVar(&cfg.TURNMaxAllocations, "turn-max-allocations", cfg.TURNMaxAllocations, "relay allocations the built-in TURN server holds at most")
 	fs.IntVar(&cfg.TURNMaxPerParticipant, "turn-max-per-participant", cfg.TURNMaxPerParticipant, "relay allocations one participant may hold")
-	fs.Func("allowed-origins", "comma-separated extra WebSocket origins (scheme://host:port)", list(&cfg.AllowedOrigins))
+	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "comma-separated extra WebSocket origins (scheme://host:port)")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	fs.IntVar(&cfg.MaxRooms, "max-rooms", cfg.MaxRooms, "maximum rooms")
@@ -156,37 +203,25 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 	fs.DurationVar(&cfg.ResumeWindow, "resume-window", cfg.ResumeWindow, "how long a participant whose signaling socket dropped stays in its room, waiting to resume")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, how long to wait for participants to leave after bye")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", cfg.PprofListen, "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
-
-	// Environment first, so the command line overrides it.
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := "ROUNDTABLE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := env(name); ok && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return cfg, envErr
-	}
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	return cfg, nil
+	return fs
 }
 
-func list(dst *[]string) func(string) error {
-	return func(s string) error {
-		*dst = nil
-		for _, v := range strings.Split(s, ",") {
-			if v = strings.TrimSpace(v); v != "" {
-				*dst = append(*dst, v)
-			}
-		}
-		return nil
+// listFlag is a comma-separated list flag.
+type listFlag []string
+
+func (l *listFlag) String() string {
+	if l == nil {
+		return ""
 	}
+	return strings.Join(*l, ",")
+}
+
+func (l *listFlag) Set(s string) error {
+	*l = nil
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
 }

@@ -377,3 +377,72 @@ func TestRoomsCommand(t *testing.T) {
 		t.Errorf("a join token: %v", err)
 	}
 }
+
+// The configuration file: precedence flag > environment > file > default;
+// `config check` names every bad key and value with its line (and what
+// Validate says, at the key's line); `config print` masks secrets.
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", "# Roundtable\nice-port: 7100\nmax-rooms: 10\nlog-format: json\nice-interfaces: [lo, eth1]\nresume-window: 45s\n")
+	env := func(k string) (string, bool) {
+		v, ok := map[string]string{"ROUNDTABLE_MAX_ROOMS": "20"}[k]
+		return v, ok
+	}
+	cfg, err := parseConfig([]string{"-config", good, "-log-format", "text"}, env, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ICEPort != 7100 || cfg.MaxRooms != 20 || cfg.LogFormat != "text" || cfg.ResumeWindow != 45*time.Second ||
+		strings.Join(cfg.ICEInterfaces, ",") != "lo,eth1" || cfg.MaxParticipants != server.DefaultConfig().MaxParticipants {
+		t.Errorf("file < env < flag: %+v", cfg)
+	}
+	if _, err := parseConfig(nil, func(k string) (string, bool) {
+		return good, k == "ROUNDTABLE_CONFIG"
+	}, io.Discard); err != nil {
+		t.Errorf("ROUNDTABLE_CONFIG: %v", err)
+	}
+
+	var out bytes.Buffer
+	if err := runConfig([]string{"check", good}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "ok") {
+		t.Errorf("check good: %v %q", err, out.String())
+	}
+	bad := write("bad.yaml", "listen: 127.0.0.1:8080\nice-port: seven\nmystery: 1\nmdns: maybe\nturn-ttl: [1, 2]\nrooms:\n  a: 1\n")
+	out.Reset()
+	err = runConfig([]string{"check", bad}, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "5 problems") {
+		t.Errorf("check bad: %v", err)
+	}
+	for _, want := range []string{bad + ":2: ice-port", bad + ":3: unknown key \"mystery\"", bad + ":4: mdns", "want true or false", bad + ":5: turn-ttl", bad + ":6: unknown key \"rooms\""} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check bad: no %q in\n%s", want, out.String())
+		}
+	}
+	invalid := write("invalid.yaml", "listen: 127.0.0.1:8080\nmax-rooms: 0\napi-secret: short\n")
+	out.Reset()
+	if err := runConfig([]string{"check", invalid}, &out, io.Discard); err == nil ||
+		!strings.Contains(out.String(), invalid+":3: api-secret") || !strings.Contains(out.String(), "max-rooms") {
+		t.Errorf("check invalid values: %v\n%s", err, out.String())
+	}
+
+	secret := write("secret.yaml", "api-secret: "+strings.Repeat("s", 32)+"\nturn-secret: hush-hush-hush-hush\n")
+	out.Reset()
+	if err := runConfig([]string{"print", "-config", secret, "-max-rooms", "7"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); strings.Contains(s, "sss") || strings.Contains(s, "hush") || !strings.Contains(s, "max-rooms: 7") ||
+		!strings.Contains(s, "api-secret: '********'") {
+		t.Errorf("print:\n%s", s)
+	}
+	// What print writes is a file the server takes.
+	again := write("again.yaml", out.String())
+	if _, err := parseConfig([]string{"-config", again}, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
+		t.Errorf("print's output as a config file: %v", err)
+	}
+}
