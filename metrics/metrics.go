@@ -18,6 +18,7 @@ import (
 	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
 	"github.com/roundtable-sfu/roundtable/turn"
+	"github.com/roundtable-sfu/roundtable/webhook"
 )
 
 const ns = "roundtable"
@@ -29,6 +30,7 @@ type Sources struct {
 	Signal    *signal.Stats
 	Estimates func() []int      // current bandwidth estimates, bits per second
 	TURN      func() turn.Stats // the built-in TURN server's; nil when it is off
+	Webhooks  *webhook.Stats    // nil: none
 }
 
 // Handler returns the /metrics handler: Roundtable's metrics plus the Go and
@@ -64,6 +66,7 @@ type collector struct {
 	turnAllocations, turnRefused, turnDropped         *prometheus.Desc
 	iceConnected, iceFailures                         *prometheus.Desc
 	resumes, detached, iceRestarts                    *prometheus.Desc
+	webhooks                                          *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -101,6 +104,7 @@ func newCollector(src Sources) *collector {
 		resumes:             desc("resumes_total", "Resume attempts after a dropped signaling socket, by result: ok, or why it was refused (invalid, expired, wrong_room, gone).", "result"),
 		detached:            desc("sessions_detached", "Participants whose signaling socket dropped, kept in their room for the resume window."),
 		iceRestarts:         desc("ice_restarts_total", "ICE restarts offered by clients and answered (a new network, a lost path)."),
+		webhooks:            desc("webhooks_total", "Webhook events by result: delivered (2xx), failed (still failing after the retry time), dropped (the queue was full).", "result"),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
 		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486, malformed: 400 or dropped).", "reason"),
 		turnDropped:         desc("turn_relay_dropped_total", "Relayed datagrams dropped because they were to or from an address that is not Roundtable's."),
@@ -166,6 +170,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s.ICEFailures.Each(func(n string, v uint64) { counter(c.iceFailures, v, n) })
 	s.Resumes.Each(func(n string, v uint64) { counter(c.resumes, v, n) })
 	gauge(c.detached, float64(s.Detached.Load()))
+	if w := c.src.Webhooks; w != nil {
+		counter(c.webhooks, w.Delivered.Load(), "delivered")
+		counter(c.webhooks, w.Failed.Load(), "failed")
+		counter(c.webhooks, w.Dropped.Load(), "dropped")
+	}
 
 	if c.src.TURN != nil {
 		t := c.src.TURN()

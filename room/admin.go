@@ -217,6 +217,8 @@ func (m *Manager) SetGrants(roomName, id string, perm Permissions) error {
 		revoked, p.tracks = p.tracks, nil
 		for _, up := range revoked {
 			up.SetMuted(true)
+			info := p.trackInfo(up)
+			m.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: p.changed(), Track: &info})
 			ev := TrackUnpublished{Participant: p.id, TrackID: up.ID()}
 			for _, o := range r.order {
 				if o != p {

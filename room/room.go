@@ -54,6 +54,7 @@ type Manager struct {
 	rooms  map[string]*Room
 	closed bool
 
+	observer     func(Change) // set once, before the first Join (Observe)
 	participants atomic.Int64
 	probes       atomic.Int64  // open Probes
 	stop         chan struct{} // ends the speaker goroutine
@@ -195,6 +196,7 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 		r = &Room{name: roomName, mgr: m, created: time.Now(), members: map[string]*Participant{}, speaker: NewSpeakerDetector()}
 		m.rooms[roomName] = r
 		m.log.Info("room created", "room", roomName)
+		m.emit(Change{Kind: ChangeRoomStarted, Room: roomName})
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -210,7 +212,7 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 		return nil, ErrRoomFull
 	}
 	if replaced != nil {
-		r.removeLocked(replaced)
+		r.removeLocked(replaced, "replaced")
 	}
 	p.room = r
 	infos := make([]ParticipantInfo, 0, len(r.order))
@@ -233,6 +235,7 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 		}
 	}
 	m.log.Info("participant joined", "room", r.name, "participant", p.id, "name", p.name, "members", len(r.members))
+	m.emit(Change{Kind: ChangeParticipantJoin, Room: r.name, Participant: p.changed()})
 	return replaced, nil
 }
 
@@ -250,10 +253,11 @@ func (m *Manager) Leave(p *Participant, reason string) {
 		m.mu.Unlock()
 		return
 	}
-	r.removeLocked(p)
+	r.removeLocked(p, reason)
 	empty := len(r.members) == 0
 	if empty && m.rooms[r.name] == r {
 		delete(m.rooms, r.name)
+		m.emit(Change{Kind: ChangeRoomFinished, Room: r.name})
 	}
 	r.mu.Unlock()
 	m.mu.Unlock()
@@ -268,7 +272,7 @@ func (m *Manager) Leave(p *Participant, reason string) {
 
 // removeLocked takes p out of the room (r.mu held): the others stop
 // receiving its tracks and see it leave. The caller closes p's Peer.
-func (r *Room) removeLocked(p *Participant) {
+func (r *Room) removeLocked(p *Participant, reason string) {
 	p.left = true
 	p.removed.Store(true)
 	p.connectTimer.Stop()
@@ -288,6 +292,12 @@ func (r *Room) removeLocked(p *Participant) {
 		}
 		o.client.Notify(ParticipantLeft{ID: p.id})
 	}
+	who := p.changed()
+	for _, up := range p.tracks {
+		info := p.trackInfo(up)
+		r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: who, Track: &info})
+	}
+	r.mgr.emit(Change{Kind: ChangeParticipantLeft, Room: r.name, Participant: who, Reason: reason})
 	p.tracks = nil
 	r.mgr.participants.Add(-1)
 }

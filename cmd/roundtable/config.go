@@ -141,7 +141,8 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 // the line of the key it is about when it names one.
 func checkConfig(path string, stdout io.Writer) error {
 	cfg := server.DefaultConfig()
-	fs := flags(&cfg, io.Discard)
+	layer := 1
+	fs := flags(&cfg, &layer, io.Discard)
 	errs := loadConfigFile(fs, path)
 	if len(errs) == 0 {
 		if err := cfg.Validate(); err != nil {

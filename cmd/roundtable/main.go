@@ -126,13 +126,15 @@ func parseConfig(args []string, env func(string) (string, bool), stderr io.Write
 // in force (config print).
 func parseFlags(args []string, env func(string) (string, bool), stderr io.Writer) (server.Config, *flag.FlagSet, error) {
 	cfg := server.DefaultConfig()
-	fs := flags(&cfg, stderr)
+	layer := 1 // the file, then the environment, then the command line
+	fs := flags(&cfg, &layer, stderr)
 	if file := configPath(args, env); file != "" {
 		if errs := loadConfigFile(fs, file); len(errs) > 0 {
 			return cfg, fs, errors.Join(errs...)
 		}
 	}
 	// The environment next, so the command line overrides both.
+	layer = 2
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
@@ -145,6 +147,7 @@ func parseFlags(args []string, env func(string) (string, bool), stderr io.Writer
 	if envErr != nil {
 		return cfg, fs, envErr
 	}
+	layer = 3
 	if err := fs.Parse(args); err != nil {
 		return cfg, fs, err
 	}
@@ -160,10 +163,13 @@ func envName(name string) string {
 	return "ROUNDTABLE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// flags registers every server flag on a new flag set, writing into cfg.
-func flags(cfg *server.Config, stderr io.Writer) *flag.FlagSet {
+// flags registers every server flag on a new flag set, writing into cfg;
+// layer says which source sets values now (repeatFlag).
+func flags(cfg *server.Config, layer *int, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("roundtable", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Var(&repeatFlag{vals: &cfg.WebhookURLs, layer: layer}, "webhook-url",
+		"an HTTP(S) endpoint that gets every room event as a signed JSON POST (docs/api.md); repeat it, or list them comma-separated, for several")
 	fs.String("config", "", "a YAML file of flag values (keys are the flag names); flags and ROUNDTABLE_* variables override it")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address for the web client, /ws and /metrics")
 	fs.IntVar(&cfg.ICEPort, "ice-port", cfg.ICEPort, "UDP port shared by all PeerConnections (0 = ephemeral)")
@@ -204,6 +210,34 @@ func flags(cfg *server.Config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, how long to wait for participants to leave after bye")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", cfg.PprofListen, "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	return fs
+}
+
+// repeatFlag is a list flag that may be given more than once (and
+// comma-separated): within one layer (file, environment, command line)
+// the values add up; a higher layer replaces what a lower one set.
+type repeatFlag struct {
+	vals  *[]string
+	layer *int
+	at    int // the layer the values came from
+}
+
+func (r *repeatFlag) String() string {
+	if r == nil || r.vals == nil {
+		return ""
+	}
+	return strings.Join(*r.vals, ",")
+}
+
+func (r *repeatFlag) Set(s string) error {
+	if r.at != *r.layer {
+		*r.vals, r.at = nil, *r.layer
+	}
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*r.vals = append(*r.vals, v)
+		}
+	}
+	return nil
 }
 
 // listFlag is a comma-separated list flag.

@@ -6,6 +6,7 @@ import (
 	"github.com/roundtable-sfu/roundtable/sfu"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -82,6 +83,13 @@ type Config struct {
 	SignalMaxMessage int64
 	JoinTimeout      time.Duration
 	PingInterval     time.Duration
+	// WebhookURLs get every room change as a signed JSON POST (package
+	// webhook); WebhookQueue events wait per URL, each retried for
+	// WebhookRetryFor, each POST bounded by WebhookTimeout.
+	WebhookURLs     []string
+	WebhookQueue    int
+	WebhookRetryFor time.Duration
+	WebhookTimeout  time.Duration
 	// ResumeWindow: how long a participant whose signaling socket dropped
 	// is kept for a resume (-resume-window).
 	ResumeWindow time.Duration
@@ -150,6 +158,9 @@ func DefaultConfig() Config {
 		JoinTimeout:            10 * time.Second,
 		PingInterval:           15 * time.Second,
 		ResumeWindow:           20 * time.Second,
+		WebhookQueue:           1024,
+		WebhookRetryFor:        30 * time.Second,
+		WebhookTimeout:         5 * time.Second,
 		WriteTimeout:           10 * time.Second,
 		DrainTimeout:           10 * time.Second,
 	}
@@ -257,6 +268,14 @@ func (c Config) Validate() error {
 	}
 	if c.SignalMaxMessage < 1 {
 		bad("signaling max message %d bytes: want at least 1", c.SignalMaxMessage)
+	}
+	for _, u := range c.WebhookURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("webhook-url %q: want an http:// or https:// URL", u)
+		}
+	}
+	if c.WebhookQueue < 1 || c.WebhookRetryFor <= 0 || c.WebhookTimeout <= 0 {
+		bad("webhook queue %d, retry %v, timeout %v: want each more than 0", c.WebhookQueue, c.WebhookRetryFor, c.WebhookTimeout)
 	}
 	if c.ResumeWindow <= 0 {
 		bad("resume-window %v: want more than 0", c.ResumeWindow)

@@ -26,6 +26,7 @@ import (
 	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
 	"github.com/roundtable-sfu/roundtable/web"
+	"github.com/roundtable-sfu/roundtable/webhook"
 )
 
 // Server is a running Roundtable instance.
@@ -40,6 +41,7 @@ type Server struct {
 	http *http.Server
 
 	turn      *turnSide
+	webhooks  *webhook.Sender
 	httpLn    net.Listener // ln, or demux's HTTP listener with TLS
 	mux       *demux.Mux   // nil without TLS
 	pprofLn   net.Listener // nil unless Config.PprofListen
@@ -140,11 +142,16 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		return nil, err
 	}
 
-	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts}
+	hooks := webhook.New(webhook.Config{URLs: cfg.WebhookURLs, Secret: cfg.APISecret, Queue: cfg.WebhookQueue,
+		RetryFor: cfg.WebhookRetryFor, Timeout: cfg.WebhookTimeout}, log)
+	undo = append(undo, func() { hooks.Close(context.Background()) })
+	rooms.Observe(hooks.Send)
+	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
 	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage}, log))
-	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats()}))
+	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats(),
+		Webhooks: hooks.Stats()}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {
@@ -197,6 +204,9 @@ func (s *Server) TURNPorts() (udp, tcp int) {
 	return s.turn.udpPort, s.turn.tcpPort
 }
 
+// Webhooks returns the webhook counters.
+func (s *Server) Webhooks() *webhook.Stats { return s.webhooks.Stats() }
+
 // Addr returns the HTTP listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -246,6 +256,7 @@ func (s *Server) Drain() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
 	waitErr := s.Signal.Wait(ctx)
+	s.webhooks.Close(ctx) // the last room_finished events, as far as ctx allows
 	httpErr := s.http.Shutdown(ctx)
 	var pprofErr error
 	if s.pprofHTTP != nil {
