@@ -18,6 +18,7 @@ command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"
 	sudo=""

@@ -1,0 +1,129 @@
+package main
+
+// The packaging in deploy/ and the Dockerfile, checked as far as a machine
+// without a container runtime allows: the Dockerfile's build command makes
+// a static binary and its final stage runs as non-root; the systemd unit
+// passes systemd-analyze verify; Prometheus takes the scrape config; the
+// compose file names the three services and the media ports.
+
+import (
+	"debug/elf"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("RT_REQUIRE_TOOLS") != "" {
+			t.Fatalf("%s not installed (scripts/test.sh installs it)", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+func TestDockerfileBuildsAStaticNonRootImage(t *testing.T) {
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	run := regexp.MustCompile(`(?m)^RUN (CGO_ENABLED=0 go build .*)$`).FindStringSubmatch(text)
+	if run == nil {
+		t.Fatal("no `RUN CGO_ENABLED=0 go build` line")
+	}
+	out := filepath.Join(t.TempDir(), "roundtable")
+	cmdline := strings.Replace(strings.Replace(run[1], "/out/roundtable", out, 1), "./cmd/roundtable", ".", 1)
+	cmd := exec.Command("sh", "-c", cmdline)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmdline, err, b)
+	}
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the binary has an ELF interpreter: not static, it would not run FROM scratch")
+		}
+	}
+	final := text[strings.LastIndex(text, "\nFROM "):]
+	user := regexp.MustCompile(`(?m)^USER (\S+)`).FindStringSubmatch(final)
+	if user == nil || strings.HasPrefix(user[1], "0") || strings.HasPrefix(user[1], "root") {
+		t.Errorf("final stage user %v: want a non-root one", user)
+	}
+}
+
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze := requireTool(t, "systemd-analyze")
+	unit, err := os.ReadFile("../../deploy/systemd/roundtable.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// verify wants ExecStart's binary to exist: this test's own.
+	self, _ := os.Executable()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "roundtable.service")
+	text := strings.Replace(string(unit), "ExecStart=/usr/local/bin/roundtable", "ExecStart="+self, 1)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Warnings about the host's own units are not this test's business.
+	if out, err := exec.Command(analyze, "verify", path).CombinedOutput(); err != nil || strings.Contains(string(out), "roundtable.service") {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	for _, want := range []string{"DynamicUser=yes", "NoNewPrivileges=yes", "ProtectSystem=strict", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("unit lacks %s", want)
+		}
+	}
+}
+
+func TestComposeAndScrapeConfig(t *testing.T) {
+	promtool := requireTool(t, "promtool")
+	if out, err := exec.Command(promtool, "check", "config", "--syntax-only", "../../deploy/prometheus/prometheus.yml").CombinedOutput(); err != nil {
+		t.Errorf("promtool check config: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile("../../deploy/compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Build   string
+			Image   string
+			Ports   []string
+			Volumes []string
+		}
+	}
+	if err := yaml.Unmarshal(b, &compose); err != nil {
+		t.Fatal(err)
+	}
+	rt, ok := compose.Services["roundtable"]
+	if !ok || rt.Build != ".." || compose.Services["prometheus"].Image == "" || compose.Services["grafana"].Image == "" {
+		t.Fatalf("services: %+v", compose.Services)
+	}
+	for _, port := range []string{"8080:8080", "7882:7882/udp", "7881:7881", "3478:3478/udp"} {
+		if !slices.Contains(rt.Ports, port) {
+			t.Errorf("roundtable publishes %v, want %s among them", rt.Ports, port)
+		}
+	}
+	for _, svc := range []string{"prometheus", "grafana"} {
+		for _, v := range compose.Services[svc].Volumes {
+			src, _, _ := strings.Cut(v, ":")
+			if _, err := os.Stat(filepath.Join("../../deploy", src)); err != nil {
+				t.Errorf("%s mounts %s: %v", svc, src, err)
+			}
+		}
+	}
+}
