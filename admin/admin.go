@@ -157,8 +157,8 @@ func (a *API) authorize(r *http.Request, roomName string) (int, string, error) {
 		}
 		return http.StatusForbidden, CodeForbidden, errors.New("the server has no API secret: the admin API answers loopback clients only")
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") { // schemes are case-insensitive (RFC 9110 §11.1)
 		return http.StatusUnauthorized, CodeUnauthorized, errors.New("an admin token is required (Authorization: Bearer <token>)")
 	}
 	_, err := a.cfg.Keys.CheckAdmin(strings.TrimSpace(tok), roomName, time.Now())

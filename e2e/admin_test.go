@@ -249,6 +249,21 @@ func TestAdminAPITokens(t *testing.T) {
 			t.Errorf("%s: %d %q, want %d %q", tc.name, st, code, tc.status, tc.code)
 		}
 	}
+	// An admin token administers; it does not join.
+	if c, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "ops", Name: "ops", Token: adminFor("ops", now, testKeys)}); err == nil {
+		c.Abort()
+		t.Error("an admin token joined a room")
+	} else if !strings.Contains(err.Error(), "token_no_grants") {
+		t.Errorf("join with an admin token: %v, want token_no_grants", err)
+	}
+	// Schemes are case-insensitive.
+	req, _ := http.NewRequest("GET", strings.TrimSuffix(s.URL(), "/")+"/api/v1/rooms", nil)
+	req.Header.Set("Authorization", "bearer "+adminFor(auth.AllRooms, now, testKeys))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("lowercase bearer: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	open := startServer(t)
 	if st, code := apiCall(t, open, "GET", "/api/v1/rooms", "", nil, nil); st != 200 {
 		t.Errorf("open server from loopback: %d %s", st, code)

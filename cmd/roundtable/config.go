@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/roundtable-sfu/roundtable/internal/server"
@@ -65,9 +67,15 @@ func loadConfigFile(fs *flag.FlagSet, path string) []error {
 		return []error{fmt.Errorf("%s:%d: want a mapping of flag names to values", path, top.Line)}
 	}
 	var errs []error
+	seen := map[string]int{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		at := fmt.Sprintf("%s:%d", path, k.Line)
+		if first, dup := seen[k.Value]; dup {
+			errs = append(errs, fmt.Errorf("%s: %q again (first at line %d)", at, k.Value, first))
+			continue
+		}
+		seen[k.Value] = k.Line
 		if fs.Lookup(k.Value) == nil || k.Value == "config" {
 			errs = append(errs, fmt.Errorf("%s: unknown key %q (keys are the flag names: roundtable -help)", at, k.Value))
 			continue
@@ -136,29 +144,35 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 	return errors.New(usage)
 }
 
-// checkConfig reports every problem of a configuration file: its keys and
-// values, then what server.Config.Validate says of the result, each with
-// the line of the key it is about when it names one.
+// checkConfig reports every problem of a configuration file, in line
+// order: its keys and values, and what server.Config.Validate says of the
+// values that could be read (the defaults standing in for the others),
+// each with the line of the key it names.
 func checkConfig(path string, stdout io.Writer) error {
 	cfg := server.DefaultConfig()
 	layer := 1
 	fs := flags(&cfg, &layer, io.Discard)
 	errs := loadConfigFile(fs, path)
-	if len(errs) == 0 {
-		if err := cfg.Validate(); err != nil {
-			lines := keyLines(path)
-			for _, msg := range strings.Split(err.Error(), "\n") {
-				key, _, _ := strings.Cut(msg, " ")
-				key = strings.TrimSuffix(key, ":")
-				if line, ok := lines[key]; ok {
-					msg = fmt.Sprintf("%s:%d: %s", path, line, msg)
-				} else {
-					msg = path + ": " + msg
-				}
-				errs = append(errs, errors.New(msg))
+	reported := map[int]bool{} // lines with an error already: a failed Set leaves a zero behind
+	for _, e := range errs {
+		reported[lineOf(e.Error(), path)] = true
+	}
+	if err := cfg.Validate(); err != nil {
+		lines := keyLines(path)
+		for _, msg := range strings.Split(err.Error(), "\n") {
+			key, _, _ := strings.Cut(msg, " ")
+			key = strings.TrimSuffix(key, ":")
+			if line, ok := lines[key]; ok && reported[line] {
+				continue
+			} else if ok {
+				msg = fmt.Sprintf("%s:%d: %s", path, line, msg)
+			} else {
+				msg = path + ": " + msg
 			}
+			errs = append(errs, errors.New(msg))
 		}
 	}
+	slices.SortStableFunc(errs, func(a, b error) int { return lineOf(a.Error(), path) - lineOf(b.Error(), path) })
 	for _, e := range errs {
 		fmt.Fprintln(stdout, e)
 	}
@@ -169,6 +183,16 @@ func checkConfig(path string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return nil
+}
+
+// lineOf returns the line number of a "path:line: …" message, 0 if none.
+func lineOf(msg, path string) int {
+	rest, ok := strings.CutPrefix(msg, path+":")
+	if !ok {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.SplitN(rest, ":", 2)[0])
+	return n
 }
 
 // keyLines maps each top-level key of a YAML file to its line.
@@ -187,20 +211,27 @@ func keyLines(path string) map[string]int {
 }
 
 // printConfig writes the configuration in force as YAML a -config file
-// takes, secrets masked.
+// takes. A secret that is set is left out, with a comment saying so: the
+// output can be used as a file, with the secrets given by the
+// environment.
 func printConfig(fs *flag.FlagSet, w io.Writer) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
+	var hidden []string
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name == "config" {
 			return
 		}
 		v := f.Value.String()
 		if secretFlags[f.Name] && v != "" {
-			v = "********"
+			hidden = append(hidden, f.Name)
+			return
 		}
 		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: f.Name},
 			&yaml.Node{Kind: yaml.ScalarNode, Value: v})
 	})
+	for _, name := range hidden {
+		fmt.Fprintf(w, "# %s: set, not shown (give it with %s)\n", name, envName(name))
+	}
 	b, err := yaml.Marshal(root)
 	if err != nil {
 		fmt.Fprintln(w, "# config print:", err)

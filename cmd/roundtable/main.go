@@ -40,7 +40,9 @@ func main() {
 			args, cmd = args[1:], runConfig
 		}
 	}
-	if err := cmd(args, os.Stdout, os.Stderr); err != nil {
+	if err := cmd(args, os.Stdout, os.Stderr); errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "roundtable:", err)
 		if errors.Is(err, errLowDelivery) {
 			os.Exit(1)
@@ -168,6 +170,17 @@ func envName(name string) string {
 func flags(cfg *server.Config, layer *int, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("roundtable", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: roundtable [flags]          run the server
+       roundtable token ...          mint a join or admin token
+       roundtable rooms ...          the admin API from a shell (docs/api.md)
+       roundtable config check|print the configuration file
+       roundtable load ...           the load tool
+       roundtable baseline ...       the stock pion yardstick
+(each takes -help) flags:
+`)
+		fs.PrintDefaults()
+	}
 	fs.Var(&repeatFlag{vals: &cfg.WebhookURLs, layer: layer}, "webhook-url",
 		"an HTTP(S) endpoint that gets every room event as a signed JSON POST (docs/api.md); repeat it, or list them comma-separated, for several")
 	fs.String("config", "", "a YAML file of flag values (keys are the flag names); flags and ROUNDTABLE_* variables override it")

@@ -413,13 +413,13 @@ func TestConfigFile(t *testing.T) {
 	if err := runConfig([]string{"check", good}, &out, io.Discard); err != nil || !strings.Contains(out.String(), "ok") {
 		t.Errorf("check good: %v %q", err, out.String())
 	}
-	bad := write("bad.yaml", "listen: 127.0.0.1:8080\nice-port: seven\nmystery: 1\nmdns: maybe\nturn-ttl: [1, 2]\nrooms:\n  a: 1\n")
+	bad := write("bad.yaml", "listen: 127.0.0.1:8080\nice-port: seven\nmystery: 1\nmdns: maybe\nturn-ttl: [1, 2]\nrooms:\n  a: 1\nmax-rooms: 0\nmdns: true\n")
 	out.Reset()
 	err = runConfig([]string{"check", bad}, &out, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "5 problems") {
+	if err == nil || !strings.Contains(err.Error(), "7 problems") {
 		t.Errorf("check bad: %v", err)
 	}
-	for _, want := range []string{bad + ":2: ice-port", bad + ":3: unknown key \"mystery\"", bad + ":4: mdns", "want true or false", bad + ":5: turn-ttl", bad + ":6: unknown key \"rooms\""} {
+	for _, want := range []string{bad + ":2: ice-port", bad + ":3: unknown key \"mystery\"", bad + ":4: mdns", "want true or false", bad + ":5: turn-ttl", bad + ":6: unknown key \"rooms\"", bad + ":8: max-rooms", bad + ":9: \"mdns\" again"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("check bad: no %q in\n%s", want, out.String())
 		}
@@ -437,7 +437,7 @@ func TestConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s := out.String(); strings.Contains(s, "sss") || strings.Contains(s, "hush") || !strings.Contains(s, "max-rooms: 7") ||
-		!strings.Contains(s, "api-secret: '********'") {
+		!strings.Contains(s, "# api-secret: set, not shown") {
 		t.Errorf("print:\n%s", s)
 	}
 	// What print writes is a file the server takes.

@@ -35,7 +35,7 @@ func runRooms(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("roundtable rooms", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, roomsUsage) }
-	url := fs.String("url", envOr("ROUNDTABLE_URL", "http://127.0.0.1:8080"), "the server's base URL")
+	url := fs.String("url", envOr("ROUNDTABLE_URL", "http://127.0.0.1:8080"), "the server's base URL, http:// or https:// (ROUNDTABLE_URL)")
 	token := fs.String("token", os.Getenv("ROUNDTABLE_ADMIN_TOKEN"), "an admin token (roundtable token -admin)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -91,7 +91,12 @@ func runRooms(args []string, stdout, stderr io.Writer) error {
 		if err := need(2); err != nil {
 			return err
 		}
-		return c.do("POST", "/rooms/"+a[1]+"/data", map[string]string{"text": a[2]}, nil)
+		var out struct{ Recipients int }
+		if err := c.do("POST", "/rooms/"+a[1]+"/data", map[string]string{"text": a[2]}, &out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "sent to %d participants\n", out.Recipients)
+		return nil
 	case "grants":
 		if len(a) < 4 {
 			return errors.New("rooms grants: want ROOM PARTICIPANT and at least one name=true|false")

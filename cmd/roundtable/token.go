@@ -21,7 +21,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	key := fs.String("api-key", os.Getenv("ROUNDTABLE_API_KEY"), "API key (iss claim)")
 	secret := fs.String("api-secret", os.Getenv("ROUNDTABLE_API_SECRET"), "API secret (prefer ROUNDTABLE_API_SECRET)")
 	room := fs.String("room", "", "the room the token admits to (required); with -admin, \"*\" for every room")
-	identity := fs.String("identity", "", "the participant's identity, the sub claim (required)")
+	identity := fs.String("identity", "", "the participant's identity, the sub claim (required; with -admin, default \"admin\")")
 	name := fs.String("name", "", "display name (default: the one the client sends)")
 	ttl := fs.Duration("ttl", time.Hour, "validity")
 	noPublish := fs.Bool("no-publish", false, "may not send audio or video")
@@ -36,6 +36,9 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	}
 	if *admin && *room == "" {
 		*room = auth.AllRooms
+	}
+	if *admin && *identity == "" {
+		*identity = "admin"
 	}
 	if *room == "" || *identity == "" {
 		return errors.New("token: -room and -identity are required")

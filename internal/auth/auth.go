@@ -98,11 +98,12 @@ func (k Keys) Check(token, room string, now time.Time) (*Claims, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An admin token (only the admin grant) grants nothing in a room.
+	if g := c.Grants; !g.Publish && !g.Subscribe && !g.PublishData {
+		return nil, ErrNoGrants
+	}
 	if c.Room != room {
 		return nil, ErrWrongRoom
-	}
-	if c.Grants == (Grants{}) {
-		return nil, ErrNoGrants
 	}
 	return c, nil
 }
