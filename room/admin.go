@@ -79,8 +79,14 @@ func (m *Manager) Room(name string) (RoomInfo, []MemberInfo, bool) {
 		peers = append(peers, p.peer)
 	}
 	r.mu.Unlock()
-	for i, peer := range peers { // Path asks pion: not under the room's lock
-		if path, _, ok := peer.Path(); ok && members[i].Connected {
+	// Path asks pion, not under the room's lock, and only once connected:
+	// before, pion v3.3.6 may still be setting the ICE transport's
+	// connection up on a goroutine of its own (a data race).
+	for i, peer := range peers {
+		if !members[i].Connected {
+			continue
+		}
+		if path, _, ok := peer.Path(); ok {
 			members[i].Path = string(path)
 		}
 	}
