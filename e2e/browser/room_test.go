@@ -149,8 +149,10 @@ func TestThreePersonRoom(t *testing.T) {
 		waitJS(t, tabs[0], "tab 1 sees Bob again", remoteVideosPlaying+"(1)", 10*time.Second)
 		waitJS(t, tabs[1], "Bob sees tab 1 again", remoteVideosPlaying+"(1)", 10*time.Second)
 		t.Logf("recovered in %v", time.Since(start))
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("recovery took %v, want < 10s", d)
+		// A bound, not a measurement: a loaded 2-core CI machine took
+		// 10.04 s once.
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("recovery took %v, want < 15s", d)
 		}
 	})
 
