@@ -245,11 +245,7 @@ func (r *repeatFlag) Set(s string) error {
 	if r.at != *r.layer {
 		*r.vals, r.at = nil, *r.layer
 	}
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			*r.vals = append(*r.vals, v)
-		}
-	}
+	*r.vals = append(*r.vals, splitList(s)...)
 	return nil
 }
 
@@ -264,11 +260,17 @@ func (l *listFlag) String() string {
 }
 
 func (l *listFlag) Set(s string) error {
-	*l = nil
+	*l = splitList(s)
+	return nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
 	for _, v := range strings.Split(s, ",") {
 		if v = strings.TrimSpace(v); v != "" {
-			*l = append(*l, v)
+			out = append(out, v)
 		}
 	}
-	return nil
+	return out
 }
