@@ -36,6 +36,9 @@ func TestRoomLinkToken(t *testing.T) {
 	pre := b.open(base + "?token=" + url.QueryEscape(tok))
 	waitJS(t, pre, "the pre-join screen with its preview", `!document.getElementById('prejoin').hidden &&
 		document.getElementById('preview').videoWidth > 0`, 10*time.Second)
+	// Submitted as soon as the preview shows, while the device lists may
+	// still be filling: the form must not submit natively (a CI run saw
+	// the page reload that way, before the handler was set up first).
 	eval[bool](t, pre, `document.getElementById('prejoin-name').value = 'Tess again';
 		document.getElementById('prejoin-form').requestSubmit(); true`)
 	waitJS(t, pre, "joined from the pre-join screen, token kept", `window.roundtable && window.roundtable.session.state === 'connected' &&

@@ -89,15 +89,28 @@ async function prejoin(room) {
     $('prejoin-hint').hidden = !!stream;
     $('prejoin-hint').textContent = 'No camera or microphone available: you can join to watch and listen.';
   };
-  await preview(prefs.get('camera', ''), prefs.get('mic', ''));
-  const devices = await listDevices();
-  fillSelect($('camera-select'), devices.videoinput, LocalMedia.deviceOf(stream?.getVideoTracks()[0] || null));
-  fillSelect($('mic-select'), devices.audioinput, LocalMedia.deviceOf(stream?.getAudioTracks()[0] || null));
-  $('camera-select').onchange = $('mic-select').onchange = () => preview($('camera-select').value, $('mic-select').value);
-  $('prejoin-form').onsubmit = (/** @type {Event} */ e) => {
+  // The form's handler is in place before anything is awaited: a Join
+  // pressed while a camera still opens waits for it (without a handler
+  // the browser would submit the form natively and reload the page).
+  const ready = (async () => {
+    await preview(prefs.get('camera', ''), prefs.get('mic', ''));
+    const devices = await listDevices();
+    fillSelect($('camera-select'), devices.videoinput, LocalMedia.deviceOf(stream?.getVideoTracks()[0] || null));
+    fillSelect($('mic-select'), devices.audioinput, LocalMedia.deviceOf(stream?.getAudioTracks()[0] || null));
+    $('camera-select').onchange = $('mic-select').onchange = () => {
+      pending = preview($('camera-select').value, $('mic-select').value);
+    };
+  })();
+  /** @type {Promise<void>} the newest preview being opened */
+  let pending = ready;
+  let joining = false;
+  $('prejoin-form').onsubmit = async (/** @type {Event} */ e) => {
     e.preventDefault();
     const name = $('prejoin-name').value.trim();
-    if (!name) return;
+    if (!name || joining) return;
+    joining = true;
+    await ready;
+    await pending;
     localStorage.setItem('roundtable.name', name);
     if ($('camera-select').value) prefs.set('camera', $('camera-select').value);
     if ($('mic-select').value) prefs.set('mic', $('mic-select').value);
