@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -192,14 +193,22 @@ type (
 		Muted  bool   `json:"muted"`
 	}
 	participantJSON struct {
-		ID        string      `json:"id"`
-		Name      string      `json:"name"`
-		Identity  string      `json:"identity,omitempty"`
-		JoinedAt  time.Time   `json:"joinedAt"`
-		Grants    grantsJSON  `json:"grants"`
-		Tracks    []trackJSON `json:"tracks"`
-		Connected bool        `json:"connected"`
-		Path      string      `json:"path,omitempty"`
+		ID        string       `json:"id"`
+		Name      string       `json:"name"`
+		Identity  string       `json:"identity,omitempty"`
+		JoinedAt  time.Time    `json:"joinedAt"`
+		Grants    grantsJSON   `json:"grants"`
+		Tracks    []trackJSON  `json:"tracks"`
+		Connected bool         `json:"connected"`
+		Path      string       `json:"path,omitempty"`
+		Quality   *qualityJSON `json:"quality,omitempty"`
+	}
+	qualityJSON struct {
+		Up          string  `json:"up"`
+		Down        string  `json:"down"`
+		RTTMs       float64 `json:"rttMs,omitempty"`
+		LossUpPct   float64 `json:"lossUpPercent"`
+		LossDownPct float64 `json:"lossDownPercent"`
 	}
 	patchRequest struct {
 		Grants *struct {
@@ -240,6 +249,11 @@ func (a *API) showRoom(w http.ResponseWriter, r *http.Request) {
 			Grants:    grantsJSON{Publish: m.Perm.Publish, Subscribe: m.Perm.Subscribe, PublishData: m.Perm.PublishData},
 			Tracks:    make([]trackJSON, 0, len(m.Tracks)),
 			Connected: m.Connected, Path: m.Path}
+		if q := m.Quality; q != nil {
+			p.Quality = &qualityJSON{Up: q.Up.String(), Down: q.Down.String(),
+				RTTMs:     float64(q.RTT.Microseconds()) / 1000,
+				LossUpPct: math.Round(q.LossUp*100) / 100, LossDownPct: math.Round(q.LossDown*100) / 100}
+		}
 		for _, t := range m.Tracks {
 			p.Tracks = append(p.Tracks, trackJSON{ID: t.ID, Kind: t.Kind, Source: t.Source, Muted: t.Muted})
 		}

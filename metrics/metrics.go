@@ -67,6 +67,7 @@ type collector struct {
 	iceConnected, iceFailures                         *prometheus.Desc
 	resumes, detached, iceRestarts                    *prometheus.Desc
 	webhooks                                          *prometheus.Desc
+	qualityNow, qualitySeconds, loss, rtt, freezes    *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -104,6 +105,11 @@ func newCollector(src Sources) *collector {
 		resumes:             desc("resumes_total", "Resume attempts after a dropped signaling socket, by result: ok, or why it was refused (invalid, expired, wrong_room, gone).", "result"),
 		detached:            desc("sessions_detached", "Participants whose signaling socket dropped, kept in their room for the resume window."),
 		iceRestarts:         desc("ice_restarts_total", "ICE restarts offered by clients and answered (a new network, a lost path)."),
+		qualityNow:          desc("participants_by_quality", "Participants by connection quality level now, the worse of their two directions (sampled each second).", "level"),
+		qualitySeconds:      desc("quality_seconds_total", "Seconds participants spent at each connection quality level, by direction (upstream: what they send; downstream: what they receive).", "direction", "level"),
+		loss:                desc("packet_loss_ratio", "Per-second packet loss of each participant and direction, over seconds with at least 30 packets (upstream: sequence gaps at the server; downstream: first NACKs of video and receiver-reported audio loss).", "direction"),
+		rtt:                 desc("rtt_seconds", "Per-second round-trip times of participants, from their RTCP receiver reports."),
+		freezes:             desc("video_freezes_total", "Video freezes participants saw: a second or more without frames of a video whose publisher kept sending."),
 		webhooks:            desc("webhooks_total", "Webhook events by result: delivered (2xx), failed (still failing after the retry time), dropped (the queue was full).", "result"),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
 		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486, malformed: 400 or dropped).", "reason"),
@@ -174,6 +180,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.webhooks, w.Delivered.Load(), "delivered")
 		counter(c.webhooks, w.Failed.Load(), "failed")
 		counter(c.webhooks, w.Dropped.Load(), "dropped")
+	}
+
+	if rm := c.src.Rooms; rm != nil {
+		levels := rm.QualityLevels()
+		q := rm.Quality()
+		for _, l := range sfu.Qualities() {
+			gauge(c.qualityNow, float64(levels[l]), l.String())
+			for dir, name := range room.DirectionNames {
+				counter(c.qualitySeconds, q.Seconds[dir][l].Load(), name, l.String())
+			}
+		}
+		for dir, name := range room.DirectionNames {
+			count, sum, buckets := q.Loss[dir].Snapshot()
+			ch <- prometheus.MustNewConstHistogram(c.loss, count, sum, buckets, name)
+		}
+		count, sum, buckets := q.RTT.Snapshot()
+		ch <- prometheus.MustNewConstHistogram(c.rtt, count, sum, buckets)
+		counter(c.freezes, q.Freezes.Load())
 	}
 
 	if c.src.TURN != nil {

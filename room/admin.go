@@ -36,16 +36,22 @@ type MemberInfo struct {
 	// "" while it is not connected.
 	Path      string
 	Connected bool
+	// Quality is the last connection quality sample, nil before the first.
+	Quality *MemberQuality
+}
+
+// MemberQuality is a member's connection quality as last sampled.
+type MemberQuality struct {
+	Up, Down sfu.Quality
+	// RTT, 0 unknown; loss per direction over the last sample, per cent.
+	RTT      time.Duration
+	LossUp   float64
+	LossDown float64
 }
 
 // Rooms returns every room, by name.
 func (m *Manager) Rooms() []RoomInfo {
-	m.mu.Lock()
-	rooms := make([]*Room, 0, len(m.rooms))
-	for _, r := range m.rooms {
-		rooms = append(rooms, r)
-	}
-	m.mu.Unlock()
+	rooms := m.allRooms()
 	out := make([]RoomInfo, 0, len(rooms))
 	for _, r := range rooms {
 		r.mu.Lock()
@@ -74,8 +80,13 @@ func (m *Manager) Room(name string) (RoomInfo, []MemberInfo, bool) {
 	for _, p := range r.order {
 		pi := p.info()
 		info.Tracks += len(pi.Tracks)
-		members = append(members, MemberInfo{ID: p.id, Name: p.name, Identity: p.identity, Joined: p.joined,
-			Perm: p.perm, Tracks: pi.Tracks, Connected: p.connected.Load()})
+		mi := MemberInfo{ID: p.id, Name: p.name, Identity: p.identity, Joined: p.joined,
+			Perm: p.perm, Tracks: pi.Tracks, Connected: p.connected.Load()}
+		if q := &p.q; q.samples > 0 {
+			mi.Quality = &MemberQuality{Up: q.up, Down: q.down, RTT: q.last.RTT,
+				LossUp: q.last.Up.LossPercent(), LossDown: q.last.Down.LossPercent()}
+		}
+		members = append(members, mi)
 		peers = append(peers, p.peer)
 	}
 	r.mu.Unlock()

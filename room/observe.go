@@ -39,6 +39,8 @@ type Change struct {
 type ChangedMember struct {
 	ID, Name, Identity string
 	Joined             time.Time
+	// Record is the call-detail record, in participant_left only.
+	Record *CallRecord
 }
 
 // Observe makes f see every Change from now on. Call it before the first

@@ -55,18 +55,20 @@ type Participant struct {
 
 	probe        bool // a Probe: in no room
 	connected    atomic.Bool
-	failed       atomic.Bool  // iceFailed ran
-	ended        atomic.Bool  // EndProbe ran
-	lastDataErr  atomic.Int64 // unix nanos of the last dropped-data error sent
-	connectTimer *time.Timer  // closes a member that never connects; stopped by Leave
-	recoverTimer *time.Timer  // asks a member whose path is lost to restart ICE, then closes it (resume.go); nil for a probe
-	lostAt       atomic.Int64 // when the path was lost (Unix nanoseconds), 0 while up
-	removed      atomic.Bool  // set with left: timers stop acting
+	failed       atomic.Bool            // iceFailed ran
+	ended        atomic.Bool            // EndProbe ran
+	lastDataErr  atomic.Int64           // unix nanos of the last dropped-data error sent
+	connectTimer *time.Timer            // closes a member that never connects; stopped by Leave
+	recoverTimer *time.Timer            // asks a member whose path is lost to restart ICE, then closes it (resume.go); nil for a probe
+	lostAt       atomic.Int64           // when the path was lost (Unix nanoseconds), 0 while up
+	removed      atomic.Bool            // set with left: timers stop acting
+	path         atomic.Pointer[string] // how media first connected (an sfu.Path)
 
 	// guarded by room.mu
 	tracks []*sfu.UpTrack
 	meta   map[string]TrackMeta // by the publisher's own track id
 	left   bool
+	q      memberQuality
 }
 
 // ID returns the participant id.
@@ -93,6 +95,8 @@ func (p *Participant) onState(s webrtc.PeerConnectionState) {
 		}
 		if p.connected.CompareAndSwap(false, true) {
 			path, pair, _ := p.peer.Path()
+			ps := string(path)
+			p.path.Store(&ps)
 			what := "participant connected"
 			if p.probe {
 				what = "probe connected"

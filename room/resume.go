@@ -39,6 +39,7 @@ func (m *Manager) Resume(p *Participant, attach func() bool) error {
 		}
 	}
 	p.client.Notify(Resumed{ID: p.id, Room: r.name, Participants: infos})
+	p.q.told = false // levels changed while it was away: all of them at the next sample
 	return nil
 }
 

@@ -55,6 +55,7 @@ type Manager struct {
 	closed bool
 
 	observer     func(Change) // set once, before the first Join (Observe)
+	quality      *QualityStats
 	participants atomic.Int64
 	probes       atomic.Int64  // open Probes
 	stop         chan struct{} // ends the speaker goroutine
@@ -72,7 +73,7 @@ func NewManager(newPeer PeerFactory, limits Limits, log *slog.Logger) (*Manager,
 		log = slog.Default()
 	}
 	m := &Manager{newPeer: newPeer, limits: limits, log: log, rooms: map[string]*Room{},
-		stop: make(chan struct{}), stopped: make(chan struct{})}
+		quality: newQualityStats(), stop: make(chan struct{}), stopped: make(chan struct{})}
 	go m.speakerLoop()
 	return m, nil
 }
@@ -293,11 +294,25 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 		o.client.Notify(ParticipantLeft{ID: p.id})
 	}
 	who := p.changed()
+	gone := *who // participant_left's, with the call-detail record
+	if !p.probe {
+		if p.connected.Load() {
+			p.sampleLocked(r.mgr.quality) // the last part of a second
+		}
+		cdr := p.record(time.Now())
+		gone.Record = &cdr
+		r.mgr.log.Info("call record", "room", cdr.Room, "participant", cdr.Participant, "identity", cdr.Identity,
+			"duration", cdr.Duration.Round(time.Millisecond), "path", cdr.Path, "bytes_up", cdr.BytesUp, "bytes_down", cdr.BytesDown,
+			"loss_up_mean", round2(cdr.MeanLoss[DirUp]), "loss_up_worst", round2(cdr.WorstLoss[DirUp]),
+			"loss_down_mean", round2(cdr.MeanLoss[DirDown]), "loss_down_worst", round2(cdr.WorstLoss[DirDown]),
+			"seconds_up", cdr.Seconds[DirUp], "seconds_down", cdr.Seconds[DirDown],
+			"freezes", cdr.Freezes, "frozen_seconds", cdr.FrozenSeconds, "reason", reason)
+	}
 	for _, up := range p.tracks {
 		info := p.trackInfo(up)
 		r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: who, Track: &info})
 	}
-	r.mgr.emit(Change{Kind: ChangeParticipantLeft, Room: r.name, Participant: who, Reason: reason})
+	r.mgr.emit(Change{Kind: ChangeParticipantLeft, Room: r.name, Participant: &gone, Reason: reason})
 	p.tracks = nil
 	r.mgr.participants.Add(-1)
 }

@@ -1,7 +1,8 @@
 package room
 
 // The Manager's one speaker goroutine samples every room's audio levels
-// each SpeakerInterval, under each room's mutex in turn.
+// each SpeakerInterval, and its members' connection quality each
+// QualityInterval (quality.go), under each room's mutex in turn.
 
 import (
 	"time"
@@ -17,22 +18,33 @@ func (m *Manager) speakerLoop() {
 	defer close(m.stopped)
 	tick := time.NewTicker(SpeakerInterval)
 	defer tick.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-tick.C:
 		}
-		m.mu.Lock()
-		rooms := make([]*Room, 0, len(m.rooms))
-		for _, r := range m.rooms {
-			rooms = append(rooms, r)
-		}
-		m.mu.Unlock()
-		for _, r := range rooms {
+		ticks++
+		quality := ticks%int(QualityInterval/SpeakerInterval) == 0
+		for _, r := range m.allRooms() {
 			r.detectSpeaker()
+			if quality {
+				r.sampleQuality(m.quality)
+			}
 		}
 	}
+}
+
+// allRooms returns the rooms there are now.
+func (m *Manager) allRooms() []*Room {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rooms := make([]*Room, 0, len(m.rooms))
+	for _, r := range m.rooms {
+		rooms = append(rooms, r)
+	}
+	return rooms
 }
 
 // detectSpeaker feeds one tick of audio levels to the room's detector and

@@ -41,6 +41,8 @@ type queued struct {
 // sentPacket lets the writer resend what it sent under an outgoing seq.
 type sentPacket struct {
 	layer    *layer
+	seq      uint16 // outgoing: the slot may hold an older packet (a hole since)
+	sentAt   int64  // unix nanos of the first transmission
 	ext      uint64
 	tsDelta  uint32
 	resent   uint8 // times retransmitted
@@ -53,6 +55,9 @@ type sentPacket struct {
 const (
 	maxResends = 2
 	resendGap  = 40 * time.Millisecond
+	// nackMargin: a NACK counts its packet lost (quality.go) only if the
+	// packet left more than a round trip and this long before.
+	nackMargin = 2 * time.Millisecond
 )
 
 // DownTrack is one subscriber's copy of an UpTrack: a webrtc.TrackLocal with
@@ -86,6 +91,20 @@ type DownTrack struct {
 	height   atomic.Int32          //
 	pmu      sync.Mutex            // guards policy
 	policy   layerPolicy
+
+	// Quality counters (quality.go): the writer counts what it sent and
+	// the holes it left (upstream loss), the RTCP reader first NACKs of
+	// sent packets, PLIs and the receiver reports, decide the deficit.
+	sentPackets, sentBytes atomic.Uint64 // first transmissions
+	nacked                 atomic.Uint64
+	holes                  atomic.Uint64
+	plis                   atomic.Uint64
+	rrLost                 atomic.Int64  // cumulative, as last reported
+	rrHighest              atomic.Uint64 // extended highest sequence number, as last reported
+	rrJitter               atomic.Int64  // nanoseconds
+	rtt                    atomic.Int64  // nanoseconds, 0 unknown
+	limited                atomic.Bool
+	boundSSRC              atomic.Uint32 // ssrc, for the RTCP reader
 
 	// codec is the publisher's codec as this subscriber's m-line carries it
 	// (its payload type); set by Peer.subscribe before negotiation.
@@ -171,6 +190,7 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.bound = true
 	d.ssrc = uint32(ctx.SSRC())
+	d.boundSSRC.Store(d.ssrc)
 	d.pt = uint8(match.PayloadType)
 	d.writer = ctx.WriteStream()
 	d.wg.Add(1)
@@ -305,11 +325,19 @@ func (d *DownTrack) decide(share int, now time.Time) {
 		views[i] = layerView{width: int(l.width.Load()), height: int(l.height.Load()), bitrate: l.bitrate(now), live: l.live(now)}
 	}
 	d.pmu.Lock()
-	r := d.policy.choose(views[:n], int(d.width.Load()), int(d.height.Load()), share, now)
+	w, h := int(d.width.Load()), int(d.height.Load())
+	r := d.policy.choose(views[:n], w, h, share, now)
 	d.pmu.Unlock()
 	if r >= 0 {
 		d.want.Store(layers[r])
 	}
+	// Below the layer the tile asks for while that one is sent: the
+	// bandwidth holds the subscriber down (a quality signal).
+	asked := viewportRank(views[:n], w, h)
+	if asked < 0 {
+		asked = n - 1
+	}
+	d.limited.Store(r >= 0 && r < asked && views[asked].live)
 }
 
 func (d *DownTrack) writeLoop() {
@@ -338,10 +366,17 @@ func (d *DownTrack) writeLoop() {
 				continue
 			}
 			sp := &d.sent[seq%sentHistory]
-			if sp.layer == nil || sp.resent >= maxResends {
-				continue
-			}
 			now := time.Now().UnixNano()
+			if sp.layer == nil || sp.seq != seq || sp.resent >= maxResends {
+				continue // never sent (the server lacked it), or given up
+			}
+			// The first NACK of a packet sent more than a round trip ago
+			// counts it lost on the way; one sent since the NACK left the
+			// subscriber (a hole the publisher's retransmission filled late)
+			// does not.
+			if sp.resent == 0 && now-sp.sentAt > d.rtt.Load()+int64(nackMargin) {
+				d.nacked.Add(1)
+			}
 			if sp.resent > 0 && now-sp.resentAt < int64(resendGap) {
 				continue
 			}
@@ -382,7 +417,10 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 			d.rebaseTS = false
 			tsDelta = d.tsDelta
 		}
-		d.sent[seq%sentHistory] = sentPacket{layer: l, ext: ext, tsDelta: tsDelta}
+		if gap := seq - d.lastSeq - 1; d.started && gap != 0 && gap < 1<<15 {
+			d.holes.Add(uint64(gap)) // upstream loss: the subscriber will miss these too
+		}
+		d.sent[seq%sentHistory] = sentPacket{layer: l, ext: ext, seq: seq, tsDelta: tsDelta, sentAt: now.UnixNano()}
 		d.started, d.lastSeq, d.lastTS, d.lastAt = true, seq, d.hdr.Timestamp+tsDelta, now
 		if d.runLen < sentHistory {
 			d.runLen++
@@ -407,6 +445,10 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 	}
 	d.stats.PacketsOut[d.kind].Add(1)
 	d.stats.BytesOut[d.kind].Add(uint64(n))
+	if !retransmit {
+		d.sentPackets.Add(1)
+		d.sentBytes.Add(uint64(n))
+	}
 	return true
 }
 
@@ -504,9 +546,11 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication:
 				d.stats.PLIsReceived.Add(1)
+				d.plis.Add(1)
 				d.want.Load().requestKeyframe()
 			case *rtcp.FullIntraRequest:
 				d.stats.FIRsReceived.Add(1)
+				d.plis.Add(1)
 				d.want.Load().requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				d.stats.NACKsReceived.Add(1)
@@ -519,7 +563,22 @@ func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
 				if d.est != nil {
 					d.est.remb.Store(uint64(p.Bitrate))
 				}
+			case *rtcp.ReceiverReport:
+				d.reports(p.Reports)
+			case *rtcp.SenderReport:
+				d.reports(p.Reports)
 			}
+		}
+	}
+}
+
+// reports takes the report block about this track, if one is there (a
+// compound packet may report on every track of the subscriber's).
+func (d *DownTrack) reports(rs []rtcp.ReceptionReport) {
+	ssrc := d.boundSSRC.Load()
+	for _, r := range rs {
+		if r.SSRC == ssrc {
+			d.receiverReport(r, time.Now())
 		}
 	}
 }

@@ -29,6 +29,10 @@ type layer struct {
 	width    atomic.Int32 // from the last keyframe that carried a size, 0 unknown
 	height   atomic.Int32
 	bytes    atomic.Uint64 // received, for bitrate and liveness
+	// Upstream loss (quality.go): packets received and sequence numbers
+	// skipped when they arrived; highest is the read loop's own.
+	packets, lost atomic.Uint64
+	highest       uint64
 
 	rateMu     sync.Mutex
 	rateAt     time.Time
@@ -77,6 +81,20 @@ func newLayer(rid string, video bool, arrival int, ssrc uint32, cacheSize int, w
 		}
 	})
 	return l
+}
+
+// arrived counts one packet of extended sequence number ext for the
+// quality measure: a jump forward counts the packets skipped as lost (a
+// retransmission that fills the gap later does not take them back: this is
+// the loss of the network, before recovery). Read loop only.
+func (l *layer) arrived(ext uint64) {
+	l.packets.Add(1)
+	if ext > l.highest {
+		if l.highest != 0 && ext-l.highest > 1 && ext-l.highest < 1<<15 {
+			l.lost.Add(ext - l.highest - 1)
+		}
+		l.highest = ext
+	}
 }
 
 // requestKeyframe asks the publisher for a keyframe of this layer

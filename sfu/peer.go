@@ -142,7 +142,8 @@ type Peer struct {
 	simulcast  map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
 	videoSSRCs []uint32                         // incoming video streams, for the REMB cap
 
-	neg negotiation // run goroutine only
+	neg   negotiation  // run goroutine only
+	meter qualityMeter // SampleQuality's caller only (quality.go)
 }
 
 // maxCappedSSRCs bounds the video streams one REMB cap names.

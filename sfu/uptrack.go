@@ -291,6 +291,8 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 	}
 	u.stats.PacketsIn[k].Add(1)
 	u.stats.BytesIn[k].Add(uint64(len(pkt)))
+	ext := unwrap.Unwrap(hdr.SequenceNumber)
+	l.arrived(ext)
 	if u.muted.Load() {
 		l.bytes.Add(uint64(len(pkt))) // the layer flows: its liveness holds for the unmute
 		u.stats.Drop(DropServerMuted)
@@ -311,7 +313,6 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 		return
 	}
 	l.bytes.Add(uint64(len(pkt)))
-	ext := unwrap.Unwrap(hdr.SequenceNumber)
 	if !l.cache.Put(ext, pkt) {
 		return
 	}

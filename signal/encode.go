@@ -29,6 +29,12 @@ func (s *Session) encodeEvent(ev room.Event) (string, any) {
 		return TypeTrackUpdated, trackUpdatedMsg{Type: TypeTrackUpdated, Participant: ev.Participant, Track: trackJSON(ev.Track)}
 	case room.ActiveSpeaker:
 		return TypeActiveSpeaker, activeSpeakerMsg{Type: TypeActiveSpeaker, Participant: ev.Participant}
+	case room.ConnectionQuality:
+		ps := make([]QualityJSON, len(ev.Updates))
+		for i, u := range ev.Updates {
+			ps[i] = QualityJSON{ID: u.Participant, Up: u.Up.String(), Down: u.Down.String()}
+		}
+		return TypeConnectionQuality, connectionQualityMsg{Type: TypeConnectionQuality, Participants: ps}
 	case room.TrackUnpublished:
 		return TypeTrackUnpublished, trackUnpublishedMsg{Type: TypeTrackUnpublished, Participant: ev.Participant, TrackID: ev.TrackID}
 	case room.Signal:

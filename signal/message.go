@@ -40,7 +40,17 @@ const (
 	TypeResumed     = "resumed"
 	TypeResumeToken = "resume-token"
 	TypeICERestart  = "ice-restart"
+	// TypeConnectionQuality carries members' connection quality levels.
+	TypeConnectionQuality = "connection-quality"
 )
+
+// QualityJSON is one member's connection quality levels: "excellent",
+// "good", "poor" or "lost", for what it sends (up) and receives (down).
+type QualityJSON struct {
+	ID   string `json:"id"`
+	Up   string `json:"up"`
+	Down string `json:"down"`
+}
 
 // ClientTypes are the types a client may send.
 var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeLeave, TypeTrackUpdate, TypeViewport, TypeProbe, TypeResume}
@@ -48,7 +58,7 @@ var ClientTypes = []string{TypeJoin, TypeOffer, TypeAnswer, TypeCandidate, TypeL
 // ServerTypes are the types the server sends.
 var ServerTypes = []string{TypeJoined, TypeOffer, TypeAnswer, TypeCandidate, TypeError, TypeBye,
 	TypeParticipantJoined, TypeParticipantLeft, TypeTrackPublished, TypeTrackUnpublished, TypeTrackUpdated, TypeActiveSpeaker,
-	TypeProbeReady, TypeProbeResult, TypeResumed, TypeResumeToken, TypeICERestart}
+	TypeProbeReady, TypeProbeResult, TypeResumed, TypeResumeToken, TypeICERestart, TypeConnectionQuality}
 
 // Error codes sent in {"type":"error"}.
 const (
@@ -237,6 +247,10 @@ type (
 		Type        string    `json:"type"`
 		Participant string    `json:"participant"`
 		Track       TrackJSON `json:"track"`
+	}
+	connectionQualityMsg struct {
+		Type         string        `json:"type"`
+		Participants []QualityJSON `json:"participants"`
 	}
 	activeSpeakerMsg struct {
 		Type        string `json:"type"`

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/roundtable-sfu/roundtable/room"
+	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 // SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256 of
@@ -110,7 +112,48 @@ type Body struct {
 	Participant *BodyParticipant `json:"participant,omitempty"`
 	Track       *BodyTrack       `json:"track,omitempty"`
 	Reason      string           `json:"reason,omitempty"`
+	// CDR is the call-detail record, participant_left only.
+	CDR *BodyCDR `json:"cdr,omitempty"`
 }
+
+// BodyCDR is a participant's call-detail record (room.CallRecord):
+// directions are "upstream" (what it sent) and "downstream" (what it got).
+type BodyCDR struct {
+	DurationSeconds float64 `json:"durationSeconds"`
+	Path            string  `json:"path,omitempty"`
+	BytesUp         uint64  `json:"bytesUp"`
+	BytesDown       uint64  `json:"bytesDown"`
+	// Loss by direction: mean over the session and worst second, per cent.
+	Loss map[string]BodyLoss `json:"loss"`
+	// QualitySeconds by direction and level (excellent, good, poor, lost).
+	QualitySeconds map[string]map[string]int `json:"qualitySeconds"`
+	Freezes        int                       `json:"freezes"`
+	FrozenSeconds  int                       `json:"frozenSeconds"`
+}
+
+// BodyLoss is one direction's packet loss in per cent.
+type BodyLoss struct {
+	MeanPercent  float64 `json:"meanPercent"`
+	WorstPercent float64 `json:"worstPercent"`
+}
+
+// CDROf turns a call-detail record into its JSON shape.
+func CDROf(r room.CallRecord) *BodyCDR {
+	c := &BodyCDR{DurationSeconds: math.Round(r.Duration.Seconds()*1000) / 1000, Path: r.Path,
+		BytesUp: r.BytesUp, BytesDown: r.BytesDown, Freezes: r.Freezes, FrozenSeconds: r.FrozenSeconds,
+		Loss: map[string]BodyLoss{}, QualitySeconds: map[string]map[string]int{}}
+	for dir, name := range room.DirectionNames {
+		c.Loss[name] = BodyLoss{MeanPercent: round2(r.MeanLoss[dir]), WorstPercent: round2(r.WorstLoss[dir])}
+		levels := map[string]int{}
+		for _, q := range sfu.Qualities() {
+			levels[q.String()] = r.Seconds[dir][q]
+		}
+		c.QualitySeconds[name] = levels
+	}
+	return c
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 // BodyRoom names the room.
 type BodyRoom struct {
@@ -142,6 +185,9 @@ func (s *Sender) Send(c room.Change) {
 	b := Body{ID: hex.EncodeToString(id[:]), Event: c.Kind, CreatedAt: c.At.UTC(), Room: BodyRoom{Name: c.Room}, Reason: c.Reason}
 	if p := c.Participant; p != nil {
 		b.Participant = &BodyParticipant{ID: p.ID, Name: p.Name, Identity: p.Identity, JoinedAt: p.Joined.UTC()}
+		if p.Record != nil {
+			b.CDR = CDROf(*p.Record)
+		}
 	}
 	if t := c.Track; t != nil {
 		b.Track = &BodyTrack{ID: t.ID, Kind: t.Kind, Source: t.Source}

@@ -63,6 +63,18 @@ func TestThreePersonRoom(t *testing.T) {
 		}
 	})
 
+	t.Run("connection quality on every tile", func(t *testing.T) {
+		// The server's connection-quality events light the bars of each
+		// camera tile, self included, and name the level for screen readers.
+		for i, tab := range tabs {
+			waitJS(t, tab, fmt.Sprintf("a quality level on the three tiles in tab %d", i+1), `(() => {
+				const qs = [...document.querySelectorAll('.tile.camera .quality')];
+				return qs.length === 3 && qs.every(q => !q.hidden && ['excellent', 'good', 'poor'].includes(q.dataset.level) &&
+					q.getAttribute('aria-label').startsWith('Connection ' + q.dataset.level));
+			})()`, 10*time.Second)
+		}
+	})
+
 	t.Run("2 chat", func(t *testing.T) {
 		eval[bool](t, tabs[0], `document.getElementById('chat-input').value = 'hello from tab one';
 			document.getElementById('chat-form').requestSubmit(); true`)

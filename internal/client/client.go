@@ -82,6 +82,8 @@ type Client struct {
 	collisions   atomic.Int64
 	answers      atomic.Int64
 	speakers     []SpeakerEvent
+	quality      map[string]sig.QualityJSON // connection-quality, last per participant
+	qualityLog   []QualityEvent
 	departures   []string // participant-left ids, in order
 	connected    atomic.Bool
 	offers       atomic.Int64
@@ -243,7 +245,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
 		iceChange:    make(chan struct{}, 1),
 		closed:       make(chan struct{}),
-		participants: map[string]string{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},
+		participants: map[string]string{}, quality: map[string]sig.QualityJSON{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},
 		trackMeta: map[string]sig.TrackJSON{},
 	}
 	c.wg.Add(1)

@@ -28,6 +28,29 @@ func (c *Client) Speakers() []SpeakerEvent {
 	return append([]SpeakerEvent(nil), c.speakers...)
 }
 
+// QualityEvent is one participant's levels in a connection-quality
+// message, as received.
+type QualityEvent struct {
+	sig.QualityJSON
+	At time.Time
+}
+
+// Quality returns the last connection quality levels received for a
+// participant (its own id too), and whether any were.
+func (c *Client) Quality(id string) (sig.QualityJSON, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q, ok := c.quality[id]
+	return q, ok
+}
+
+// QualityLog returns every participant's levels as received, in order.
+func (c *Client) QualityLog() []QualityEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]QualityEvent(nil), c.qualityLog...)
+}
+
 // AnswersReceived counts the server's answers.
 func (c *Client) AnswersReceived() int { return int(c.answers.Load()) }
 

@@ -87,6 +87,17 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 			c.trackMeta[m.Track.ID] = *m.Track
 			c.mu.Unlock()
 		}
+	case sig.TypeConnectionQuality:
+		var q struct {
+			Participants []sig.QualityJSON `json:"participants"`
+		}
+		_ = json.Unmarshal(raw, &q)
+		c.mu.Lock()
+		for _, p := range q.Participants {
+			c.quality[p.ID] = p
+			c.qualityLog = append(c.qualityLog, QualityEvent{QualityJSON: p, At: time.Now()})
+		}
+		c.mu.Unlock()
 	case sig.TypeActiveSpeaker:
 		var pid string
 		_ = json.Unmarshal(m.Participant, &pid)

@@ -81,6 +81,10 @@ func (h *Histogram) Observe(d time.Duration) {
 	h.sumNano.Add(int64(d))
 }
 
+// ObserveValue records one unitless value (a ratio): the histogram's
+// bounds and sum are then in the value's unit.
+func (h *Histogram) ObserveValue(v float64) { h.Observe(time.Duration(v * float64(time.Second))) }
+
 // Snapshot returns the count, the sum in seconds and the cumulative count
 // per upper bound, as Prometheus wants them.
 func (h *Histogram) Snapshot() (count uint64, sum float64, cumulative map[float64]uint64) {

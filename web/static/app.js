@@ -237,6 +237,7 @@ function wireSession(call) {
     renderPeople(call);
   });
   session.addEventListener('speaker', (/** @type {any} */ e) => stage.setSpeaker(e.detail.participant));
+  session.addEventListener('quality', (/** @type {any} */ e) => tiles.setQuality(e.detail.participant, e.detail.up, e.detail.down));
   session.addEventListener('chat', (/** @type {any} */ e) => call.chat.add(e.detail.name, e.detail.text, e.detail.at, false));
   session.addEventListener('fatal', (/** @type {any} */ e) => onFatal(call, e.detail));
   session.addEventListener('problem', (/** @type {any} */ e) => hint(e.detail.code === 'unreachable' ? e.detail.message : `${e.detail.code}: ${e.detail.message}`));

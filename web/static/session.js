@@ -64,6 +64,7 @@ export class Session extends EventTarget {
     this.local = new Map();
     this.people = new Map(); // id -> name
     this.meta = new Map(); // server track id -> {participant, kind, source, muted}
+    this.quality = new Map(); // participant id (own too) -> {up, down}: connection quality levels
     this.pendingCandidates = [];
     this.makingOffer = false;
     this.queue = Promise.resolve();
@@ -140,6 +141,7 @@ export class Session extends EventTarget {
     if (this.people.size || this.meta.size) {
       this.people.clear();
       this.meta.clear();
+      this.quality.clear();
       this.emit('reset', {});
     }
   }
@@ -171,10 +173,17 @@ export class Session extends EventTarget {
         }
         this.emit('participant', { id: m.id, name: this.people.get(m.id) || '', present: false });
         this.people.delete(m.id);
+        this.quality.delete(m.id);
         break;
       case 'track-published': this.setMeta(m.participant, m.track); break;
       case 'track-updated': this.setMeta(m.participant, m.track, true); break;
       case 'active-speaker': this.emit('speaker', { participant: m.participant }); break;
+      case 'connection-quality':
+        for (const q of m.participants) {
+          this.quality.set(q.id, { up: q.up, down: q.down });
+          this.emit('quality', { participant: q.id, up: q.up, down: q.down });
+        }
+        break;
       case 'track-unpublished':
         this.meta.delete(m.trackId);
         this.emit('track-ended', { participant: m.participant, trackId: m.trackId });

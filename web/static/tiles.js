@@ -20,6 +20,7 @@
  * @property {HTMLElement} name
  * @property {HTMLButtonElement} pin
  * @property {HTMLButtonElement} full
+ * @property {HTMLElement} quality
  * @property {MediaStream} stream
  * @property {Map<string, MediaStreamTrack>} tracks  track id -> track
  * @property {boolean} cameraOff
@@ -166,7 +167,12 @@ export class Tiles {
     const micOff = document.createElement('span');
     micOff.className = 'mic-off';
     micOff.textContent = '(muted)';
-    label.append(name, micOff);
+    // Connection quality: three bars, as many lit as the level allows.
+    const quality = document.createElement('span');
+    quality.className = 'quality';
+    quality.setAttribute('role', 'img');
+    for (let i = 0; i < 3; i++) quality.append(document.createElement('i'));
+    label.append(quality, name, micOff);
     const key = `${participant}:${kind}`;
     const pin = tileButton('pin');
     pin.setAttribute('aria-pressed', 'false');
@@ -178,7 +184,40 @@ export class Tiles {
     bar.append(pin, full);
     el.append(video, avatar, label, bar);
     el.ondblclick = () => this.fullscreen(key);
-    return { key, participant, kind, self, el, video, avatar, name, pin, full, stream: new MediaStream(), tracks: new Map(), cameraOff: kind === 'camera', micMuted: false };
+    const t = { key, participant, kind, self, el, video, avatar, name, pin, full, quality, stream: new MediaStream(), tracks: new Map(), cameraOff: kind === 'camera', micMuted: false };
+    const q = this.session.quality.get(participant);
+    this.showQuality(t, q ? q.up : '', q ? q.down : '');
+    return t;
+  }
+
+  /**
+   * setQuality shows participant's connection quality on its tiles: the
+   * worse of what it sends and what it receives ("excellent", "good",
+   * "poor", "lost"; "" not known yet).
+   * @param {string} participant
+   * @param {string} up
+   * @param {string} down
+   */
+  setQuality(participant, up, down) {
+    for (const kind of /** @type {const} */ (['camera', 'screen'])) {
+      const t = this.tiles.get(`${participant}:${kind}`);
+      if (t) this.showQuality(t, up, down);
+    }
+  }
+
+  /**
+   * @param {Tile} t
+   * @param {string} up
+   * @param {string} down
+   */
+  showQuality(t, up, down) {
+    const order = ['excellent', 'good', 'poor', 'lost'];
+    const level = up && down ? order[Math.max(order.indexOf(up), order.indexOf(down))] : '';
+    t.quality.dataset.level = level;
+    t.quality.hidden = !level;
+    const text = level ? `Connection ${level} (sending: ${up}, receiving: ${down})` : '';
+    t.quality.title = text;
+    t.quality.setAttribute('aria-label', text);
   }
 
   /**
