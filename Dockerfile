@@ -13,15 +13,20 @@ RUN go mod download
 COPY . .
 # Static (no cgo), reproducible paths, no debug tables.
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/roundtable ./cmd/roundtable
+RUN mkdir -p /out/acme
 
 FROM scratch
 # CA certificates for https webhooks and TURN/TLS peers.
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/roundtable /roundtable
+COPY --from=build --chown=65532:65532 /out/acme /acme
 # A numeric non-root user: scratch has no /etc/passwd.
 USER 65532:65532
 EXPOSE 8080/tcp 7881/tcp 7882/udp 3478/udp 3478/tcp
 # Listen on every address of the container; give it an API secret
 # (ROUNDTABLE_API_SECRET), or -allow-open for a trial.
 ENV ROUNDTABLE_LISTEN=0.0.0.0:8080
+# With -acme-domain (then listen on 443: -listen 0.0.0.0:443), keep the
+# certificates on a volume: -v roundtable-acme:/acme.
+ENV ROUNDTABLE_ACME_CACHE_DIR=/acme
 ENTRYPOINT ["/roundtable"]

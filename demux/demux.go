@@ -7,7 +7,9 @@
 //   - a TLS ClientHello (0x16 0x03): the handshake is done here, then the
 //     first decrypted bytes decide: a STUN header is TURN over TLS, anything
 //     else HTTPS (a connection that negotiated HTTP/2 by ALPN is HTTPS at
-//     once, one that negotiated "stun.turn", RFC 7443, TURN over TLS);
+//     once, one that negotiated "stun.turn", RFC 7443, TURN over TLS, and
+//     one that negotiated "acme-tls/1", an ACME CA's tls-alpn-01 check,
+//     RFC 8737, is closed after its handshake);
 //   - RFC 4571 framing around a STUN Binding request (a 16-bit length, then
 //     type 0x0001 and the magic cookie): ICE over TCP;
 //   - a STUN header (RFC 8489 §5: two zero bits, the magic cookie at byte
@@ -191,6 +193,11 @@ func (m *Mux) route(c net.Conn) {
 		case "h2":
 		case "stun.turn": // RFC 7443
 			kind = TURNS
+		case "acme-tls/1":
+			// An ACME CA's tls-alpn-01 check (RFC 8737 §3): the handshake,
+			// with its challenge certificate, was all of it.
+			_ = c.Close()
+			return
 		default:
 			// HTTP/1.1 or no ALPN: the first decrypted bytes decide.
 			tr := bufio.NewReaderSize(tc, 512)

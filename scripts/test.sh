@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Roundtable's test command: installs what the tests need when it is
-# missing (promtool from the prometheus package, Debian's chromium,
-# firefox-esr and coturn, iproute2 and nftables for the network-namespace
-# tests, which need root, and TypeScript and axe-core from npm), checks
+# missing (promtool and prometheus from the prometheus package, Debian's
+# chromium, firefox-esr and coturn, pebble (the ACME test CA),
+# systemd-analyze, iproute2 and nftables for the network-namespace tests,
+# which need root, and TypeScript and axe-core from npm), checks
 # the web client's types, then runs every test with the race detector and
 # the benchmarks once so they cannot rot, then fuzzes each target for a
 # count of executions worth about 30 s (RT_FUZZTIME replaces it).
@@ -19,6 +20,7 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"
 	sudo=""

@@ -3,12 +3,13 @@ package server
 import (
 	"errors"
 	"fmt"
-	"github.com/roundtable-sfu/roundtable/sfu"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 // Config is everything the server can be told. cmd/roundtable fills it from
@@ -108,6 +109,20 @@ type Config struct {
 
 	// TLSCert and TLSKey (PEM files) make the listener serve HTTPS and WSS.
 	TLSCert, TLSKey string
+	// ACMEDomains, instead of TLSCert, make the server get and renew its
+	// certificate for these names from the ACME CA at ACMEDirectoryURL
+	// (acme.go): the CA checks the first names' control over the TLS
+	// listener itself (tls-alpn-01, port 443 for a public CA) or, with
+	// ACMEHTTPListen (":80"), over plain HTTP (http-01). ACMEEmail is the
+	// account's contact; ACMECacheDir keeps the account key and the
+	// certificates (default: the user's cache directory); ACMECARoots, a
+	// PEM file, is trusted for the CA's own HTTPS (a private or test CA).
+	ACMEDomains      []string
+	ACMEEmail        string
+	ACMECacheDir     string
+	ACMEDirectoryURL string
+	ACMECARoots      string
+	ACMEHTTPListen   string
 	// DrainTimeout bounds Shutdown's wait for participants to go.
 	DrainTimeout time.Duration
 }
@@ -130,6 +145,7 @@ func (c Config) Open() bool { return c.APISecret == "" }
 func DefaultConfig() Config {
 	return Config{
 		Listen:                 "127.0.0.1:8080",
+		ACMEDirectoryURL:       DefaultACMEDirectory,
 		ICEPort:                7882,
 		ICETCPPort:             7881,
 		ICELoopback:            true,
@@ -189,6 +205,26 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("tls-cert and tls-key: give both or neither")
+	}
+	if len(c.ACMEDomains) > 0 {
+		if c.TLSCert != "" {
+			bad("acme-domain and tls-cert: give one or the other")
+		}
+		for _, d := range c.ACMEDomains {
+			if net.ParseIP(d) != nil || !strings.Contains(d, ".") || strings.ContainsAny(d, "/:* ") {
+				bad("acme-domain %q: want a DNS name such as sfu.example.org", d)
+			}
+		}
+		if u, err := url.Parse(c.ACMEDirectoryURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("acme-directory %q: want an https:// URL", c.ACMEDirectoryURL)
+		}
+		if c.ACMEHTTPListen != "" {
+			if _, _, err := net.SplitHostPort(c.ACMEHTTPListen); err != nil {
+				bad("acme-http-listen %q: want host:port, e.g. :80", c.ACMEHTTPListen)
+			}
+		}
+	} else if c.ACMEHTTPListen != "" || c.ACMECARoots != "" || c.ACMEEmail != "" {
+		bad("acme-http-listen, acme-ca-roots and acme-email need acme-domain")
 	}
 	if c.MaxTracks < 1 {
 		bad("max-tracks %d: want at least 1", c.MaxTracks)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/roundtable-sfu/roundtable/signal"
 	"github.com/roundtable-sfu/roundtable/web"
 	"github.com/roundtable-sfu/roundtable/webhook"
+	"golang.org/x/crypto/acme/autocert"
 )
 
 // Server is a running Roundtable instance.
@@ -48,6 +50,12 @@ type Server struct {
 	pprofHTTP *http.Server
 	tls       bool
 	draining  atomic.Bool
+	acme      *autocert.Manager // nil unless Config.ACMEDomains (acme.go)
+	acmeLn    net.Listener      // the http-01 listener, nil unless Config.ACMEHTTPListen
+	acmeHTTP  *http.Server
+	acmeWG    sync.WaitGroup // warmACME
+	downOnce  sync.Once      // Shutdown's work, done once
+	downErr   error
 }
 
 // New validates cfg, opens the HTTP listener and the ICE UDP port.
@@ -68,6 +76,14 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1", "stun.turn"}}
+	}
+	var certs *autocert.Manager
+	if len(cfg.ACMEDomains) > 0 {
+		m, err := newACME(cfg)
+		if err != nil {
+			return nil, err
+		}
+		certs, tlsCfg = m, acmeTLSConfig(m, cfg.ACMEDomains)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -146,7 +162,14 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		RetryFor: cfg.WebhookRetryFor, Timeout: cfg.WebhookTimeout}, log)
 	undo = append(undo, func() { hooks.Close(context.Background()) })
 	rooms.Observe(hooks.Send)
-	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks}
+	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks, acme: certs}
+	if certs != nil && cfg.ACMEHTTPListen != "" {
+		if s.acmeLn, err = net.Listen("tcp", cfg.ACMEHTTPListen); err != nil {
+			return nil, fmt.Errorf("acme-http-listen %s: %w", cfg.ACMEHTTPListen, err)
+		}
+		undo = append(undo, func() { _ = s.acmeLn.Close() })
+		s.acmeHTTP = &http.Server{Handler: certs.HTTPHandler(nil), ReadHeaderTimeout: 10 * time.Second}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
 	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage}, log))
@@ -210,24 +233,44 @@ func (s *Server) Webhooks() *webhook.Stats { return s.webhooks.Stats() }
 // Addr returns the HTTP listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// URL returns the web client's URL.
+// URL returns the web client's URL: with ACME, on the first domain.
 func (s *Server) URL() string {
 	if s.tls {
-		return "https://" + s.ln.Addr().String() + "/"
+		return "https://" + s.host() + "/"
 	}
-	return "http://" + s.ln.Addr().String() + "/"
+	return "http://" + s.host() + "/"
 }
 
 // WSURL returns the signaling URL.
 func (s *Server) WSURL() string {
 	if s.tls {
-		return "wss://" + s.ln.Addr().String() + "/ws"
+		return "wss://" + s.host() + "/ws"
 	}
-	return "ws://" + s.ln.Addr().String() + "/ws"
+	return "ws://" + s.host() + "/ws"
+}
+
+// host is the listener's address, or with ACME the first domain and the
+// listener's port (none for 443).
+func (s *Server) host() string {
+	addr := s.ln.Addr().String()
+	if len(s.cfg.ACMEDomains) == 0 {
+		return addr
+	}
+	if _, port, _ := net.SplitHostPort(addr); port != "443" {
+		return net.JoinHostPort(s.cfg.ACMEDomains[0], port)
+	}
+	return s.cfg.ACMEDomains[0]
 }
 
 // Serve serves HTTP until Shutdown.
 func (s *Server) Serve() error {
+	if s.acmeHTTP != nil {
+		go s.serveACMEHTTP()
+	}
+	if s.acme != nil {
+		s.acmeWG.Add(1)
+		go s.warmACME()
+	}
 	if s.pprofHTTP != nil {
 		go func() {
 			if err := s.pprofHTTP.Serve(s.pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -252,8 +295,14 @@ func (s *Server) Drain() {
 }
 
 // Shutdown drains the server, waits for the sessions to end (until ctx is
-// done), then closes the listener and the UDP port.
+// done), then closes the listener and the UDP port. A second call returns
+// the first one's result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.downOnce.Do(func() { s.downErr = s.shutdown(ctx) })
+	return s.downErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	s.Drain()
 	waitErr := s.Signal.Wait(ctx)
 	s.webhooks.Close(ctx) // the last room_finished events, as far as ctx allows
@@ -262,11 +311,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.pprofHTTP != nil {
 		pprofErr = s.pprofHTTP.Shutdown(ctx)
 	}
+	acmeErr := s.shutdownACME(ctx) // waits for warmACME as long as ctx allows
 	turnErr := s.turn.close()
 	engErr := s.Engine.Close()
 	var muxErr error
 	if s.mux != nil {
 		muxErr = s.mux.Close()
 	}
-	return errors.Join(waitErr, httpErr, pprofErr, turnErr, engErr, muxErr)
+	return errors.Join(waitErr, httpErr, pprofErr, acmeErr, turnErr, engErr, muxErr)
 }

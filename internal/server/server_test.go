@@ -229,6 +229,29 @@ func TestDefaultConfigValidates(t *testing.T) {
 	}
 }
 
+// ACME settings are checked before anything starts.
+func TestACMEConfig(t *testing.T) {
+	good := DefaultConfig()
+	good.ACMEDomains = []string{"sfu.example.org"}
+	good.ACMEHTTPListen = ":80"
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid ACME settings refused: %v", err)
+	}
+	for want, set := range map[string]func(*Config){
+		"give one or the other": func(c *Config) { c.TLSCert, c.TLSKey = "c.pem", "k.pem" },
+		"want a DNS name":       func(c *Config) { c.ACMEDomains = []string{"192.0.2.1"} },
+		"want an https:// URL":  func(c *Config) { c.ACMEDirectoryURL = "http://ca.example/dir" },
+		"want host:port":        func(c *Config) { c.ACMEHTTPListen = "80" },
+		"need acme-domain":      func(c *Config) { c.ACMEDomains = nil },
+	} {
+		c := good
+		set(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+}
+
 type nopClient struct{}
 
 func (nopClient) Notify(room.Event) {}

@@ -1,0 +1,134 @@
+package server
+
+// TLS by itself: with Config.ACMEDomains the server obtains and renews its
+// certificate from an ACME CA (RFC 8555; Let's Encrypt by default) with
+// golang.org/x/crypto/acme/autocert, answering the CA's tls-alpn-01
+// challenge (RFC 8737) on its own TLS port and, with ACMEHTTPListen, the
+// http-01 challenge on a plain HTTP listener, which otherwise redirects to
+// HTTPS. Certificates and the account key are kept in ACMECacheDir.
+//
+// Ownership: the autocert.Manager is safe for concurrent use; pion, the
+// demux and net/http call GetCertificate on their goroutines. warmACME's
+// goroutine asks for each domain's certificate once at start (so the first
+// visitor does not wait, and a failure shows in the log at once); the
+// Manager renews in the background (autocert's timers).
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// DefaultACMEDirectory is Let's Encrypt's production ACME directory.
+const DefaultACMEDirectory = autocert.DefaultACMEDirectory
+
+// newACME builds the certificate manager for cfg's domains.
+func newACME(cfg Config) (*autocert.Manager, error) {
+	client := &acme.Client{DirectoryURL: cfg.ACMEDirectoryURL, UserAgent: "roundtable"}
+	if cfg.ACMECARoots != "" {
+		pem, err := os.ReadFile(cfg.ACMECARoots)
+		if err != nil {
+			return nil, fmt.Errorf("acme-ca-roots: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("acme-ca-roots %s: no PEM certificate in it", cfg.ACMECARoots)
+		}
+		client.HTTPClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
+	dir := cfg.ACMECacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("acme-cache-dir not set and no user cache directory: %w", err)
+		}
+		dir = filepath.Join(base, "roundtable", "acme")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("acme-cache-dir: %w", err)
+	}
+	return &autocert.Manager{
+		Prompt:     autocert.AcceptTOS,
+		HostPolicy: autocert.HostWhitelist(cfg.ACMEDomains...),
+		Cache:      autocert.DirCache(dir),
+		Email:      cfg.ACMEEmail,
+		Client:     client,
+	}, nil
+}
+
+// acmeTLSConfig serves m's certificates: the domain a client names (SNI),
+// the first domain for a client that names none (one that connects by
+// address), and the tls-alpn-01 challenge certificate to the CA.
+func acmeTLSConfig(m *autocert.Manager, domains []string) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1", "stun.turn", acme.ALPNProto},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if hello.ServerName == "" {
+				h := *hello
+				h.ServerName = domains[0]
+				return m.GetCertificate(&h)
+			}
+			return m.GetCertificate(hello)
+		},
+	}
+}
+
+// warmACME obtains (or loads from the cache) every domain's certificate,
+// logging the outcome; the listener must be serving, for the challenge.
+func (s *Server) warmACME() {
+	defer s.acmeWG.Done()
+	for _, d := range s.cfg.ACMEDomains {
+		start := time.Now()
+		// An ECDSA-capable hello, as browsers send: autocert keeps an ECDSA
+		// and an RSA certificate apart and picks by what the client supports.
+		cert, err := s.acme.GetCertificate(&tls.ClientHelloInfo{ServerName: d,
+			SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+			SupportedCurves:  []tls.CurveID{tls.CurveP256},
+			CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}})
+		if err != nil {
+			s.log.Error("acme certificate failed", "domain", d, "directory", s.cfg.ACMEDirectoryURL, "err", err)
+			continue
+		}
+		expires := ""
+		if cert.Leaf != nil {
+			expires = cert.Leaf.NotAfter.UTC().Format(time.RFC3339)
+		}
+		s.log.Info("acme certificate ready", "domain", d, "expires", expires, "after", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// serveACMEHTTP serves the http-01 challenge and redirects the rest to
+// HTTPS, until Shutdown.
+func (s *Server) serveACMEHTTP() {
+	if err := s.acmeHTTP.Serve(s.acmeLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Warn("acme http listener stopped", "err", err)
+	}
+}
+
+// shutdownACME stops the http-01 listener and waits, as long as ctx
+// allows, for warmACME (an order in flight ends by autocert's own timeout).
+func (s *Server) shutdownACME(ctx context.Context) error {
+	var err error
+	if s.acmeHTTP != nil {
+		err = s.acmeHTTP.Shutdown(ctx)
+	}
+	warmed := make(chan struct{})
+	go func() { s.acmeWG.Wait(); close(warmed) }()
+	select {
+	case <-warmed:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("acme: certificate order still running: %w", ctx.Err()))
+	}
+	return err
+}
