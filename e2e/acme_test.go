@@ -121,7 +121,7 @@ func TestACMECertificateFromPebble(t *testing.T) {
 		t.Errorf("http listener: %v", err)
 	} else {
 		resp.Body.Close()
-		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "https://"+domain+"/r/standup?name=Ann" {
+		if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != "https://"+domain+":"+srvPort+"/r/standup?name=Ann" {
 			t.Errorf("http listener: %s to %q, want a redirect to HTTPS", resp.Status, loc)
 		}
 	}

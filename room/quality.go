@@ -58,7 +58,7 @@ type QualityStats struct {
 }
 
 // LossBuckets are the loss histogram's upper bounds (ratio).
-var LossBuckets = []float64{0.005, 0.01, 0.02, 0.05, 0.08, 0.15, 0.3, 0.5}
+var LossBuckets = []float64{0.0001, 0.005, 0.01, 0.02, 0.05, 0.08, 0.15, 0.3, 0.5}
 
 // RTTBuckets are the round-trip time histogram's upper bounds, in seconds.
 var RTTBuckets = []float64{0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6}
@@ -94,8 +94,8 @@ type CallRecord struct {
 	Duration                          time.Duration
 	// Path is how its media first connected ("" never).
 	Path string
-	// Bytes are the RTP bytes received from the member and sent to it
-	// (first transmissions).
+	// Bytes are the RTP bytes received from the member (retransmissions
+	// included) and sent to it (first transmissions).
 	BytesUp, BytesDown uint64
 	// Loss per direction in per cent: Mean over the whole session
 	// (packets lost over packets expected), Worst over any one second of
@@ -134,7 +134,7 @@ func (r *Room) sampleQuality(st *QualityStats) {
 		if !p.connected.Load() {
 			continue // nothing to judge before the media path first comes up
 		}
-		c := p.sampleLocked(st)
+		c := p.sampleLocked(st, false)
 		u := QualityUpdate{Participant: p.id, Up: p.q.up, Down: p.q.down}
 		all = append(all, u)
 		if c {
@@ -156,8 +156,10 @@ func (r *Room) sampleQuality(st *QualityStats) {
 }
 
 // sampleLocked samples p (its Room's mu held) and reports whether its
-// levels changed or were sampled for the first time.
-func (p *Participant) sampleLocked(st *QualityStats) bool {
+// levels changed or were sampled for the first time. The final sample,
+// when p leaves, covers part of a second: it adds its packets, loss and
+// bytes to the record, but no second at a level and no metric sample.
+func (p *Participant) sampleLocked(st *QualityStats, final bool) bool {
 	s := p.peer.SampleQuality()
 	q := &p.q
 	q.last = s
@@ -165,11 +167,14 @@ func (p *Participant) sampleLocked(st *QualityStats) bool {
 		q.packets[dir] += d.Packets
 		q.lost[dir] += d.Lost
 		q.bytes[dir] += d.Bytes
-		if d.Packets >= 30 {
+		if d.Packets >= 30 && !final {
 			loss := d.LossPercent()
 			q.worst[dir] = max(q.worst[dir], loss)
 			st.Loss[dir].ObserveValue(loss / 100)
 		}
+	}
+	if final {
+		return false
 	}
 	if s.RTT > 0 {
 		st.RTT.Observe(s.RTT)

@@ -297,7 +297,7 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 	gone := *who // participant_left's, with the call-detail record
 	if !p.probe {
 		if p.connected.Load() {
-			p.sampleLocked(r.mgr.quality) // the last part of a second
+			p.sampleLocked(r.mgr.quality, true) // the last part of a second
 		}
 		cdr := p.record(time.Now())
 		gone.Record = &cdr

@@ -39,14 +39,18 @@ type queued struct {
 }
 
 // sentPacket lets the writer resend what it sent under an outgoing seq.
+// 32 bytes, ordered to stay so (the history is most of a DownTrack).
 type sentPacket struct {
 	layer    *layer
-	seq      uint16 // outgoing: the slot may hold an older packet (a hole since)
-	sentAt   int64  // unix nanos of the first transmission
 	ext      uint64
-	tsDelta  uint32
-	resent   uint8 // times retransmitted
 	resentAt int64 // unix nanos of the last retransmission
+	tsDelta  uint32
+	seq      uint16 // outgoing: the slot may hold an older packet (a hole since)
+	resent   uint8  // times retransmitted
+	// late: sent after a newer one (a hole the publisher's retransmission
+	// filled): the subscriber NACKed it before it left, so its first NACK
+	// is no sign of loss on the way down (quality.go).
+	late bool
 }
 
 // A packet is retransmitted at most maxResends times, and not twice within
@@ -55,9 +59,6 @@ type sentPacket struct {
 const (
 	maxResends = 2
 	resendGap  = 40 * time.Millisecond
-	// nackMargin: a NACK counts its packet lost (quality.go) only if the
-	// packet left more than a round trip and this long before.
-	nackMargin = 2 * time.Millisecond
 )
 
 // DownTrack is one subscriber's copy of an UpTrack: a webrtc.TrackLocal with
@@ -103,6 +104,7 @@ type DownTrack struct {
 	rrHighest              atomic.Uint64 // extended highest sequence number, as last reported
 	rrJitter               atomic.Int64  // nanoseconds
 	rtt                    atomic.Int64  // nanoseconds, 0 unknown
+	rrAt                   atomic.Int64  // unix nanos of the last report block
 	limited                atomic.Bool
 	boundSSRC              atomic.Uint32 // ssrc, for the RTCP reader
 
@@ -370,11 +372,9 @@ func (d *DownTrack) writeLoop() {
 			if sp.layer == nil || sp.seq != seq || sp.resent >= maxResends {
 				continue // never sent (the server lacked it), or given up
 			}
-			// The first NACK of a packet sent more than a round trip ago
-			// counts it lost on the way; one sent since the NACK left the
-			// subscriber (a hole the publisher's retransmission filled late)
-			// does not.
-			if sp.resent == 0 && now-sp.sentAt > d.rtt.Load()+int64(nackMargin) {
+			// The first NACK of a packet sent in order counts it lost on
+			// the way down (quality.go).
+			if sp.resent == 0 && !sp.late {
 				d.nacked.Add(1)
 			}
 			if sp.resent > 0 && now-sp.resentAt < int64(resendGap) {
@@ -417,11 +417,16 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 			d.rebaseTS = false
 			tsDelta = d.tsDelta
 		}
-		if gap := seq - d.lastSeq - 1; d.started && gap != 0 && gap < 1<<15 {
+		// Only a newer packet moves the run on; one that fills a hole
+		// (late) leaves the newest sequence number and timestamp be.
+		newer := !d.started || int16(seq-d.lastSeq) > 0
+		if gap := seq - d.lastSeq - 1; d.started && newer && gap != 0 {
 			d.holes.Add(uint64(gap)) // upstream loss: the subscriber will miss these too
 		}
-		d.sent[seq%sentHistory] = sentPacket{layer: l, ext: ext, seq: seq, tsDelta: tsDelta, sentAt: now.UnixNano()}
-		d.started, d.lastSeq, d.lastTS, d.lastAt = true, seq, d.hdr.Timestamp+tsDelta, now
+		d.sent[seq%sentHistory] = sentPacket{layer: l, ext: ext, seq: seq, tsDelta: tsDelta, late: !newer}
+		if newer {
+			d.started, d.lastSeq, d.lastTS, d.lastAt = true, seq, d.hdr.Timestamp+tsDelta, now
+		}
 		if d.runLen < sentHistory {
 			d.runLen++
 		}

@@ -29,10 +29,11 @@ type layer struct {
 	width    atomic.Int32 // from the last keyframe that carried a size, 0 unknown
 	height   atomic.Int32
 	bytes    atomic.Uint64 // received, for bitrate and liveness
-	// Upstream loss (quality.go): packets received and sequence numbers
-	// skipped when they arrived; highest is the read loop's own.
-	packets, lost atomic.Uint64
-	highest       uint64
+	// Upstream loss (quality.go): packets expected (how far the highest
+	// sequence number moved) and of those skipped when they arrived;
+	// highest is the read loop's own.
+	expected, lost atomic.Uint64
+	highest        uint64
 
 	rateMu     sync.Mutex
 	rateAt     time.Time
@@ -86,15 +87,21 @@ func newLayer(rid string, video bool, arrival int, ssrc uint32, cacheSize int, w
 // arrived counts one packet of extended sequence number ext for the
 // quality measure: a jump forward counts the packets skipped as lost (a
 // retransmission that fills the gap later does not take them back: this is
-// the loss of the network, before recovery). Read loop only.
+// the loss of the network, before recovery), and a late or repeated packet
+// counts nothing. Read loop only.
 func (l *layer) arrived(ext uint64) {
-	l.packets.Add(1)
-	if ext > l.highest {
-		if l.highest != 0 && ext-l.highest > 1 && ext-l.highest < 1<<15 {
-			l.lost.Add(ext - l.highest - 1)
-		}
-		l.highest = ext
+	switch {
+	case l.highest == 0:
+		l.expected.Add(1)
+	case ext <= l.highest:
+		return
+	case ext-l.highest < 1<<15:
+		l.expected.Add(ext - l.highest)
+		l.lost.Add(ext - l.highest - 1)
+	default: // a restart of the stream, not loss
+		l.expected.Add(1)
 	}
+	l.highest = ext
 }
 
 // requestKeyframe asks the publisher for a keyframe of this layer

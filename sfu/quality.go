@@ -7,8 +7,9 @@ package sfu
 // (a layer's read loop for upstream loss, a DownTrack's writer for what it
 // sent, its RTCP reader for NACKs, PLIs and receiver reports, decide for
 // the layer deficit). A Peer's meter, the totals at the previous sample and
-// the window of the last ones, belongs to the goroutine that calls
-// SampleQuality, one at a time (the room's quality tick).
+// the window of the last ones, belongs to SampleQuality's caller, one at a
+// time: package room calls it with the room's mutex held (its quality tick,
+// and the last sample when a member leaves).
 
 import (
 	"time"
@@ -40,6 +41,9 @@ func Qualities() []Quality { return []Quality{QualityExcellent, QualityGood, Qua
 // over the quality window, good when any good one is, else excellent.
 const (
 	QualityWindow = 3 // samples (seconds) the score looks at
+	// reportMaxAge: RTT and jitter from receiver reports older than this
+	// are not used (a client stops reporting on a stream that stopped).
+	reportMaxAge = 10 * time.Second
 	// Loss in per cent of the packets expected in the window; judged only
 	// over at least minLossPackets.
 	goodLoss, poorLoss = 2.0, 8.0
@@ -53,8 +57,9 @@ const (
 
 // Direction is one direction of a participant's media over one sample.
 type Direction struct {
-	// Packets expected (upstream: by sequence number; downstream: sent by
-	// the server), and of those lost: upstream, the gaps in the sequence
+	// Packets expected (upstream: how far the sequence numbers advanced;
+	// downstream: sent by the server, and for audio as the receiver
+	// reports), and of those lost: upstream, the gaps in the sequence
 	// numbers as they arrive (before any retransmission fills them);
 	// downstream, video packets the subscriber NACKed for the first time
 	// and, for audio, what its receiver reports count lost (RFC 3550
@@ -67,8 +72,10 @@ type Direction struct {
 	Jitter time.Duration
 	// PLIs the participant sent (downstream only).
 	PLIs uint64
-	// Frozen: a video the participant receives got nothing this sample
-	// while its publisher's layer kept arriving (downstream only).
+	// Frozen: a video the participant receives, which had started, got
+	// nothing this sample while its publisher's layer kept arriving and
+	// neither the tile was hidden nor the server muted it (downstream
+	// only).
 	Frozen bool
 	// Limited: a simulcast video is forwarded below the layer its tile
 	// asks for, for want of bandwidth (downstream only).
@@ -126,12 +133,13 @@ func Scored(window []Direction, rtt time.Duration, pathDown bool) Quality {
 
 // trackTotals are one track's counters at the previous sample.
 type trackTotals struct {
-	packets, lost, bytes uint64 // upstream: over its layers
-	sent, nacked, holes  uint64 // downstream
-	rrLost               int64
-	rrHighest            uint64
-	plis                 uint64
-	source               uint64 // packets of the forwarded layer
+	expected, lost, bytes uint64 // upstream: over its layers
+	sent, nacked, holes   uint64 // downstream
+	rrLost                int64
+	rrHighest             uint64
+	plis                  uint64
+	layer                 *layer // the forwarded layer, and its packets
+	source                uint64
 }
 
 // qualityMeter is a Peer's sampling state (see the ownership note).
@@ -166,12 +174,12 @@ func (p *Peer) SampleQuality() QualitySample {
 	for _, u := range ups {
 		var t trackTotals
 		for _, l := range *u.layers.Load() {
-			t.packets += l.packets.Load()
+			t.expected += l.expected.Load()
 			t.lost += l.lost.Load()
 			t.bytes += l.bytes.Load()
 		}
 		prev := m.ups[u]
-		s.Up.Packets += t.packets - prev.packets
+		s.Up.Packets += t.expected - prev.expected
 		s.Up.Lost += t.lost - prev.lost
 		s.Up.Bytes += t.bytes - prev.bytes
 		seenUp[u] = t
@@ -180,14 +188,20 @@ func (p *Peer) SampleQuality() QualitySample {
 
 	var rttSum time.Duration
 	var rttN int
+	now := time.Now()
 	seenDown := make(map[*DownTrack]trackTotals, len(downs))
 	for _, d := range downs {
 		t := trackTotals{sent: d.sentPackets.Load(), nacked: d.nacked.Load(), holes: d.holes.Load(),
 			bytes: d.sentBytes.Load(), rrLost: d.rrLost.Load(), rrHighest: d.rrHighest.Load(), plis: d.plis.Load()}
 		if l := d.want.Load(); l != nil {
-			t.source = l.packets.Load()
+			t.layer, t.source = l, l.expected.Load()
 		}
 		prev, known := m.downs[d]
+		if known && t.rrHighest == prev.rrHighest {
+			// No report since: the audio loss baseline waits for the next
+			// one, which will cover the holes left meanwhile.
+			t.rrLost, t.holes = prev.rrLost, prev.holes
+		}
 		seenDown[d] = t
 		if !known {
 			continue // a first sample: totals only
@@ -195,17 +209,22 @@ func (p *Peer) SampleQuality() QualitySample {
 		sent := t.sent - prev.sent
 		s.Down.Bytes += t.bytes - prev.bytes
 		s.Down.PLIs += t.plis - prev.plis
+		paused := d.paused.Load()
 		if d.kind == KindVideo {
 			s.Down.Packets += sent
 			s.Down.Lost += min(t.nacked-prev.nacked, sent)
-			if prev.sent > 0 && sent == 0 && t.source > prev.source && !d.paused.Load() {
+			if prev.sent > 0 && sent == 0 && t.layer != nil && t.layer == prev.layer && t.source > prev.source &&
+				!paused && !d.up.muted.Load() {
 				s.Down.Frozen = true
 			}
-			s.Down.Limited = s.Down.Limited || d.limited.Load()
+			s.Down.Limited = s.Down.Limited || d.limited.Load() && !paused
 		} else if expected := t.rrHighest - prev.rrHighest; prev.rrHighest > 0 && expected > 0 && expected < 1<<15 {
 			lost := t.rrLost - prev.rrLost - int64(t.holes-prev.holes)
 			s.Down.Packets += expected
 			s.Down.Lost += uint64(min(max(lost, 0), int64(expected)))
+		}
+		if now.UnixNano()-d.rrAt.Load() > int64(reportMaxAge) {
+			continue // RTT and jitter as of long ago
 		}
 		if rtt := time.Duration(d.rtt.Load()); rtt > 0 {
 			rttSum += rtt
@@ -251,7 +270,9 @@ func ntpMiddle(t time.Time) uint32 {
 // when the subscriber got a sender report, the round-trip time (RFC 3550
 // §6.4.1: now − LSR − DLSR, in 1/65536 s).
 func (d *DownTrack) receiverReport(r rtcp.ReceptionReport, now time.Time) {
-	d.rrLost.Store(int64(r.TotalLost))
+	d.rrAt.Store(now.UnixNano())
+	// RFC 3550 §6.4.1: cumulative lost is a signed 24-bit number.
+	d.rrLost.Store(int64(int32(r.TotalLost<<8) >> 8))
 	d.rrHighest.Store(uint64(r.LastSequenceNumber))
 	if d.clock > 0 {
 		d.rrJitter.Store(int64(time.Duration(r.Jitter) * time.Second / time.Duration(d.clock)))

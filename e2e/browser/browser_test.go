@@ -297,7 +297,7 @@ func TestTwoTabsMakeAVideoRoom(t *testing.T) {
 	for i, tab := range []context.Context{tab1, tab2} {
 		waitJS(t, tab, fmt.Sprintf("remote video playing in tab %d", i+1), remoteVideosPlaying+"(1)", 20*time.Second)
 	}
-	if got := eval[string](t, tab2, `document.querySelector('.tile:not(.self) .label span').textContent`); got != "Ann" {
+	if got := eval[string](t, tab2, `document.querySelector('.tile:not(.self) .label .name').textContent`); got != "Ann" {
 		t.Errorf("tab 2 labels the remote tile %q, want Ann", got)
 	}
 	eval[bool](t, tab1, `document.getElementById('chat-input').value = 'hello from Ann';

@@ -9,9 +9,10 @@ package server
 //
 // Ownership: the autocert.Manager is safe for concurrent use; pion, the
 // demux and net/http call GetCertificate on their goroutines. warmACME's
-// goroutine asks for each domain's certificate once at start (so the first
-// visitor does not wait, and a failure shows in the log at once); the
-// Manager renews in the background (autocert's timers).
+// goroutine, started by New, waits for Serve and asks for each domain's
+// certificate once (so the first visitor does not wait, and a failure
+// shows in the log at once); Shutdown waits for it as long as its context
+// allows. The Manager renews in the background (autocert's timers).
 
 import (
 	"context"
@@ -19,9 +20,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/acme"
@@ -87,7 +90,12 @@ func acmeTLSConfig(m *autocert.Manager, domains []string) *tls.Config {
 // warmACME obtains (or loads from the cache) every domain's certificate,
 // logging the outcome; the listener must be serving, for the challenge.
 func (s *Server) warmACME() {
-	defer s.acmeWG.Done()
+	defer close(s.acmeDone)
+	select {
+	case <-s.serving:
+	case <-s.acmeStop:
+		return
+	}
 	for _, d := range s.cfg.ACMEDomains {
 		start := time.Now()
 		// An ECDSA-capable hello, as browsers send: autocert keeps an ECDSA
@@ -119,16 +127,38 @@ func (s *Server) serveACMEHTTP() {
 // shutdownACME stops the http-01 listener and waits, as long as ctx
 // allows, for warmACME (an order in flight ends by autocert's own timeout).
 func (s *Server) shutdownACME(ctx context.Context) error {
+	close(s.acmeStop)
 	var err error
 	if s.acmeHTTP != nil {
 		err = s.acmeHTTP.Shutdown(ctx)
+		_ = s.acmeLn.Close() // in case Serve never ran
 	}
-	warmed := make(chan struct{})
-	go func() { s.acmeWG.Wait(); close(warmed) }()
 	select {
-	case <-warmed:
+	case <-s.acmeDone:
+		return err
+	default:
+	}
+	select {
+	case <-s.acmeDone:
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("acme: certificate order still running: %w", ctx.Err()))
 	}
 	return err
+}
+
+// redirectHTTPS answers the http-01 listener's other requests: a
+// redirect to the same path over HTTPS, on a configured name (the one
+// asked for, else the first) and the TLS listener's port.
+func (s *Server) redirectHTTPS(w http.ResponseWriter, r *http.Request) {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if !slices.Contains(s.cfg.ACMEDomains, host) {
+		host = s.cfg.ACMEDomains[0]
+	}
+	if _, port, _ := net.SplitHostPort(s.ln.Addr().String()); port != "443" {
+		host = net.JoinHostPort(host, port)
+	}
+	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), http.StatusFound)
 }

@@ -53,8 +53,11 @@ type Server struct {
 	acme      *autocert.Manager // nil unless Config.ACMEDomains (acme.go)
 	acmeLn    net.Listener      // the http-01 listener, nil unless Config.ACMEHTTPListen
 	acmeHTTP  *http.Server
-	acmeWG    sync.WaitGroup // warmACME
-	downOnce  sync.Once      // Shutdown's work, done once
+	acmeDone  chan struct{} // closed when warmACME (started by New) returns, at once without ACME
+	serving   chan struct{} // closed by Serve: warmACME may order
+	acmeStop  chan struct{} // closed by Shutdown: warmACME gives up waiting
+	serveOnce sync.Once
+	downOnce  sync.Once // Shutdown's work, done once
 	downErr   error
 }
 
@@ -168,7 +171,15 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 			return nil, fmt.Errorf("acme-http-listen %s: %w", cfg.ACMEHTTPListen, err)
 		}
 		undo = append(undo, func() { _ = s.acmeLn.Close() })
-		s.acmeHTTP = &http.Server{Handler: certs.HTTPHandler(nil), ReadHeaderTimeout: 10 * time.Second}
+		s.acmeHTTP = &http.Server{Handler: certs.HTTPHandler(http.HandlerFunc(s.redirectHTTPS)),
+			ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	}
+	s.serving, s.acmeStop, s.acmeDone = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	if certs != nil {
+		go s.warmACME()
+		undo = append(undo, func() { close(s.acmeStop) })
+	} else {
+		close(s.acmeDone)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
@@ -267,10 +278,7 @@ func (s *Server) Serve() error {
 	if s.acmeHTTP != nil {
 		go s.serveACMEHTTP()
 	}
-	if s.acme != nil {
-		s.acmeWG.Add(1)
-		go s.warmACME()
-	}
+	s.serveOnce.Do(func() { close(s.serving) })
 	if s.pprofHTTP != nil {
 		go func() {
 			if err := s.pprofHTTP.Serve(s.pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -164,6 +164,7 @@ export class Tiles {
     const label = document.createElement('span');
     label.className = 'label';
     const name = document.createElement('span');
+    name.className = 'name';
     const micOff = document.createElement('span');
     micOff.className = 'mic-off';
     micOff.textContent = '(muted)';
