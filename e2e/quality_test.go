@@ -4,24 +4,29 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/webhook"
 )
 
 // lossyLink drops a share of every RTP packet (audio and video,
 // retransmissions included) that the PeerConnection it is installed on
-// sends: a lossy network leg. On a server, only the target-th
-// PeerConnection it builds (creation order) is impaired.
+// sends, and delays what it sends, RTCP too: a lossy, slow network leg.
+// On a server, only the target-th PeerConnection it builds (creation
+// order) is impaired.
 type lossyLink struct {
 	rate   float64
+	delay  time.Duration
 	target int32 // server side: which PeerConnection; -1 every one (client side)
 	count  atomic.Int32
 
@@ -49,6 +54,64 @@ type lossyInterceptor struct {
 	interceptor.NoOp
 	f  *lossyLink
 	on bool
+
+	once   sync.Once
+	queue  chan delayed // the link, in order
+	closed chan struct{}
+	done   chan struct{}
+}
+
+type delayed struct {
+	at    time.Time
+	write func()
+}
+
+// later runs write after the link's delay, in the order written (a slow
+// link, not a reordering one): one goroutine drains the queue.
+func (i *lossyInterceptor) later(write func()) {
+	i.once.Do(func() {
+		i.queue, i.closed, i.done = make(chan delayed, 4096), make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(i.done)
+			for {
+				select {
+				case <-i.closed:
+					return
+				case d := <-i.queue:
+					if w := time.Until(d.at); w > 0 {
+						select {
+						case <-time.After(w):
+						case <-i.closed:
+							return
+						}
+					}
+					d.write()
+				}
+			}
+		}()
+	})
+	select {
+	case i.queue <- delayed{at: time.Now().Add(i.f.delay), write: write}:
+	default: // the link's buffer is full: lost
+	}
+}
+
+func (i *lossyInterceptor) Close() error {
+	if i.closed != nil {
+		close(i.closed)
+		<-i.done
+	}
+	return nil
+}
+
+func (i *lossyInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	if !i.on || i.f.delay == 0 {
+		return w
+	}
+	return interceptor.RTCPWriterFunc(func(pkts []rtcp.Packet, a interceptor.Attributes) (int, error) {
+		i.later(func() { _, _ = w.Write(pkts, a) })
+		return 0, nil
+	})
 }
 
 func (i *lossyInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
@@ -64,21 +127,27 @@ func (i *lossyInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w intercep
 			return len(p), nil
 		}
 		i.f.sent.Add(1)
-		return w.Write(h, p, a)
+		if i.f.delay == 0 {
+			return w.Write(h, p, a)
+		}
+		hc, pc := h.Clone(), append([]byte(nil), p...)
+		i.later(func() { _, _ = w.Write(&hc, pc, a) })
+		return len(p), nil
 	})
 }
 
 // Connection quality: Ann and Cat on clean links are excellent; Bob joins
-// over a leg that loses 10 % of his packets each way. Bob goes below good
-// within 5 s of connecting while Ann and Cat stay excellent throughout (as
-// Ann's connection-quality events tell), the admin view shows it, and
-// Bob's call-detail record (the participant_left webhook) gives loss within
-// 2 percentage points of what the legs dropped.
+// over a leg that loses 10 % of his packets each way and delays them by
+// 150 ms. Bob goes below good within 5 s of connecting while Ann and Cat
+// stay excellent throughout (as Ann's connection-quality events tell), the
+// admin view shows his round trip, and Bob's call-detail record (the
+// participant_left webhook) gives loss within 2 percentage points of what
+// the legs dropped.
 func TestConnectionQualityUnderLoss(t *testing.T) {
 	checkGoroutines(t)
-	const rate = 0.10
-	down := &lossyLink{rate: rate, target: 2, rng: rand.New(rand.NewPCG(5, 6))} // Bob's is the third PeerConnection
-	up := &lossyLink{rate: rate, target: -1, rng: rand.New(rand.NewPCG(7, 8))}
+	const rate, delay = 0.10, 150 * time.Millisecond
+	down := &lossyLink{rate: rate, delay: delay, target: 2, rng: rand.New(rand.NewPCG(5, 6))} // Bob's is the third PeerConnection
+	up := &lossyLink{rate: rate, delay: delay, target: -1, rng: rand.New(rand.NewPCG(7, 8))}
 	hooks := &hookReceiver{t: t, secret: testKeys.Secret}
 	hookSrv := httptest.NewServer(hooks)
 	defer hookSrv.Close()
@@ -111,13 +180,17 @@ func TestConnectionQualityUnderLoss(t *testing.T) {
 	if d := time.Since(connected); d > 5*time.Second {
 		t.Errorf("Bob went below good %v after connecting, want within 5 s", d.Round(time.Millisecond))
 	}
-	_, members, _ := s.Rooms.Room("q")
+	var members []room.MemberInfo
+	waitFor(t, ctx, "every RTT measured", func() bool {
+		_, members, _ = s.Rooms.Room("q")
+		return !slices.ContainsFunc(members, func(m room.MemberInfo) bool { return m.Quality == nil || m.Quality.RTT == 0 })
+	})
 	for _, m := range members {
-		if m.Quality == nil {
-			t.Errorf("admin view: %s has no quality", m.Name)
-		} else {
-			t.Logf("admin view: %s up %s down %s, rtt %v, loss up %.1f %% down %.1f %%", m.Name, m.Quality.Up,
-				m.Quality.Down, m.Quality.RTT, m.Quality.LossUp, m.Quality.LossDown)
+		t.Logf("admin view: %s up %s down %s, rtt %v, loss up %.1f %% down %.1f %%", m.Name, m.Quality.Up,
+			m.Quality.Down, m.Quality.RTT, m.Quality.LossUp, m.Quality.LossDown)
+		slow := m.Name == "bob"
+		if got := m.Quality.RTT; slow && (got < 2*delay || got > 2*delay+200*time.Millisecond) || !slow && got > 100*time.Millisecond {
+			t.Errorf("admin view: %s's RTT %v (Bob's legs add %v each way)", m.Name, got, delay)
 		}
 	}
 	measure(ctx, 8*time.Second) // the CDR's loss over a fair sample
