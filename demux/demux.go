@@ -81,6 +81,10 @@ type Mux struct {
 	ln      net.Listener
 	tls     *tls.Config
 	timeout time.Duration
+	// ctx ends with Close: a handshake waiting on a certificate source
+	// (GetCertificate) hears of it through the handshake's context.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	subs     [numKinds]*Listener
@@ -96,6 +100,7 @@ type Mux struct {
 // connections arrive; Close closes ln and every Listener.
 func New(ln net.Listener, tlsConfig *tls.Config, sniff time.Duration) *Mux {
 	m := &Mux{ln: ln, tls: tlsConfig, timeout: sniff, done: make(chan struct{}), sniffing: map[net.Conn]struct{}{}}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	go m.acceptLoop()
 	return m
 }
@@ -181,7 +186,7 @@ func (m *Mux) route(c net.Conn) {
 			return
 		}
 		tc := tls.Server(conn, m.tls)
-		ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+		ctx, cancel := context.WithTimeout(m.ctx, m.timeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -222,6 +227,7 @@ func (m *Mux) route(c net.Conn) {
 // Close closes the shared listener and every Listener, and waits for the
 // connections being sniffed.
 func (m *Mux) Close() error {
+	m.cancel()
 	m.mu.Lock()
 	m.closed = true
 	subs := m.subs

@@ -31,6 +31,8 @@ type Sources struct {
 	Estimates func() []int      // current bandwidth estimates, bits per second
 	TURN      func() turn.Stats // the built-in TURN server's; nil when it is off
 	Webhooks  *webhook.Stats    // nil: none
+	// WHIP counts WHIP sessions connecting and connected; nil: none.
+	WHIP func() (connecting, connected int)
 }
 
 // Handler returns the /metrics handler: Roundtable's metrics plus the Go and
@@ -68,6 +70,7 @@ type collector struct {
 	resumes, detached, iceRestarts                    *prometheus.Desc
 	webhooks                                          *prometheus.Desc
 	qualityNow, qualitySeconds, loss, rtt, freezes    *prometheus.Desc
+	whip                                              *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -110,6 +113,7 @@ func newCollector(src Sources) *collector {
 		loss:                desc("packet_loss_ratio", "Per-second packet loss of each participant and direction, over seconds with at least 30 packets (upstream: sequence gaps at the server; downstream: first NACKs of video and receiver-reported audio loss).", "direction"),
 		rtt:                 desc("rtt_seconds", "Per-second round-trip times of participants, from their RTCP receiver reports."),
 		freezes:             desc("video_freezes_total", "Video freezes participants saw: a second or more without frames of a video whose publisher kept sending."),
+		whip:                desc("whip_sessions", "WHIP publishing sessions now, by state: connecting (answered, media not up yet) or connected.", "state"),
 		webhooks:            desc("webhooks_total", "Webhook events by result: delivered (2xx), failed (still failing after the retry time), dropped (the queue was full).", "result"),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
 		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486, malformed: 400 or dropped).", "reason"),
@@ -198,6 +202,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		count, sum, buckets := q.RTT.Snapshot()
 		ch <- prometheus.MustNewConstHistogram(c.rtt, count, sum, buckets)
 		counter(c.freezes, q.Freezes.Load())
+	}
+
+	if c.src.WHIP != nil {
+		connecting, connected := c.src.WHIP()
+		gauge(c.whip, float64(connecting), "connecting")
+		gauge(c.whip, float64(connected), "connected")
 	}
 
 	if c.src.TURN != nil {

@@ -32,6 +32,9 @@ type Member struct {
 	// member, which is closed with "replaced".
 	Identity string
 	Perm     Permissions
+	// CandidatesInAnswer: the member's client gets no trickled candidates
+	// (a WHIP encoder): answers carry them (sfu.PeerConfig).
+	CandidatesInAnswer bool
 }
 
 // Participant is one member of a room. The fields above connected do not

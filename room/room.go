@@ -131,9 +131,10 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 		silent = sc.Silent
 	}
 	peer, err := m.newPeer(sfu.PeerConfig{
-		ID:           p.id,
-		ClientSilent: silent,
-		OnSignal:     func(s sfu.Signal) { c.Notify(Signal{s}) },
+		ID:                 p.id,
+		ClientSilent:       silent,
+		CandidatesInAnswer: who.CandidatesInAnswer,
+		OnSignal:           func(s sfu.Signal) { c.Notify(Signal{s}) },
 		OnTrack: func(up *sfu.UpTrack) bool {
 			if err := p.room.publish(p, up); err != nil {
 				c.Notify(Error{err})

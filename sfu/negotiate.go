@@ -184,8 +184,22 @@ func (p *Peer) answer(sdp string) error {
 	if err != nil {
 		return p.offerFailed(fmt.Errorf("%w: create answer: %v", ErrBadSDP, err))
 	}
+	var gathered <-chan struct{}
+	if p.cfg.CandidatesInAnswer {
+		gathered = webrtc.GatheringCompletePromise(p.pc)
+	}
 	if err := p.pc.SetLocalDescription(ans); err != nil {
 		return p.offerFailed(fmt.Errorf("%w: set answer: %v", ErrBadSDP, err))
+	}
+	if gathered != nil {
+		wait := time.NewTimer(gatherWait)
+		select {
+		case <-gathered:
+		case <-wait.C:
+			p.log.Warn("ice gathering unfinished: answering with the candidates so far", "participant", p.cfg.ID)
+		case <-p.closed:
+		}
+		wait.Stop()
 	}
 	p.cfg.OnSignal(Signal{Kind: SignalAnswer, SDP: p.localSDP()})
 	if restart {

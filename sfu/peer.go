@@ -95,7 +95,17 @@ type PeerConfig struct {
 	// OnlyTransport, "udp" or "tcp", gives this PeerConnection candidates
 	// of that transport only (a connection check); "": both.
 	OnlyTransport string
+	// CandidatesInAnswer: answers wait (at most gatherWait) for ICE
+	// gathering to complete and carry every local candidate, for a remote
+	// that gets no trickled candidates (WHIP, RFC 9725 §4.2: the server's
+	// candidates are in its answer).
+	CandidatesInAnswer bool
 }
+
+// gatherWait bounds how long an answer waits for gathering
+// (PeerConfig.CandidatesInAnswer); the server's host candidates on its
+// shared ports are there at once.
+const gatherWait = 2 * time.Second
 
 type peerEvent struct {
 	kind SignalKind
@@ -367,4 +377,13 @@ func (p *Peer) SetViewport(up *UpTrack, width, height int, visible bool) bool {
 	d.SetViewport(width, height)
 	d.SetPaused(!visible)
 	return true
+}
+
+// RemoteSDP returns the remote description in force ("" before the first
+// offer): a WHIP ICE restart builds its offer from it.
+func (p *Peer) RemoteSDP() string {
+	if d := p.pc.RemoteDescription(); d != nil {
+		return d.SDP
+	}
+	return ""
 }

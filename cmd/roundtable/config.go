@@ -153,6 +153,14 @@ func checkConfig(path string, stdout io.Writer) error {
 	layer := 1
 	fs := flags(&cfg, &layer, io.Discard)
 	errs := loadConfigFile(fs, path)
+	// The secrets belong in the environment, not the file: take them from
+	// there, as the server would.
+	layer = 2
+	for name := range secretFlags {
+		if v, ok := os.LookupEnv(envName(name)); ok {
+			_ = fs.Set(name, v)
+		}
+	}
 	reported := map[int]bool{} // lines with an error already: a failed Set leaves a zero behind
 	for _, e := range errs {
 		reported[lineOf(e.Error(), path)] = true

@@ -207,6 +207,10 @@ func (c apiClient) show(w io.Writer, roomName string) error {
 				ID, Kind, Source string
 				Muted            bool
 			}
+			Quality *struct {
+				Up, Down string
+				RTTMs    float64
+			}
 		}
 	}
 	if err := c.do("GET", "/rooms/"+roomName, nil, &out); err != nil {
@@ -214,7 +218,7 @@ func (c apiClient) show(w io.Writer, roomName string) error {
 	}
 	fmt.Fprintf(w, "room %s: %d participants, %d tracks\n", out.Room.Name, out.Room.Participants, out.Room.Tracks)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tIDENTITY\tJOINED\tPATH\tGRANTS\tTRACKS")
+	fmt.Fprintln(tw, "ID\tNAME\tIDENTITY\tJOINED\tPATH\tQUALITY\tGRANTS\tTRACKS")
 	for _, p := range out.Participants {
 		var g []string
 		for _, gr := range []struct {
@@ -233,8 +237,12 @@ func (c apiClient) show(w io.Writer, roomName string) error {
 			}
 			ts = append(ts, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, p.Identity, p.JoinedAt.Local().Format(time.TimeOnly),
-			p.Path, strings.Join(g, ","), strings.Join(ts, " "))
+		quality := "-"
+		if q := p.Quality; q != nil {
+			quality = fmt.Sprintf("up %s, down %s, rtt %.0f ms", q.Up, q.Down, q.RTTMs)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.Name, p.Identity, p.JoinedAt.Local().Format(time.TimeOnly),
+			p.Path, quality, strings.Join(g, ","), strings.Join(ts, " "))
 	}
 	return tw.Flush()
 }

@@ -276,6 +276,9 @@ func (c *Client) SendJSON(v any) error {
 func (c *Client) SendRaw(messageType int, b []byte) error {
 	c.wsMu.Lock()
 	defer c.wsMu.Unlock()
+	if c.ws == nil {
+		return errors.New("client: no signaling socket (a WHIP publisher)")
+	}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if err := c.ws.WriteMessage(messageType, b); err != nil {
 		return fmt.Errorf("websocket write: %w", err)
@@ -462,7 +465,9 @@ func (c *Client) Leave() {
 func (c *Client) Abort() {
 	c.closing.Store(true)
 	c.wsMu.Lock()
-	_ = c.ws.Close()
+	if c.ws != nil {
+		_ = c.ws.Close()
+	}
 	c.wsMu.Unlock()
 	c.mu.Lock()
 	local := c.local

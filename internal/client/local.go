@@ -74,8 +74,16 @@ func (c *Client) addLocal(kind webrtc.RTPCodecType, index int) error {
 	return nil
 }
 
+// idNow is the participant id, which a WHIP publisher learns after its
+// tracks started.
+func (c *Client) idNow() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ID
+}
+
 func (c *Client) startLocal(l *LocalTrack) {
-	l.cfg, l.done, l.id, l.pc = c.cfg, make(chan struct{}), func() string { return c.ID }, c.pc
+	l.cfg, l.done, l.id, l.pc = c.cfg, make(chan struct{}), c.idNow, c.pc
 	l.rtcpDone = make(chan struct{})
 	c.mu.Lock()
 	c.local = append(c.local, l)

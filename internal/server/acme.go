@@ -7,8 +7,10 @@ package server
 // http-01 challenge on a plain HTTP listener, which otherwise redirects to
 // HTTPS. Certificates and the account key are kept in ACMECacheDir.
 //
-// Ownership: the autocert.Manager is safe for concurrent use; pion, the
-// demux and net/http call GetCertificate on their goroutines. warmACME's
+// Ownership: the autocert.Manager is safe for concurrent use; the demux
+// calls GetCertificate on its handshake goroutines, each asking on a
+// goroutine of its own that outlives a handshake given up on until the CA
+// answers (each request bounded by acmeRequestTimeout). warmACME's
 // goroutine, started by New, waits for Serve and asks for each domain's
 // certificate once (so the first visitor does not wait, and a failure
 // shows in the log at once); Shutdown waits for it as long as its context
@@ -34,9 +36,14 @@ import (
 // DefaultACMEDirectory is Let's Encrypt's production ACME directory.
 const DefaultACMEDirectory = autocert.DefaultACMEDirectory
 
+// acmeRequestTimeout bounds one HTTP request to the ACME CA.
+const acmeRequestTimeout = 30 * time.Second
+
 // newACME builds the certificate manager for cfg's domains.
 func newACME(cfg Config) (*autocert.Manager, error) {
-	client := &acme.Client{DirectoryURL: cfg.ACMEDirectoryURL, UserAgent: "roundtable"}
+	// Every request to the CA is bounded: an order that hangs must not
+	// hold certificates (and the handshakes waiting for them) forever.
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.ACMECARoots != "" {
 		pem, err := os.ReadFile(cfg.ACMECARoots)
 		if err != nil {
@@ -46,9 +53,11 @@ func newACME(cfg Config) (*autocert.Manager, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("acme-ca-roots %s: no PEM certificate in it", cfg.ACMECARoots)
 		}
-		client.HTTPClient = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-			Proxy: http.ProxyFromEnvironment, TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		tlsConf.RootCAs = pool
 	}
+	client := &acme.Client{DirectoryURL: cfg.ACMEDirectoryURL, UserAgent: "roundtable",
+		HTTPClient: &http.Client{Timeout: acmeRequestTimeout, Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, TLSClientConfig: tlsConf, TLSHandshakeTimeout: 10 * time.Second}}}
 	dir := cfg.ACMECacheDir
 	if dir == "" {
 		base, err := os.UserCacheDir()
@@ -77,12 +86,28 @@ func acmeTLSConfig(m *autocert.Manager, domains []string) *tls.Config {
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1", "stun.turn", acme.ALPNProto},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if hello.ServerName == "" {
-				h := *hello
+			h := *hello
+			if h.ServerName == "" {
 				h.ServerName = domains[0]
-				return m.GetCertificate(&h)
 			}
-			return m.GetCertificate(hello)
+			// autocert waits for an order in flight without looking at the
+			// handshake's context: give up with the handshake (its own
+			// timeout, the listener closing), leaving the order to finish.
+			type result struct {
+				cert *tls.Certificate
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				c, err := m.GetCertificate(&h)
+				done <- result{c, err}
+			}()
+			select {
+			case r := <-done:
+				return r.cert, r.err
+			case <-hello.Context().Done():
+				return nil, fmt.Errorf("acme: no certificate for %s yet: %w", h.ServerName, hello.Context().Err())
+			}
 		},
 	}
 }
@@ -124,8 +149,9 @@ func (s *Server) serveACMEHTTP() {
 	}
 }
 
-// shutdownACME stops the http-01 listener and waits, as long as ctx
-// allows, for warmACME (an order in flight ends by autocert's own timeout).
+// shutdownACME stops the http-01 listener and waits a moment (at most
+// acmeShutdownWait, within ctx) for warmACME: an order stuck on the CA is
+// not worth holding the exit for; it is logged and left to its timeouts.
 func (s *Server) shutdownACME(ctx context.Context) error {
 	close(s.acmeStop)
 	var err error
@@ -138,13 +164,20 @@ func (s *Server) shutdownACME(ctx context.Context) error {
 		return err
 	default:
 	}
+	wait := time.NewTimer(acmeShutdownWait)
+	defer wait.Stop()
 	select {
 	case <-s.acmeDone:
+	case <-wait.C:
+		s.log.Warn("acme certificate order still running at shutdown: not waiting for the CA")
 	case <-ctx.Done():
-		err = errors.Join(err, fmt.Errorf("acme: certificate order still running: %w", ctx.Err()))
+		s.log.Warn("acme certificate order still running at shutdown: not waiting for the CA")
 	}
 	return err
 }
+
+// acmeShutdownWait is how long Shutdown waits for a certificate order.
+const acmeShutdownWait = time.Second
 
 // redirectHTTPS answers the http-01 listener's other requests: a
 // redirect to the same path over HTTPS, on a configured name (the one

@@ -223,8 +223,13 @@ func (c Config) Validate() error {
 				bad("acme-http-listen %q: want host:port, e.g. :80", c.ACMEHTTPListen)
 			}
 		}
-	} else if c.ACMEHTTPListen != "" || c.ACMECARoots != "" || c.ACMEEmail != "" {
-		bad("acme-http-listen, acme-ca-roots and acme-email need acme-domain")
+	} else {
+		for _, o := range []struct{ name, v string }{
+			{"acme-http-listen", c.ACMEHTTPListen}, {"acme-ca-roots", c.ACMECARoots}, {"acme-email", c.ACMEEmail}} {
+			if o.v != "" {
+				bad("%s %q: needs acme-domain", o.name, o.v)
+			}
+		}
 	}
 	if c.MaxTracks < 1 {
 		bad("max-tracks %d: want at least 1", c.MaxTracks)

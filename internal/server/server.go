@@ -28,11 +28,14 @@ import (
 	"github.com/roundtable-sfu/roundtable/signal"
 	"github.com/roundtable-sfu/roundtable/web"
 	"github.com/roundtable-sfu/roundtable/webhook"
+	"github.com/roundtable-sfu/roundtable/whip"
 	"golang.org/x/crypto/acme/autocert"
 )
 
 // Server is a running Roundtable instance.
 type Server struct {
+	// WHIP serves WHIP ingest (/whip/).
+	WHIP   *whip.Handler
 	Engine *sfu.Engine
 	Rooms  *room.Manager
 	Signal *signal.Server
@@ -183,9 +186,11 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
+	s.WHIP = whip.New(rooms, whip.Config{Keys: keys, ICEServers: ts.iceServers, Draining: s.draining.Load}, log)
+	mux.Handle(whip.Prefix, s.WHIP)
 	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage}, log))
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats(),
-		Webhooks: hooks.Stats()}))
+		Webhooks: hooks.Stats(), WHIP: s.WHIP.States}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {

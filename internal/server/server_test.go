@@ -242,7 +242,7 @@ func TestACMEConfig(t *testing.T) {
 		"want a DNS name":       func(c *Config) { c.ACMEDomains = []string{"192.0.2.1"} },
 		"want an https:// URL":  func(c *Config) { c.ACMEDirectoryURL = "http://ca.example/dir" },
 		"want host:port":        func(c *Config) { c.ACMEHTTPListen = "80" },
-		"need acme-domain":      func(c *Config) { c.ACMEDomains = nil },
+		"needs acme-domain":     func(c *Config) { c.ACMEDomains = nil },
 	} {
 		c := good
 		set(&c)
