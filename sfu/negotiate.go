@@ -289,13 +289,18 @@ func (p *Peer) applyAnswer(sdp string) error {
 //     every codec the server forwards, in an offer): pion fixes a kind's
 //     codec list from the first m-line of the kind even when it is rejected
 //     and lists none, and with no codecs for a kind it fails every later
-//     offer (CreateOffer retries until it gives up).
+//     offer (CreateOffer retries until it gives up);
+//   - an offer whose BUNDLE group's m-lines carry different ICE
+//     credentials (RFC 8843 §7.2 lets an initial offer do so; aiortc does)
+//     gets the tagged (first) m-line's everywhere, and only its candidates:
+//     the answer bundles them on that transport, and pion v3.3.6 refuses
+//     conflicting credentials outright.
 func (p *Peer) repairRemote(desc string, offer *sdp.SessionDescription) string {
 	var d sdp.SessionDescription
 	if d.UnmarshalString(desc) != nil {
 		return desc
 	}
-	changed := false
+	changed := offer == nil && unifyBundleICE(&d)
 	for i, m := range d.MediaDescriptions {
 		var o *sdp.MediaDescription
 		if offer != nil && i < len(offer.MediaDescriptions) {
@@ -339,6 +344,54 @@ func (p *Peer) repairRemote(desc string, offer *sdp.SessionDescription) string {
 		return desc
 	}
 	return string(b)
+}
+
+// unifyBundleICE gives the m-lines of d's BUNDLE group the ICE
+// credentials and candidates of the group's first m-line, and reports
+// whether anything changed (see repairRemote).
+func unifyBundleICE(d *sdp.SessionDescription) bool {
+	group, ok := d.Attribute("group")
+	fields := strings.Fields(group)
+	if !ok || len(fields) < 3 || fields[0] != "BUNDLE" {
+		return false
+	}
+	inGroup := map[string]bool{}
+	for _, mid := range fields[1:] {
+		inGroup[mid] = true
+	}
+	var tagged *sdp.MediaDescription
+	var ufrag, pwd string
+	changed := false
+	for _, m := range d.MediaDescriptions {
+		mid, _ := m.Attribute(sdp.AttrKeyMID)
+		if !inGroup[mid] {
+			continue
+		}
+		u, _ := m.Attribute("ice-ufrag")
+		pw, _ := m.Attribute("ice-pwd")
+		if tagged == nil {
+			tagged, ufrag, pwd = m, u, pw
+			continue
+		}
+		if u == "" || u == ufrag && pw == pwd {
+			continue
+		}
+		kept := m.Attributes[:0]
+		for _, a := range m.Attributes {
+			switch a.Key {
+			case "ice-ufrag":
+				a.Value = ufrag
+			case "ice-pwd":
+				a.Value = pwd
+			case "candidate", "end-of-candidates":
+				continue
+			}
+			kept = append(kept, a)
+		}
+		m.Attributes = kept
+		changed = true
+	}
+	return changed
 }
 
 func hasRTPMap(m *sdp.MediaDescription) bool {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 )
 
@@ -74,4 +75,30 @@ func FuzzCheckSDP(f *testing.F) {
 			}
 		}
 	})
+}
+
+// An offer whose BUNDLE group carries two ICE transports (aiortc's) is
+// given the tagged m-line's credentials and candidates everywhere.
+func TestUnifyBundleICE(t *testing.T) {
+	const offer = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:aaaa\r\na=ice-pwd:aaaaaaaaaaaaaaaaaaaaaaaa\r\n" +
+		"a=candidate:1 1 udp 1 198.18.0.2 4000 typ host\r\na=rtpmap:111 opus/48000/2\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=ice-ufrag:bbbb\r\na=ice-pwd:bbbbbbbbbbbbbbbbbbbbbbbb\r\n" +
+		"a=candidate:2 1 udp 1 198.18.0.2 4001 typ host\r\na=end-of-candidates\r\na=rtpmap:96 VP8/90000\r\n"
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(offer); err != nil {
+		t.Fatal(err)
+	}
+	if !unifyBundleICE(&d) {
+		t.Fatal("nothing changed")
+	}
+	b, _ := d.Marshal()
+	got := string(b)
+	if strings.Contains(got, "bbbb") || strings.Count(got, "a=ice-ufrag:aaaa") != 2 || strings.Contains(got, "4001") ||
+		!strings.Contains(got, "4000") || !strings.Contains(got, "a=rtpmap:96 VP8/90000") {
+		t.Errorf("unified:\n%s", got)
+	}
+	if unifyBundleICE(&d) {
+		t.Error("changed again")
+	}
 }
