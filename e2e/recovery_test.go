@@ -41,6 +41,20 @@ func otherUfrag(answer string) string {
 	return answer[:at] + "zzzz" + answer[at:]
 }
 
+// noFingerprint drops the DTLS fingerprints of a description, which pion
+// refuses. (Other ICE credentials in one m-line of an offer no longer do:
+// the server gives a BUNDLE group the tagged m-line's, as RFC 8843 lets an
+// initial offer differ.)
+func noFingerprint(desc string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(desc, "\n") {
+		if !strings.HasPrefix(line, "a=fingerprint:") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 // answers returns an OnServerOffer hook that applies bad to the first n
 // answers (all of them when n < 0) and counts the offers seen.
 func answers(n int, bad func(string) string, seen *atomic.Int32) func(string) string {
@@ -120,9 +134,9 @@ func TestNegotiationRecovers(t *testing.T) {
 	}
 }
 
-// A client offer that pion cannot apply after it took it in (an m-line
-// with other ICE credentials leaves pion v3.3.6 in have-remote-offer, from
-// which it cannot roll back) ends the session with error and bye
+// A client offer that pion cannot apply after it took it in (one without
+// DTLS fingerprints leaves pion v3.3.6 in have-remote-offer, from which it
+// cannot roll back) ends the session with error and bye
 // negotiation_failed, never silence. (An offer refused before pion takes
 // it in gets bad_sdp and the session goes on: TestBadInputGetsErrorsAndHurtsNoOne.)
 func TestBadClientOfferIsNotSilent(t *testing.T) {
@@ -137,7 +151,7 @@ func TestBadClientOfferIsNotSilent(t *testing.T) {
 	if err := c.SendJSON(map[string]string{"type": "join", "room": "badoffer", "name": "c"}); err != nil {
 		t.Fatal(err)
 	}
-	sendOffer(t, c, otherUfrag, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
+	sendOffer(t, c, noFingerprint, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
 	waitFor(t, ctx, "bye", func() bool { return c.Bye() != "" })
 	if !c.HasError(signal.CodeNegotiationFailed) || c.Bye() != signal.CodeNegotiationFailed {
 		t.Errorf("errors %v, bye %q; want error and bye negotiation_failed", c.Errors(), c.Bye())

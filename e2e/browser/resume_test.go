@@ -177,6 +177,15 @@ func TestTabResumesThroughAResettingRelay(t *testing.T) {
 	annFrames := `(() => { const v = document.querySelector('.tile.camera[data-participant="` + annID + `"] video');
 		return v ? v.getVideoPlaybackQuality().totalVideoFrames : -1; })()`
 	others := map[string]context.Context{"Bob": bob, "Cat": cat}
+	// Eve's tile reshapes the others' grids, which may move them to another
+	// of Ann's simulcast layers (at its next keyframe): the cut comes once
+	// Ann's video plays steadily again for both, so that what follows
+	// measures the outage, not the switch.
+	growing := `(async () => { const f = ` + annFrames + `; await new Promise(r => setTimeout(r, 1000));
+		return (` + annFrames + `) - f >= 10; })()`
+	for name, tab := range others {
+		waitJS(t, tab, "Ann's video playing steadily for "+name+" after Eve came", growing, 20*time.Second)
+	}
 	atCut := map[string]int{}
 	for name, tab := range others {
 		atCut[name] = eval[int](t, tab, annFrames)
