@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -252,7 +251,7 @@ func (a *API) showRoom(w http.ResponseWriter, r *http.Request) {
 		if q := m.Quality; q != nil {
 			p.Quality = &qualityJSON{Up: q.Up.String(), Down: q.Down.String(),
 				RTTMs:     float64(q.RTT.Microseconds()) / 1000,
-				LossUpPct: math.Round(q.LossUp*100) / 100, LossDownPct: math.Round(q.LossDown*100) / 100}
+				LossUpPct: q.LossUp, LossDownPct: q.LossDown}
 		}
 		for _, t := range m.Tracks {
 			p.Tracks = append(p.Tracks, trackJSON{ID: t.ID, Kind: t.Kind, Source: t.Source, Muted: t.Muted})

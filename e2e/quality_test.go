@@ -52,55 +52,23 @@ func (f *lossyLink) ratio() float64 {
 
 type lossyInterceptor struct {
 	interceptor.NoOp
-	f  *lossyLink
-	on bool
-
-	once   sync.Once
-	queue  chan delayed // the link, in order
-	closed chan struct{}
-	done   chan struct{}
+	f    *lossyLink
+	on   bool
+	link delayLine // a slow link, not a reordering one
 }
 
-type delayed struct {
-	at    time.Time
-	write func()
-}
-
-// later runs write after the link's delay, in the order written (a slow
-// link, not a reordering one): one goroutine drains the queue.
+// later runs write after the link's delay (at once without one), in the
+// order written; a full link loses it.
 func (i *lossyInterceptor) later(write func()) {
-	i.once.Do(func() {
-		i.queue, i.closed, i.done = make(chan delayed, 4096), make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(i.done)
-			for {
-				select {
-				case <-i.closed:
-					return
-				case d := <-i.queue:
-					if w := time.Until(d.at); w > 0 {
-						select {
-						case <-time.After(w):
-						case <-i.closed:
-							return
-						}
-					}
-					d.write()
-				}
-			}
-		}()
-	})
-	select {
-	case i.queue <- delayed{at: time.Now().Add(i.f.delay), write: write}:
-	default: // the link's buffer is full: lost
+	if i.f.delay == 0 {
+		write()
+		return
 	}
+	i.link.push(time.Now().Add(i.f.delay), write)
 }
 
 func (i *lossyInterceptor) Close() error {
-	if i.closed != nil {
-		close(i.closed)
-		<-i.done
-	}
+	i.link.close()
 	return nil
 }
 

@@ -288,47 +288,69 @@ func (f *impairFactory) NewInterceptor(string) (interceptor.Interceptor, error) 
 
 type impairInterceptor struct {
 	interceptor.NoOp
-	f  *impairFactory
-	on bool
-
-	linkOnce sync.Once
-	link     chan linkPacket // the shaped link's queue, drained by one goroutine
-	linkDone chan struct{}
-	closed   chan struct{}
+	f    *impairFactory
+	on   bool
+	link delayLine // the shaped link
 }
 
-type linkPacket struct {
-	w  interceptor.RTPWriter
-	h  rtp.Header
-	p  []byte
-	at time.Time
+// delayLine is a link that delivers each write at its time, in order, on
+// one goroutine (started by the first push, ended by close), and never
+// makes the sender wait: a full queue loses the write.
+type delayLine struct {
+	once   sync.Once
+	queue  chan delayed
+	closed chan struct{}
+	done   chan struct{}
+}
+
+type delayed struct {
+	at    time.Time
+	write func()
+}
+
+// push queues write for at, and reports false when the queue is full.
+func (l *delayLine) push(at time.Time, write func()) bool {
+	l.once.Do(func() {
+		l.queue, l.closed, l.done = make(chan delayed, 4096), make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(l.done)
+			for {
+				select {
+				case <-l.closed:
+					return
+				case d := <-l.queue:
+					if w := time.Until(d.at); w > 0 {
+						select {
+						case <-time.After(w):
+						case <-l.closed:
+							return
+						}
+					}
+					d.write()
+				}
+			}
+		}()
+	})
+	select {
+	case l.queue <- delayed{at: at, write: write}:
+		return true
+	default:
+		return false
+	}
+}
+
+// close stops the goroutine, dropping what is queued.
+func (l *delayLine) close() {
+	if l.closed != nil {
+		close(l.closed)
+		<-l.done
+	}
 }
 
 // send puts a copy of the packet on the shaped link: it leaves at the
 // link's rate, after the packets before it, like a bottleneck queue (the
 // sender does not wait). Packets that would wait over 300 ms are dropped.
 func (i *impairInterceptor) send(w interceptor.RTPWriter, h *rtp.Header, p []byte) {
-	i.linkOnce.Do(func() {
-		i.link, i.linkDone, i.closed = make(chan linkPacket, 4096), make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(i.linkDone)
-			for {
-				select {
-				case <-i.closed:
-					return
-				case lp := <-i.link:
-					if d := time.Until(lp.at); d > 0 {
-						select {
-						case <-time.After(d):
-						case <-i.closed:
-							return
-						}
-					}
-					_, _ = lp.w.Write(&lp.h, lp.p, nil)
-				}
-			}
-		}()
-	})
 	i.f.offered.Add(int64(h.MarshalSize() + len(p)))
 	now := time.Now()
 	i.f.linkMu.Lock()
@@ -343,19 +365,14 @@ func (i *impairInterceptor) send(w interceptor.RTPWriter, h *rtp.Header, p []byt
 	i.f.linkNext = i.f.linkNext.Add(time.Duration(int64(12+len(p)) * 8 * int64(time.Second) / max(1, i.f.rate.Load())))
 	at := i.f.linkNext
 	i.f.linkMu.Unlock()
-	lp := linkPacket{w: w, h: h.Clone(), p: append([]byte(nil), p...), at: at}
-	select {
-	case i.link <- lp:
-	default:
+	hc, pc := h.Clone(), append([]byte(nil), p...)
+	if !i.link.push(at, func() { _, _ = w.Write(&hc, pc, nil) }) {
 		i.f.dropped.Add(1)
 	}
 }
 
 func (i *impairInterceptor) Close() error {
-	if i.closed != nil {
-		close(i.closed)
-		<-i.linkDone
-	}
+	i.link.close()
 	return nil
 }
 

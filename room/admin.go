@@ -43,7 +43,8 @@ type MemberInfo struct {
 // MemberQuality is a member's connection quality as last sampled.
 type MemberQuality struct {
 	Up, Down sfu.Quality
-	// RTT, 0 unknown; loss per direction over the last sample, per cent.
+	// RTT, 0 unknown; loss per direction over the last sample, per cent
+	// to 0.01.
 	RTT      time.Duration
 	LossUp   float64
 	LossDown float64
@@ -83,8 +84,8 @@ func (m *Manager) Room(name string) (RoomInfo, []MemberInfo, bool) {
 		mi := MemberInfo{ID: p.id, Name: p.name, Identity: p.identity, Joined: p.joined,
 			Perm: p.perm, Tracks: pi.Tracks, Connected: p.connected.Load()}
 		if q := &p.q; q.samples > 0 {
-			mi.Quality = &MemberQuality{Up: q.up, Down: q.down, RTT: q.last.RTT,
-				LossUp: q.last.Up.LossPercent(), LossDown: q.last.Down.LossPercent()}
+			mi.Quality = &MemberQuality{Up: q.last.UpQuality, Down: q.last.DownQuality, RTT: q.last.RTT,
+				LossUp: round2(q.last.Up.LossPercent()), LossDown: round2(q.last.Down.LossPercent())}
 		}
 		members = append(members, mi)
 		peers = append(peers, p.peer)

@@ -78,7 +78,7 @@ func (m *Manager) QualityLevels() (levels [4]int) {
 		r.mu.Lock()
 		for _, p := range r.order {
 			if p.q.samples > 0 {
-				levels[max(p.q.up, p.q.down)]++
+				levels[max(p.q.last.UpQuality, p.q.last.DownQuality)]++
 			}
 		}
 		r.mu.Unlock()
@@ -97,7 +97,7 @@ type CallRecord struct {
 	// Bytes are the RTP bytes received from the member (retransmissions
 	// included) and sent to it (first transmissions).
 	BytesUp, BytesDown uint64
-	// Loss per direction in per cent: Mean over the whole session
+	// Loss per direction in per cent, to 0.01: Mean over the whole session
 	// (packets lost over packets expected), Worst over any one second of
 	// at least 30 packets.
 	MeanLoss, WorstLoss [2]float64
@@ -110,18 +110,16 @@ type CallRecord struct {
 
 // memberQuality is a member's quality state (guarded by its Room's mu).
 type memberQuality struct {
-	samples  int
-	last     sfu.QualitySample
-	told     bool // the member was sent every level since it joined or resumed
-	up, down sfu.Quality
-	frozen   bool // the last sample was frozen
-	packets  [2]uint64
-	lost     [2]uint64
-	bytes    [2]uint64
-	worst    [2]float64
-	seconds  [2][4]int
-	freezes  int
-	frozenS  int
+	samples int
+	last    sfu.QualitySample // the last whole second's: its levels are the member's now
+	told    bool              // the member was sent every level since it joined or resumed
+	packets [2]uint64
+	lost    [2]uint64
+	bytes   [2]uint64
+	worst   [2]float64
+	seconds [2][4]int
+	freezes int
+	frozenS int
 }
 
 // sampleQuality takes one sample of every member of r and tells everyone
@@ -135,7 +133,7 @@ func (r *Room) sampleQuality(st *QualityStats) {
 			continue // nothing to judge before the media path first comes up
 		}
 		c := p.sampleLocked(st, false)
-		u := QualityUpdate{Participant: p.id, Up: p.q.up, Down: p.q.down}
+		u := QualityUpdate{Participant: p.id, Up: p.q.last.UpQuality, Down: p.q.last.DownQuality}
 		all = append(all, u)
 		if c {
 			changed = append(changed, u)
@@ -162,7 +160,6 @@ func (r *Room) sampleQuality(st *QualityStats) {
 func (p *Participant) sampleLocked(st *QualityStats, final bool) bool {
 	s := p.peer.SampleQuality()
 	q := &p.q
-	q.last = s
 	for dir, d := range [2]sfu.Direction{s.Up, s.Down} {
 		q.packets[dir] += d.Packets
 		q.lost[dir] += d.Lost
@@ -176,30 +173,27 @@ func (p *Participant) sampleLocked(st *QualityStats, final bool) bool {
 	if final {
 		return false
 	}
+	prev, first := q.last, q.samples == 0
+	q.last = s
+	q.samples++
 	if s.RTT > 0 {
 		st.RTT.Observe(s.RTT)
 	}
 	if s.Down.Frozen {
 		q.frozenS++
-		if !q.frozen {
+		if !prev.Down.Frozen {
 			q.freezes++
 			st.Freezes.Add(1)
 		}
 	}
-	q.frozen = s.Down.Frozen
 	q.seconds[DirUp][s.UpQuality]++
 	q.seconds[DirDown][s.DownQuality]++
 	st.Seconds[DirUp][s.UpQuality].Add(1)
 	st.Seconds[DirDown][s.DownQuality].Add(1)
-	first := q.samples == 0
-	q.samples++
-	if !first && q.up == s.UpQuality && q.down == s.DownQuality {
-		return false
-	}
-	q.up, q.down = s.UpQuality, s.DownQuality
-	return true
+	return first || prev.UpQuality != s.UpQuality || prev.DownQuality != s.DownQuality
 }
 
+// round2 rounds to two decimals: loss figures in per cent as reported.
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 // record returns p's call-detail record as it stands (its Room's mu held).
@@ -213,8 +207,9 @@ func (p *Participant) record(now time.Time) CallRecord {
 	}
 	for dir := range 2 {
 		if q.packets[dir] > 0 {
-			c.MeanLoss[dir] = 100 * float64(q.lost[dir]) / float64(q.packets[dir])
+			c.MeanLoss[dir] = round2(100 * float64(q.lost[dir]) / float64(q.packets[dir]))
 		}
+		c.WorstLoss[dir] = round2(c.WorstLoss[dir])
 	}
 	return c
 }

@@ -304,8 +304,8 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 		gone.Record = &cdr
 		r.mgr.log.Info("call record", "room", cdr.Room, "participant", cdr.Participant, "identity", cdr.Identity,
 			"duration", cdr.Duration.Round(time.Millisecond), "path", cdr.Path, "bytes_up", cdr.BytesUp, "bytes_down", cdr.BytesDown,
-			"loss_up_mean", round2(cdr.MeanLoss[DirUp]), "loss_up_worst", round2(cdr.WorstLoss[DirUp]),
-			"loss_down_mean", round2(cdr.MeanLoss[DirDown]), "loss_down_worst", round2(cdr.WorstLoss[DirDown]),
+			"loss_up_mean", cdr.MeanLoss[DirUp], "loss_up_worst", cdr.WorstLoss[DirUp],
+			"loss_down_mean", cdr.MeanLoss[DirDown], "loss_down_worst", cdr.WorstLoss[DirDown],
 			"seconds_up", cdr.Seconds[DirUp], "seconds_down", cdr.Seconds[DirDown],
 			"freezes", cdr.Freezes, "frozen_seconds", cdr.FrozenSeconds, "reason", reason)
 	}

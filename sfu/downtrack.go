@@ -6,9 +6,9 @@ package sfu
 // behind pmu: decide runs it on the Peer's allocator goroutine and on
 // SetViewport's caller, and publishes its choice in want, which enqueue
 // reads. The writer goroutine owns hdr, buf, sent and the rewriting offsets,
-// and is the only one that writes to pion. The RTCP goroutine only reads
-// RTCP and posts to the rtx channel or asks for keyframes. Bind/Unbind come
-// from pion.
+// and is the only one that writes to pion. The RTCP goroutine
+// (downtrack_rtcp.go) only reads RTCP, posts to the rtx channel, asks for
+// keyframes and stores the quality counters. Bind/Unbind come from pion.
 
 import (
 	"fmt"
@@ -17,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 )
@@ -516,87 +515,5 @@ func Rewrite(h *rtp.Header, ssrc uint32, pt uint8, seq uint16) {
 	h.ExtensionProfile = 0
 	if h.Extensions != nil {
 		h.Extensions = h.Extensions[:0]
-	}
-}
-
-// readRTCP reads the subscriber's RTCP for this track until the sender
-// stops: PLI and FIR become a (throttled) keyframe request to the publisher,
-// NACKs are answered from the cache (RFC 4585 §6.2.1).
-func (d *DownTrack) readRTCP(sender *webrtc.RTPSender) {
-	buf := make([]byte, maxPacketSize)
-	for failed := 0; ; {
-		n, attrs, err := sender.Read(buf)
-		if err != nil {
-			if rtcpReadEnds(err, &failed) {
-				return
-			}
-			d.stats.RTCPReadErrors.Add(1)
-			continue
-		}
-		failed = 0
-		// The interceptors parsed this batch already and left the packets
-		// in the attributes; parsing again would double the allocations
-		// (a TWCC feedback is a pointer per reported packet).
-		var pkts []rtcp.Packet
-		if attrs != nil {
-			pkts, err = attrs.GetRTCPPackets(buf[:n])
-		} else {
-			pkts, err = rtcp.Unmarshal(buf[:n])
-		}
-		if err != nil {
-			d.stats.RTCPReadErrors.Add(1)
-			continue
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication:
-				d.stats.PLIsReceived.Add(1)
-				d.plis.Add(1)
-				d.want.Load().requestKeyframe()
-			case *rtcp.FullIntraRequest:
-				d.stats.FIRsReceived.Add(1)
-				d.plis.Add(1)
-				d.want.Load().requestKeyframe()
-			case *rtcp.TransportLayerNack:
-				d.stats.NACKsReceived.Add(1)
-				d.nack(p)
-			case *rtcp.TransportLayerCC:
-				if d.est != nil {
-					d.est.twcc.Store(true)
-				}
-			case *rtcp.ReceiverEstimatedMaximumBitrate:
-				if d.est != nil {
-					d.est.remb.Store(uint64(p.Bitrate))
-				}
-			case *rtcp.ReceiverReport:
-				d.reports(p.Reports)
-			case *rtcp.SenderReport:
-				d.reports(p.Reports)
-			}
-		}
-	}
-}
-
-// reports takes the report block about this track, if one is there (a
-// compound packet may report on every track of the subscriber's).
-func (d *DownTrack) reports(rs []rtcp.ReceptionReport) {
-	ssrc := d.boundSSRC.Load()
-	for _, r := range rs {
-		if r.SSRC == ssrc {
-			d.receiverReport(r, time.Now())
-		}
-	}
-}
-
-func (d *DownTrack) nack(p *rtcp.TransportLayerNack) {
-	for _, pair := range p.Nacks {
-		for _, seq := range pair.PacketList() {
-			select {
-			case d.rtx <- seq:
-			case <-d.done:
-				return
-			default: // retransmission queue full: the subscriber will ask again
-			}
-		}
 	}
 }

@@ -143,7 +143,7 @@ func CDROf(r room.CallRecord) *BodyCDR {
 		BytesUp: r.BytesUp, BytesDown: r.BytesDown, Freezes: r.Freezes, FrozenSeconds: r.FrozenSeconds,
 		Loss: map[string]BodyLoss{}, QualitySeconds: map[string]map[string]int{}}
 	for dir, name := range room.DirectionNames {
-		c.Loss[name] = BodyLoss{MeanPercent: round2(r.MeanLoss[dir]), WorstPercent: round2(r.WorstLoss[dir])}
+		c.Loss[name] = BodyLoss{MeanPercent: r.MeanLoss[dir], WorstPercent: r.WorstLoss[dir]}
 		levels := map[string]int{}
 		for _, q := range sfu.Qualities() {
 			levels[q.String()] = r.Seconds[dir][q]
@@ -152,8 +152,6 @@ func CDROf(r room.CallRecord) *BodyCDR {
 	}
 	return c
 }
-
-func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 // BodyRoom names the room.
 type BodyRoom struct {
