@@ -33,6 +33,8 @@ type Sources struct {
 	Webhooks  *webhook.Stats    // nil: none
 	// WHIP counts WHIP sessions connecting and connected; nil: none.
 	WHIP func() (connecting, connected int)
+	// WHEP counts WHEP sessions the same way; nil: none.
+	WHEP func() (connecting, connected int)
 }
 
 // Handler returns the /metrics handler: Roundtable's metrics plus the Go and
@@ -70,7 +72,7 @@ type collector struct {
 	resumes, detached, iceRestarts                    *prometheus.Desc
 	webhooks                                          *prometheus.Desc
 	qualityNow, qualitySeconds, loss, rtt, freezes    *prometheus.Desc
-	whip                                              *prometheus.Desc
+	whip, whep                                        *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -114,6 +116,7 @@ func newCollector(src Sources) *collector {
 		rtt:                 desc("rtt_seconds", "Per-second round-trip times of participants, from their RTCP receiver reports."),
 		freezes:             desc("video_freezes_total", "Video freezes participants saw: a second or more without frames of a video whose publisher kept sending."),
 		whip:                desc("whip_sessions", "WHIP publishing sessions now, by state: connecting (answered, media not up yet) or connected.", "state"),
+		whep:                desc("whep_sessions", "WHEP playback sessions now, by state: connecting (answered, media not up yet) or connected.", "state"),
 		webhooks:            desc("webhooks_total", "Webhook events by result: delivered (2xx), failed (still failing after the retry time), dropped (the queue was full).", "result"),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
 		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486, malformed: 400 or dropped).", "reason"),
@@ -204,10 +207,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.freezes, q.Freezes.Load())
 	}
 
-	if c.src.WHIP != nil {
-		connecting, connected := c.src.WHIP()
-		gauge(c.whip, float64(connecting), "connecting")
-		gauge(c.whip, float64(connected), "connected")
+	for _, s := range []struct {
+		desc   *prometheus.Desc
+		states func() (int, int)
+	}{{c.whip, c.src.WHIP}, {c.whep, c.src.WHEP}} {
+		if s.states != nil {
+			connecting, connected := s.states()
+			gauge(s.desc, float64(connecting), "connecting")
+			gauge(s.desc, float64(connected), "connected")
+		}
 	}
 
 	if c.src.TURN != nil {

@@ -114,7 +114,7 @@ func (m *Manager) CloseRoom(name, reason string) bool {
 		return false
 	}
 	r.mu.Lock()
-	all := slices.Clone(r.order)
+	all := slices.Concat(r.order, r.viewers)
 	r.mu.Unlock()
 	m.log.Info("room closed", "room", name, "reason", reason, "members", len(all))
 	for _, p := range all {
@@ -132,6 +132,9 @@ func (m *Manager) Remove(roomName, id, reason string) bool {
 	}
 	r.mu.Lock()
 	p := r.members[id]
+	if p == nil {
+		p = r.viewer(id)
+	}
 	r.mu.Unlock()
 	if p == nil {
 		return false

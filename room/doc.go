@@ -6,6 +6,10 @@
 // holding that mutex: Client.Notify and sfu.Peer.Subscribe only enqueue, and
 // sfu.Peer.Close is always called after the mutex is released.
 //
+// A viewer (Manager.Watch, a WHEP player) is a Participant that plays back
+// the room's active speaker or one member (viewer.go); unless listed it is
+// no member, and the others never hear of it.
+//
 // This package must not touch WebSockets or JSON (that is package signal)
 // and must not read or write RTP (that is package sfu).
 package room

@@ -56,7 +56,8 @@ type Participant struct {
 	roomName string
 	joined   time.Time
 
-	probe        bool // a Probe: in no room
+	view         *viewing // a viewer's (Watch), nil for a member
+	probe        bool     // a Probe: in no room
 	connected    atomic.Bool
 	failed       atomic.Bool            // iceFailed ran
 	ended        atomic.Bool            // EndProbe ran

@@ -100,6 +100,9 @@ type Room struct {
 	members map[string]*Participant
 	order   []*Participant // join order, for stable listings
 	speaker *SpeakerDetector
+	// viewers are the WHEP viewers not listed as members (viewer.go):
+	// in no member's list, told nothing, and not in order.
+	viewers []*Participant
 }
 
 // Join validates the names, creates the member's Peer and adds it to the
@@ -108,6 +111,11 @@ type Room struct {
 // removed first (the others see it leave, then the new one join) and its
 // client is closed with "replaced".
 func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, error) {
+	return m.join(roomName, who, c, nil)
+}
+
+// join is Join, and Watch with v set.
+func (m *Manager) join(roomName string, who Member, c Client, v *viewing) (*Participant, error) {
 	if err := ValidateRoomName(roomName); err != nil {
 		return nil, err
 	}
@@ -125,6 +133,7 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 		id: NewID(), name: name, identity: who.Identity, perm: who.Perm, client: c, meta: map[string]TrackMeta{},
 		mgr: m, roomName: roomName, joined: time.Now(),
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
+		view: v,
 	}
 	var silent func(time.Time) bool
 	if sc, ok := c.(Silencer); ok {
@@ -134,6 +143,7 @@ func (m *Manager) Join(roomName string, who Member, c Client) (*Participant, err
 		ID:                 p.id,
 		ClientSilent:       silent,
 		CandidatesInAnswer: who.CandidatesInAnswer,
+		Playback:           v != nil,
 		OnSignal:           func(s sfu.Signal) { c.Notify(Signal{s}) },
 		OnTrack: func(up *sfu.UpTrack) bool {
 			if err := p.room.publish(p, up); err != nil {
@@ -202,9 +212,12 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p.identity != "" {
+	if p.hidden() {
+		return nil, r.addViewerLocked(p)
+	}
+	if p.identity != "" && p.view == nil {
 		for _, o := range r.order {
-			if o.identity == p.identity {
+			if o.identity == p.identity && o.view == nil {
 				replaced = o
 				break
 			}
@@ -238,6 +251,9 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 	}
 	m.log.Info("participant joined", "room", r.name, "participant", p.id, "name", p.name, "members", len(r.members))
 	m.emit(Change{Kind: ChangeParticipantJoin, Room: r.name, Participant: p.changed()})
+	if p.view != nil {
+		r.followLocked(p)
+	}
 	return replaced, nil
 }
 
@@ -256,7 +272,7 @@ func (m *Manager) Leave(p *Participant, reason string) {
 		return
 	}
 	r.removeLocked(p, reason)
-	empty := len(r.members) == 0
+	empty := len(r.members) == 0 && len(r.viewers) == 0
 	if empty && m.rooms[r.name] == r {
 		delete(m.rooms, r.name)
 		m.emit(Change{Kind: ChangeRoomFinished, Room: r.name})
@@ -280,6 +296,10 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 	p.connectTimer.Stop()
 	if p.recoverTimer != nil {
 		p.recoverTimer.Stop()
+	}
+	if p.hidden() {
+		r.removeViewerLocked(p)
+		return
 	}
 	delete(r.members, p.id)
 	for i, o := range r.order {
@@ -314,8 +334,12 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 		r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: who, Track: &info})
 	}
 	r.mgr.emit(Change{Kind: ChangeParticipantLeft, Room: r.name, Participant: &gone, Reason: reason})
+	hadTracks := len(p.tracks) > 0
 	p.tracks = nil
 	r.mgr.participants.Add(-1)
+	if hadTracks {
+		r.refollowLocked() // viewers watching it look elsewhere
+	}
 }
 
 // Close stops accepting joins, stops the active-speaker goroutine and asks
@@ -329,6 +353,7 @@ func (m *Manager) Close(reason string) {
 	for _, r := range m.rooms {
 		r.mu.Lock()
 		all = append(all, r.order...)
+		all = append(all, r.viewers...)
 		r.mu.Unlock()
 	}
 	m.mu.Unlock()

@@ -73,4 +73,5 @@ func (r *Room) detectSpeaker() {
 	for _, o := range r.order {
 		o.client.Notify(ev)
 	}
+	r.refollowLocked() // the viewers of the room follow the speaker
 }

@@ -91,6 +91,7 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) error {
 	}
 	info := p.trackInfo(up)
 	r.mgr.emit(Change{Kind: ChangeTrackPublished, Room: r.name, Participant: p.changed(), Track: &info})
+	r.refollowLocked()
 	r.mgr.log.Info("track published", "room", r.name, "participant", p.id, "track", up.ID(),
 		"kind", up.Kind().String(), "codec", up.Codec().MimeType)
 	return nil
@@ -119,6 +120,7 @@ func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
 	}
 	info := p.trackInfo(up)
 	r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: p.changed(), Track: &info})
+	r.refollowLocked()
 	r.mgr.log.Info("track unpublished", "room", r.name, "participant", p.id, "track", up.ID())
 }
 

@@ -61,21 +61,29 @@ const (
 )
 
 // DownTrack is one subscriber's copy of an UpTrack: a webrtc.TrackLocal with
-// its own SSRC, sequence space, queue and writer goroutine.
+// its own SSRC, sequence space, queue and writer goroutine. A playback
+// track (playback.go) changes UpTrack as a WHEP viewer's source changes.
 type DownTrack struct {
-	up    *UpTrack
-	stats *Stats
-	kind  Kind
-	est   *estimator // the subscriber's; nil in tests
+	src      atomic.Pointer[UpTrack] // the source: forwarded, or switched to at its next keyframe
+	id       string                  // the TrackLocal's id and stream id (msid)
+	streamID string
+	rtpKind  webrtc.RTPCodecType
+	stats    *Stats
+	kind     Kind
+	est      *estimator // the subscriber's; nil in tests
 
 	queue chan queued
 	rtx   chan uint16
 	done  chan struct{}
 	wg    sync.WaitGroup
 
-	mu     sync.Mutex // guards bound and closed (Bind vs close)
+	mu     sync.Mutex // guards bound, closed and ups (Bind vs close vs SetSource)
 	bound  bool
 	closed bool
+	// ups are the UpTracks whose subscriber lists hold this DownTrack
+	// once bound: the source, and while a playback track switches, the
+	// one it still forwards until the new source's keyframe.
+	ups []*UpTrack
 
 	// enqueue side, behind emu
 	emu      sync.Mutex
@@ -133,20 +141,28 @@ type DownTrack struct {
 }
 
 func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
-	n := audioQueueLen
-	if up.kind == webrtc.RTPCodecTypeVideo {
-		n = videoQueueLen
-	}
-	d := &DownTrack{
-		up: up, stats: stats, kind: kindOf(up.kind),
-		queue: make(chan queued, n), rtx: make(chan uint16, rtxQueueLen),
-		done: make(chan struct{}), clock: up.codec.ClockRate,
-	}
-	d.policy = newLayerPolicy()
+	d := makeDownTrack(up.kind, up.id, up.streamID, up.codec, stats)
+	d.src.Store(up)
+	d.ups = []*UpTrack{up}
 	d.decide(0, time.Now())
 	if !up.simulcast {
 		d.current = d.want.Load() // the only layer: no keyframe to wait for
 	} // simulcast starts at a keyframe of the chosen layer
+	return d
+}
+
+// makeDownTrack is a DownTrack without a source yet; codec gives the clock.
+func makeDownTrack(kind webrtc.RTPCodecType, id, streamID string, codec webrtc.RTPCodecParameters, stats *Stats) *DownTrack {
+	n := audioQueueLen
+	if kind == webrtc.RTPCodecTypeVideo {
+		n = videoQueueLen
+	}
+	d := &DownTrack{
+		id: id, streamID: streamID, rtpKind: kind, stats: stats, kind: kindOf(kind),
+		queue: make(chan queued, n), rtx: make(chan uint16, rtxQueueLen),
+		done: make(chan struct{}), clock: codec.ClockRate,
+	}
+	d.policy = newLayerPolicy()
 	d.hdr.CSRC = make([]uint32, 0, 15)
 	// A new subscriber needs a keyframe to start decoding: it is requested
 	// as soon as the first packet actually reaches the subscriber.
@@ -155,16 +171,16 @@ func newDownTrack(up *UpTrack, stats *Stats) *DownTrack {
 }
 
 // ID implements webrtc.TrackLocal: the publisher's track id.
-func (d *DownTrack) ID() string { return d.up.id }
+func (d *DownTrack) ID() string { return d.id }
 
 // StreamID implements webrtc.TrackLocal: the publisher's participant id.
-func (d *DownTrack) StreamID() string { return d.up.streamID }
+func (d *DownTrack) StreamID() string { return d.streamID }
 
 // RID implements webrtc.TrackLocal.
 func (d *DownTrack) RID() string { return "" }
 
 // Kind implements webrtc.TrackLocal.
-func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.rtpKind }
 
 // Bind implements webrtc.TrackLocal: pick the codec of this subscriber's
 // m-line (the same payload type; without one, the negotiated codec that
@@ -172,10 +188,14 @@ func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.up.kind }
 // subscribers.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	negotiated := ctx.CodecParameters()
-	match, ok := bindCodec(d.codec, d.up.codec, negotiated)
+	publisher := d.codec
+	if up := d.src.Load(); up != nil {
+		publisher = up.codec
+	}
+	match, ok := bindCodec(d.codec, publisher, negotiated)
 	if !ok {
 		if len(negotiated) == 0 {
-			return webrtc.RTPCodecParameters{}, fmt.Errorf("bind %s: %w", d.up.codec.MimeType, ErrCodecNotNegotiated)
+			return webrtc.RTPCodecParameters{}, fmt.Errorf("bind %s: %w", publisher.MimeType, ErrCodecNotNegotiated)
 		}
 		// An error here would make pion abandon the description it is
 		// applying, already stable, and fail every later one the same way:
@@ -196,7 +216,9 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	d.writer = ctx.WriteStream()
 	d.wg.Add(1)
 	go d.writeLoop()
-	d.up.addDown(d)
+	for _, up := range d.ups {
+		up.addDown(d)
+	}
 	d.stats.Subscriptions.Add(1)
 	d.decide(0, time.Now()) // layers may have arrived since the subscription
 	return match, nil
@@ -227,7 +249,9 @@ func (d *DownTrack) close() {
 	if !d.closed {
 		d.closed = true
 		if d.bound {
-			d.up.removeDown(d)
+			for _, up := range d.ups {
+				up.removeDown(d)
+			}
 			d.stats.Subscriptions.Add(-1)
 		}
 		if d.paused.Swap(false) {
@@ -251,9 +275,14 @@ func (d *DownTrack) close() {
 // it comes.
 func (d *DownTrack) enqueue(l *layer, ext uint64, marker, keyframe bool) {
 	d.emu.Lock()
+	from := d.current
 	ask := d.enqueueLocked(l, ext, marker, keyframe)
+	switched := d.current != from && d.current != nil && (from == nil || from.owner != l.owner)
 	d.emu.Unlock()
 	ask.requestKeyframe() // outside emu: it may write a PLI through pion
+	if switched {
+		d.settle(l.owner) // a playback track reached its new source
+	}
 }
 
 // enqueueLocked is enqueue under emu; it returns the layer to ask a
@@ -268,7 +297,7 @@ func (d *DownTrack) enqueueLocked(l *layer, ext uint64, marker, keyframe bool) (
 		if l != want {
 			return nil
 		}
-		if !keyframe {
+		if !keyframe && d.kind == KindVideo { // audio switches at any packet
 			return want
 		}
 		if d.current != nil {
@@ -312,11 +341,15 @@ func (d *DownTrack) enqueueLocked(l *layer, ext uint64, marker, keyframe bool) (
 // share for this track in bits per second, 0 when there is none or the
 // caller only changed the tile. A plain track's one layer is always it.
 func (d *DownTrack) decide(share int, now time.Time) {
-	layers := *d.up.layers.Load()
+	up := d.src.Load()
+	if up == nil {
+		return
+	}
+	layers := *up.layers.Load()
 	if len(layers) == 0 {
 		return
 	}
-	if !d.up.simulcast || len(layers) == 1 {
+	if !up.simulcast || len(layers) == 1 {
 		d.want.Store(layers[0])
 		return
 	}

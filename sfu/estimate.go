@@ -87,6 +87,11 @@ func (p *Peer) allocateLoop() {
 					downs = append(downs, d)
 				}
 			}
+			for _, d := range p.playback {
+				if up := d.src.Load(); up != nil && up.simulcast {
+					downs = append(downs, d)
+				}
+			}
 			p.mu.Unlock()
 			for _, up := range paused {
 				// Keep watching the layers, so that a resume sees which
@@ -100,7 +105,7 @@ func (p *Peer) allocateLoop() {
 			}
 			share := max(p.Estimate(), 0) / len(downs)
 			for _, d := range downs {
-				d.up.rerank(now, false)
+				d.src.Load().rerank(now, false)
 				d.decide(share, now)
 			}
 		}
@@ -140,9 +145,13 @@ func (p *Peer) capIncoming() {
 }
 
 // gateEstimator runs congestion control while some subscription is
-// simulcast (gate). Called with mu held.
+// simulcast (gate), and for a viewer's video, whose sources may be.
+// Called with mu held.
 func (p *Peer) gateEstimator() {
 	on := false
+	for _, d := range p.playback {
+		on = on || d.kind == KindVideo
+	}
 	for up := range p.downs {
 		if up.simulcast {
 			on = true

@@ -18,6 +18,7 @@ import (
 )
 
 type layer struct {
+	owner    *UpTrack // the track it is a layer of
 	rid      string
 	video    bool
 	guess    int // rank its rid suggests (ridGuess)

@@ -85,6 +85,12 @@ func (p *Peer) run() {
 			s.down.close()
 			delete(n.subs, up)
 		}
+		p.mu.Lock()
+		playback := p.playback
+		p.mu.Unlock()
+		for _, d := range playback {
+			d.close()
+		}
 	}()
 	for {
 		select {
@@ -179,6 +185,9 @@ func (p *Peer) answer(sdp string) error {
 	p.flushRemoteCandidates()
 	if p.neg.hasData {
 		p.openPrenegotiated()
+	}
+	if p.cfg.Playback && !n.answered {
+		p.attachPlayback()
 	}
 	ans, err := p.pc.CreateAnswer(nil)
 	if err != nil {

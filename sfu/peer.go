@@ -100,6 +100,11 @@ type PeerConfig struct {
 	// that gets no trickled candidates (WHIP, RFC 9725 §4.2: the server's
 	// candidates are in its answer).
 	CandidatesInAnswer bool
+	// Playback makes the Peer a viewer's (WHEP): the first audio and the
+	// first video m-line of the client's first offer each get a playback
+	// DownTrack, whose source Follow sets and changes without
+	// renegotiation (playback.go). Such a Peer subscribes to nothing else.
+	Playback bool
 }
 
 // gatherWait bounds how long an answer waits for gathering
@@ -151,6 +156,8 @@ type Peer struct {
 	ups        map[*UpTrack]struct{}            // published tracks, for pathBack
 	simulcast  map[*webrtc.RTPReceiver]*UpTrack // published simulcast tracks by receiver
 	videoSSRCs []uint32                         // incoming video streams, for the REMB cap
+	playback   []*DownTrack                     // a viewer's tracks (playback.go), set by the run goroutine
+	follow     []*UpTrack                       // their sources, as Follow last gave them
 
 	neg   negotiation  // run goroutine only
 	meter qualityMeter // SampleQuality's caller only (quality.go)

@@ -167,6 +167,7 @@ func (p *Peer) SampleQuality() QualitySample {
 	for _, d := range p.downs {
 		downs = append(downs, d)
 	}
+	downs = append(downs, p.playback...)
 	p.mu.Unlock()
 
 	var s QualitySample
@@ -214,7 +215,7 @@ func (p *Peer) SampleQuality() QualitySample {
 			s.Down.Packets += sent
 			s.Down.Lost += min(t.nacked-prev.nacked, sent)
 			if prev.sent > 0 && sent == 0 && t.layer != nil && t.layer == prev.layer && t.source > prev.source &&
-				!paused && !d.up.muted.Load() {
+				!paused && !d.src.Load().Muted() {
 				s.Down.Frozen = true
 			}
 			s.Down.Limited = s.Down.Limited || d.limited.Load() && !paused

@@ -86,6 +86,11 @@ func (p *Peer) pathBack() {
 			layers = append(layers, d.want.Load())
 		}
 	}
+	for _, d := range p.playback {
+		if d.kind == KindVideo {
+			layers = append(layers, d.want.Load())
+		}
+	}
 	p.mu.Unlock()
 	for _, l := range layers {
 		l.requestKeyframe()

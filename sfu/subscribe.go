@@ -131,6 +131,15 @@ func (p *Peer) subscribe(up *UpTrack) error {
 	n.subs[up] = &subscription{down: d, sender: sender, tr: tr}
 	p.mu.Lock()
 	p.downs[up] = d
+	p.mu.Unlock()
+	p.started(d, sender)
+	return nil
+}
+
+// started gates the estimator for a new DownTrack and starts its RTCP
+// reader, which ends when pion stops the sender.
+func (p *Peer) started(d *DownTrack, sender *webrtc.RTPSender) {
+	p.mu.Lock()
 	p.gateEstimator()
 	p.mu.Unlock()
 	p.wg.Add(1)
@@ -138,7 +147,6 @@ func (p *Peer) subscribe(up *UpTrack) error {
 		defer p.wg.Done()
 		d.readRTCP(sender)
 	}()
-	return nil
 }
 
 // unsubscribe ends a subscription: its m-line goes recvonly in the next

@@ -99,6 +99,7 @@ func (u *UpTrack) addLayer(rid string, ssrc uint32) *layer {
 	defer u.mu.Unlock()
 	old := *u.layers.Load()
 	l := newLayer(rid, video, len(old), ssrc, size, u.writeRTCP)
+	l.owner = u
 	next := append(append(make([]*layer, 0, len(old)+1), old...), l)
 	u.layers.Store(&next)
 	u.rerankLocked(time.Time{})

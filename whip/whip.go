@@ -1,9 +1,13 @@
-// Package whip serves WHIP, the WebRTC-HTTP ingestion protocol (RFC 9725):
-// an encoder (OBS, GStreamer, a hardware box) POSTs an SDP offer to
-// /whip/{room} and publishes into the room as a participant that everyone
-// sees and hears; the answer carries the server's candidates, the Location
+// Package whip serves WHIP, the WebRTC-HTTP ingestion protocol (RFC 9725),
+// and WHEP, its egress twin (draft-ietf-wish-whep): an encoder (OBS,
+// GStreamer, a hardware box) POSTs an SDP offer to /whip/{room} and
+// publishes into the room as a participant that everyone sees and hears; a
+// player POSTs one to /whep/{room} (or /whep/{room}/{participant}) and
+// receives one audio and one video track, the active speaker's (or that
+// participant's). The answer carries the server's candidates, the Location
 // header names the session, PATCH trickles candidates or restarts ICE, and
-// DELETE ends it.
+// DELETE ends it. The two differ only in the grant a token needs and in
+// how the session joins the room (room.Manager.Join, room.Manager.Watch).
 //
 // Ownership: the Handler's mutex guards its session table and each
 // session's participant (set once Join returns). A session is a
@@ -22,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,8 +38,11 @@ import (
 	"github.com/roundtable-sfu/roundtable/signal"
 )
 
-// Prefix is where WHIP is served.
-const Prefix = "/whip/"
+// Prefix is where WHIP is served; PlaybackPrefix WHEP.
+const (
+	Prefix         = "/whip/"
+	PlaybackPrefix = "/whep/"
+)
 
 // Media types of RFC 9725.
 const (
@@ -61,22 +69,35 @@ type Config struct {
 	Draining func() bool
 }
 
-// Handler serves /whip/.
+// Handler serves /whip/ or /whep/.
 type Handler struct {
-	rooms *room.Manager
-	cfg   Config
-	log   *slog.Logger
+	rooms  *room.Manager
+	cfg    Config
+	log    *slog.Logger
+	whep   bool   // a WHEP handler (NewWHEP)
+	prefix string // Prefix or PlaybackPrefix
+	proto  string // "whip" or "whep", for messages and logs
 
 	mu       sync.Mutex
 	sessions map[string]*session // by id (the Location's last segment)
 }
 
-// New returns the WHIP handler of rooms.
+// New returns the WHIP handler of rooms, served at Prefix.
 func New(rooms *room.Manager, cfg Config, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{rooms: rooms, cfg: cfg, log: log, sessions: map[string]*session{}}
+	return &Handler{rooms: rooms, cfg: cfg, log: log, prefix: Prefix, proto: "whip", sessions: map[string]*session{}}
+}
+
+// NewWHEP returns the WHEP handler of rooms, served at PlaybackPrefix:
+// POST /whep/{room} plays the active speaker, /whep/{room}/{participant}
+// one participant (by id or identity); a session is
+// /whep/{room}/session/{id}. A bearer token needs the subscribe grant.
+func NewWHEP(rooms *room.Manager, cfg Config, log *slog.Logger) *Handler {
+	h := New(rooms, cfg, log)
+	h.whep, h.prefix, h.proto = true, PlaybackPrefix, "whep"
+	return h
 }
 
 // Sessions returns how many WHIP sessions exist now.
@@ -102,15 +123,35 @@ func (h *Handler) States() (connecting, connected int) {
 }
 
 // ServeHTTP routes /whip/{room} (POST, OPTIONS) and /whip/{room}/{session}
-// (PATCH, DELETE, OPTIONS).
+// (PATCH, DELETE, OPTIONS); for WHEP /whep/{room} and
+// /whep/{room}/{participant} (POST, OPTIONS) and
+// /whep/{room}/session/{session} (PATCH, DELETE, OPTIONS).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cors(w)
-	parts := strings.Split(strings.TrimPrefix(r.URL.Path, Prefix), "/")
+	parts := strings.Split(strings.TrimPrefix(r.URL.Path, h.prefix), "/")
+	if slices.Contains(parts, "") {
+		http.NotFound(w, r)
+		return
+	}
+	var roomName, target, id string
 	switch {
-	case len(parts) == 1 && parts[0] != "":
+	case len(parts) == 1:
+		roomName = parts[0]
+	case h.whep && len(parts) == 2:
+		roomName, target = parts[0], parts[1]
+	case h.whep && len(parts) == 3 && parts[1] == "session":
+		roomName, id = parts[0], parts[2]
+	case !h.whep && len(parts) == 2:
+		roomName, id = parts[0], parts[1]
+	default:
+		http.NotFound(w, r)
+		return
+	}
+	switch {
+	case id == "":
 		switch r.Method {
 		case http.MethodPost:
-			h.post(w, r, parts[0])
+			h.post(w, r, roomName, target)
 		case http.MethodOptions:
 			w.Header().Set("Accept-Post", typeSDP)
 			w.Header().Set("Allow", "POST, OPTIONS")
@@ -119,10 +160,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "POST, OPTIONS")
 			http.Error(w, "POST an SDP offer here", http.StatusMethodNotAllowed)
 		}
-	case len(parts) == 2 && parts[0] != "" && parts[1] != "":
-		s := h.session(parts[0], parts[1])
+	default:
+		s := h.session(roomName, id)
 		if s == nil && r.Method != http.MethodOptions {
-			http.Error(w, "no such WHIP session", http.StatusNotFound)
+			http.Error(w, "no such "+strings.ToUpper(h.proto)+" session", http.StatusNotFound)
 			return
 		}
 		switch r.Method {
@@ -142,8 +183,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "PATCH, DELETE, OPTIONS")
 			http.Error(w, "PATCH or DELETE the session", http.StatusMethodNotAllowed)
 		}
-	default:
-		http.NotFound(w, r)
 	}
 }
 
@@ -158,8 +197,9 @@ func cors(w http.ResponseWriter) {
 	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Post, Accept-Patch")
 }
 
-// post creates a session from an offer: 201 with the answer.
-func (h *Handler) post(w http.ResponseWriter, r *http.Request, roomName string) {
+// post creates a session from an offer: 201 with the answer. target is
+// the participant a WHEP viewer watches ("" the active speaker).
+func (h *Handler) post(w http.ResponseWriter, r *http.Request, roomName, target string) {
 	if ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), typeSDP) {
 		http.Error(w, "the offer must be "+typeSDP, http.StatusUnsupportedMediaType)
 		return
@@ -174,10 +214,12 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, roomName string) 
 		http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 		return
 	}
-	who := room.Member{Name: r.URL.Query().Get("name"), Perm: room.Permissions{Publish: true}}
+	q := r.URL.Query()
+	who := room.Member{Name: q.Get("name"), Perm: room.Permissions{Publish: true}}
 	if who.Name == "" {
-		who.Name = "WHIP"
+		who.Name = strings.ToUpper(h.proto)
 	}
+	listed := q.Get("listed") == "1" // an open server's viewer asks
 	if k := h.cfg.Keys; k != nil {
 		c, err := k.Check(bearer(r), roomName, time.Now())
 		if err != nil {
@@ -185,11 +227,15 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, roomName string) 
 			if errors.Is(err, auth.ErrWrongRoom) {
 				code = http.StatusForbidden
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.proto+`"`)
 			http.Error(w, err.Error(), code)
 			return
 		}
-		if !c.Grants.Publish {
+		if h.whep && !c.Grants.Subscribe {
+			http.Error(w, "the token has no subscribe grant", http.StatusForbidden)
+			return
+		}
+		if !h.whep && !c.Grants.Publish {
 			http.Error(w, "the token has no publish grant", http.StatusForbidden)
 			return
 		}
@@ -198,10 +244,20 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, roomName string) 
 		}
 		who.Identity = c.Subject
 		who.Perm.PublishData = c.Grants.PublishData
+		listed = c.Grants.Listed
 	}
 	who.CandidatesInAnswer = true // RFC 9725: the server does not trickle
 	s := &session{h: h, room: roomName, identity: who.Identity, answers: make(chan answer, 1)}
-	p, err := h.rooms.Join(roomName, who, s)
+	var p *room.Participant
+	if h.whep {
+		if target != "" && !h.rooms.HasMember(roomName, target) {
+			http.Error(w, fmt.Sprintf("no participant %q in room %q", target, roomName), http.StatusNotFound)
+			return
+		}
+		p, err = h.rooms.Watch(roomName, who, target, listed, s)
+	} else {
+		p, err = h.rooms.Join(roomName, who, s)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), joinStatus(err))
 		return
@@ -227,12 +283,20 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, roomName string) 
 			}
 		}
 	}
-	w.Header().Set("Location", Prefix+roomName+"/"+s.id)
+	w.Header().Set("Location", h.location(roomName, s.id))
 	w.Header().Set("ETag", `"`+s.id+`"`)
 	w.Header().Set("Content-Type", typeSDP)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, sdp)
-	h.log.Info("whip session", "room", roomName, "participant", s.id, "name", p.Name())
+	h.log.Info(h.proto+" session", "room", roomName, "participant", s.id, "name", p.Name(), "watching", target)
+}
+
+// location is a session's URL path.
+func (h *Handler) location(roomName, id string) string {
+	if h.whep {
+		return h.prefix + roomName + "/session/" + id
+	}
+	return h.prefix + roomName + "/" + id
 }
 
 // patch takes trickled candidates (204) or an ICE restart (200 with the
@@ -293,7 +357,7 @@ func (h *Handler) authorized(w http.ResponseWriter, r *http.Request, s *session)
 	if c, err := k.Check(bearer(r), s.room, time.Now()); err == nil && c.Subject == s.identity {
 		return true
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="whip"`)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.proto+`"`)
 	http.Error(w, "not a token of this session's identity", http.StatusUnauthorized)
 	return false
 }
@@ -342,7 +406,7 @@ func (s *session) negotiate(ctx context.Context, offer func() error) (string, er
 	case a := <-s.answers:
 		return a.sdp, a.err
 	case <-t.C:
-		return "", errors.New("whip: no answer in time")
+		return "", errors.New(s.h.proto + ": no answer in time")
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
@@ -351,7 +415,7 @@ func (s *session) negotiate(ctx context.Context, offer func() error) (string, er
 func (s *session) addCandidates(f frag) error {
 	for _, c := range f.candidates {
 		if err := s.part.Peer().HandleCandidate(c); err != nil {
-			return fmt.Errorf("whip: candidate: %w", err)
+			return fmt.Errorf("%s: candidate: %w", s.h.proto, err)
 		}
 	}
 	return nil
@@ -371,7 +435,7 @@ func (s *session) Notify(ev room.Event) {
 			s.deliver(answer{err: ev.Err})
 		}
 	case room.ICEFailed:
-		s.h.log.Info("whip session failed", "participant", s.id, "reason", ev.Reason)
+		s.h.log.Info(s.h.proto+" session failed", "participant", s.id, "reason", ev.Reason)
 	}
 }
 
@@ -405,10 +469,10 @@ func (s *session) end(reason string) {
 func readBody(r *http.Request) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxSDP+1))
 	if err != nil {
-		return "", fmt.Errorf("whip: read: %w", err)
+		return "", fmt.Errorf("read: %w", err)
 	}
 	if len(b) > maxSDP {
-		return "", fmt.Errorf("whip: body over %d bytes", maxSDP)
+		return "", fmt.Errorf("body over %d bytes", maxSDP)
 	}
 	return string(b), nil
 }

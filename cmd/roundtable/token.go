@@ -27,6 +27,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	noPublish := fs.Bool("no-publish", false, "may not send audio or video")
 	noSubscribe := fs.Bool("no-subscribe", false, "may not receive audio or video")
 	noData := fs.Bool("no-data", false, "may not send data-channel messages")
+	listed := fs.Bool("listed", false, "a WHEP viewer with this token is listed as a room member (default: only the operator sees it)")
 	admin := fs.Bool("admin", false, "an admin API token (docs/api.md): admin grant only, for -room (default \"*\": every room)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -49,7 +50,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if len(*secret) < server.MinSecret {
 		return fmt.Errorf("token: the API secret must be at least %d bytes (-api-secret or ROUNDTABLE_API_SECRET)", server.MinSecret)
 	}
-	grants := auth.Grants{Publish: !*noPublish, Subscribe: !*noSubscribe, PublishData: !*noData}
+	grants := auth.Grants{Publish: !*noPublish, Subscribe: !*noSubscribe, PublishData: !*noData, Listed: *listed}
 	if *admin { // an admin token administers; it does not join
 		grants = auth.Grants{Admin: true}
 	}

@@ -36,6 +36,9 @@ type Grants struct {
 	Subscribe   bool `json:"subscribe"`   // receive the others' audio and video
 	PublishData bool `json:"publishData"` // send data-channel messages
 	Admin       bool `json:"admin"`       // the admin API (CheckAdmin), for the token's room or AllRooms
+	// Listed: a WHEP viewer with this token is a member the others see
+	// (join, leave, no tracks); without it, only the operator sees it.
+	Listed bool `json:"listed,omitempty"`
 }
 
 // All is what an open server (no secret) grants everyone.

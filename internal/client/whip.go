@@ -4,7 +4,9 @@ package client
 // tracks as a room member, but signaled over HTTP: the offer is POSTed,
 // candidates are trickled with PATCH, an ICE restart is a PATCH, and
 // DELETE ends it. It has no signaling socket, so it hears nothing of the
-// room. The negotiation runs on the caller's goroutine, under negMu.
+// room. A WHEP viewer (PlayWHEP) is the same with one receiving audio and
+// video m-line instead of tracks. The negotiation runs on the caller's
+// goroutine, under negMu.
 
 import (
 	"bytes"
@@ -22,7 +24,7 @@ import (
 	sig "github.com/roundtable-sfu/roundtable/signal"
 )
 
-// WHIP is a publisher that joined through WHIP.
+// WHIP is a publisher that joined through WHIP, or a WHEP viewer.
 type WHIP struct {
 	*Client
 	http     *http.Client
@@ -51,6 +53,19 @@ func (e *HTTPError) Error() string {
 // go to the session with PATCH (Trickle). contentType overrides
 // application/sdp when not empty (tests of refusals).
 func PublishWHIP(ctx context.Context, endpoint string, cfg Config, contentType string) (*WHIP, error) {
+	return startHTTP(ctx, endpoint, cfg, contentType, false)
+}
+
+// PlayWHEP POSTs an offer to receive one audio and one video track to
+// endpoint (http://host/whep/{room}[/{participant}]) with cfg.Token as
+// bearer token and applies the answer; the tracks arrive as Remote()'s,
+// observed as a member's are (cfg.OnPacket sees each packet).
+func PlayWHEP(ctx context.Context, endpoint string, cfg Config) (*WHIP, error) {
+	return startHTTP(ctx, endpoint, cfg, "", true)
+}
+
+// startHTTP is PublishWHIP, or PlayWHEP with play.
+func startHTTP(ctx context.Context, endpoint string, cfg Config, contentType string, play bool) (*WHIP, error) {
 	cfg.defaults()
 	c := &Client{
 		cfg: cfg, dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
@@ -80,6 +95,16 @@ func PublishWHIP(ctx context.Context, endpoint string, cfg Config, contentType s
 			c.connected.Store(true)
 		}
 	})
+	if play {
+		pc.OnTrack(c.onTrack)
+		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				c.Abort()
+				return nil, fmt.Errorf("whep transceiver: %w", err)
+			}
+		}
+		cfg.Audio, cfg.Video = 0, 0
+	}
 	for i := 0; i < cfg.Audio; i++ {
 		if err := c.addLocal(webrtc.RTPCodecTypeAudio, i); err != nil {
 			c.Abort()

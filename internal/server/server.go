@@ -34,8 +34,9 @@ import (
 
 // Server is a running Roundtable instance.
 type Server struct {
-	// WHIP serves WHIP ingest (/whip/).
+	// WHIP serves WHIP ingest (/whip/), WHEP playback (/whep/).
 	WHIP   *whip.Handler
+	WHEP   *whip.Handler
 	Engine *sfu.Engine
 	Rooms  *room.Manager
 	Signal *signal.Server
@@ -186,11 +187,14 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
-	s.WHIP = whip.New(rooms, whip.Config{Keys: keys, ICEServers: ts.iceServers, Draining: s.draining.Load}, log)
+	whipCfg := whip.Config{Keys: keys, ICEServers: ts.iceServers, Draining: s.draining.Load}
+	s.WHIP = whip.New(rooms, whipCfg, log)
 	mux.Handle(whip.Prefix, s.WHIP)
+	s.WHEP = whip.NewWHEP(rooms, whipCfg, log)
+	mux.Handle(whip.PlaybackPrefix, s.WHEP)
 	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage}, log))
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats(),
-		Webhooks: hooks.Stats(), WHIP: s.WHIP.States}))
+		Webhooks: hooks.Stats(), WHIP: s.WHIP.States, WHEP: s.WHEP.States}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {
