@@ -46,6 +46,8 @@ const (
 	CodeBadRequest   = "bad_request"        // 400: a body that is not the JSON the route takes
 	CodeTooLarge     = "too_large"          // 413: a body or data message over its limit
 	CodeMethod       = "method_not_allowed" // 405
+	CodeConflict     = "conflict"           // 409: the room is being recorded already
+	CodeUnavailable  = "unavailable"        // 503: the server cannot record
 )
 
 //go:embed openapi.json
@@ -59,6 +61,9 @@ type Config struct {
 	// MaxData bounds a data message the API sends, in bytes (the
 	// server's -data-max-message).
 	MaxData int
+	// Record starts a room's recording (package record); nil: the API
+	// cannot record.
+	Record room.NewRecorder
 }
 
 // API serves the admin routes.
@@ -89,6 +94,8 @@ var routes = []route{
 	{method: "POST", path: "/api/v1/rooms/{room}/participants/{id}/tracks/{track}/mute", handle: (*API).muteTrack},
 	{method: "POST", path: "/api/v1/rooms/{room}/participants/{id}/tracks/{track}/unmute", handle: (*API).muteTrack},
 	{method: "POST", path: "/api/v1/rooms/{room}/data", handle: (*API).sendData},
+	{method: "POST", path: "/api/v1/rooms/{room}/recording", handle: (*API).startRecording},
+	{method: "DELETE", path: "/api/v1/rooms/{room}/recording", handle: (*API).stopRecording},
 }
 
 // Routes lists the operations served, as "METHOD /path".
@@ -179,6 +186,7 @@ type (
 		Participants int       `json:"participants"`
 		Tracks       int       `json:"tracks"`
 		Created      time.Time `json:"created"`
+		Recording    bool      `json:"recording"`
 	}
 	grantsJSON struct {
 		Publish     bool `json:"publish"`
@@ -372,8 +380,47 @@ func (a *API) sendData(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int{"recipients": n})
 }
 
+// startRecording starts recording a room: 201 {"recording": {"dir"}}.
+func (a *API) startRecording(w http.ResponseWriter, r *http.Request) {
+	if a.cfg.Record == nil {
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, "this server does not record")
+		return
+	}
+	rec, err := a.rooms.StartRecording(r.PathValue("room"), a.cfg.Record)
+	switch {
+	case errors.Is(err, room.ErrNoRoom):
+		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
+	case errors.Is(err, room.ErrRecording):
+		writeError(w, http.StatusConflict, CodeConflict, err.Error())
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	default:
+		writeJSON(w, http.StatusCreated, map[string]any{"recording": recordingOf(rec)})
+	}
+}
+
+// stopRecording stops a room's recording once its files are complete:
+// 200 {"recording": {"dir"}}.
+func (a *API) stopRecording(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.rooms.StopRecording(r.PathValue("room"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, CodeNotFound, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"recording": recordingOf(rec)})
+}
+
+// recordingOf describes a recording: its directory, when it has one.
+func recordingOf(rec room.Recorder) map[string]string {
+	out := map[string]string{}
+	if d, ok := rec.(interface{ Dir() string }); ok {
+		out["dir"] = d.Dir()
+	}
+	return out
+}
+
 func roomOf(r room.RoomInfo) roomJSON {
-	return roomJSON{Name: r.Name, Participants: r.Participants, Tracks: r.Tracks, Created: r.Created.UTC()}
+	return roomJSON{Name: r.Name, Participants: r.Participants, Tracks: r.Tracks, Created: r.Created.UTC(), Recording: r.Recording}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -29,6 +29,10 @@ type lossyLink struct {
 	delay  time.Duration
 	target int32 // server side: which PeerConnection; -1 every one (client side)
 	count  atomic.Int32
+	// spare: the first packets of each stream are never dropped (a
+	// publisher that cannot answer a keyframe request keeps its first
+	// keyframe: nobody can NACK a packet before the first that arrived).
+	spare int
 
 	mu      sync.Mutex
 	rng     *rand.Rand
@@ -86,9 +90,11 @@ func (i *lossyInterceptor) BindLocalStream(_ *interceptor.StreamInfo, w intercep
 	if !i.on {
 		return w
 	}
+	sent := 0 // this stream's packets so far
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, p []byte, a interceptor.Attributes) (int, error) {
 		i.f.mu.Lock()
-		drop := i.f.rng.Float64() < i.f.rate
+		drop := i.f.rng.Float64() < i.f.rate && sent >= i.f.spare
+		sent++
 		i.f.mu.Unlock()
 		if drop {
 			i.f.dropped.Add(1)

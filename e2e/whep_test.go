@@ -117,6 +117,12 @@ func TestWHEPFollowsTheActiveSpeaker(t *testing.T) {
 	level := func(c *client.Client, dBov uint8) { c.Local()[0].SetAudioLevel(dBov) }
 	level(ann, 20)
 	level(bob, 127)
+	// Before anyone speaks a viewer plays whoever published first, which
+	// the two joins leave to chance: start it once ann is the speaker.
+	waitFor(t, ctx, "ann the active speaker", func() bool {
+		ev := bob.Speakers()
+		return len(ev) > 0 && ev[len(ev)-1].Participant == ann.ID
+	})
 
 	pl := newPlayed()
 	v, err := client.PlayWHEP(ctx, whepURL(s, "show"), client.Config{OnPacket: pl.onPacket})

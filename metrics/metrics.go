@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/roundtable-sfu/roundtable/record"
 	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
@@ -35,6 +36,8 @@ type Sources struct {
 	WHIP func() (connecting, connected int)
 	// WHEP counts WHEP sessions the same way; nil: none.
 	WHEP func() (connecting, connected int)
+	// Recording is the recorders' counters; nil: none.
+	Recording *record.Stats
 }
 
 // Handler returns the /metrics handler: Roundtable's metrics plus the Go and
@@ -59,20 +62,21 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 type collector struct {
 	src Sources
 
-	rooms, participants, peers, tracks, subscriptions *prometheus.Desc
-	pausedSubscriptions                               *prometheus.Desc
-	packetsIn, bytesIn, packetsOut, bytesOut          *prometheus.Desc
-	dropped, nacksRecv, nacksSent, retransmits        *prometheus.Desc
-	keyframeReqRecv, keyframeReqSent, rtcpErrors      *prometheus.Desc
-	dataIn, dataInBytes, dataOut, dataOutBytes        *prometheus.Desc
-	sigIn, sigOut, sigErrors, sessions, joinTime      *prometheus.Desc
-	estimates, layerSwitches                          *prometheus.Desc
-	turnAllocations, turnRefused, turnDropped         *prometheus.Desc
-	iceConnected, iceFailures                         *prometheus.Desc
-	resumes, detached, iceRestarts                    *prometheus.Desc
-	webhooks                                          *prometheus.Desc
-	qualityNow, qualitySeconds, loss, rtt, freezes    *prometheus.Desc
-	whip, whep                                        *prometheus.Desc
+	rooms, participants, peers, tracks, subscriptions  *prometheus.Desc
+	pausedSubscriptions                                *prometheus.Desc
+	packetsIn, bytesIn, packetsOut, bytesOut           *prometheus.Desc
+	dropped, nacksRecv, nacksSent, retransmits         *prometheus.Desc
+	keyframeReqRecv, keyframeReqSent, rtcpErrors       *prometheus.Desc
+	dataIn, dataInBytes, dataOut, dataOutBytes         *prometheus.Desc
+	sigIn, sigOut, sigErrors, sessions, joinTime       *prometheus.Desc
+	estimates, layerSwitches                           *prometheus.Desc
+	turnAllocations, turnRefused, turnDropped          *prometheus.Desc
+	iceConnected, iceFailures                          *prometheus.Desc
+	resumes, detached, iceRestarts                     *prometheus.Desc
+	webhooks                                           *prometheus.Desc
+	qualityNow, qualitySeconds, loss, rtt, freezes     *prometheus.Desc
+	whip, whep                                         *prometheus.Desc
+	recordings, recordBytes, recordDropped, recordLost *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -116,6 +120,10 @@ func newCollector(src Sources) *collector {
 		rtt:                 desc("rtt_seconds", "Per-second round-trip times of participants, from their RTCP receiver reports."),
 		freezes:             desc("video_freezes_total", "Video freezes participants saw: a second or more without frames of a video whose publisher kept sending."),
 		whip:                desc("whip_sessions", "WHIP publishing sessions now, by state: connecting (answered, media not up yet) or connected.", "state"),
+		recordings:          desc("recordings_active", "Rooms being recorded now."),
+		recordBytes:         desc("recording_bytes_total", "Bytes written to recorded track files."),
+		recordDropped:       desc("recorder_dropped_packets_total", "Packets a recorder's queue could not take (a disk too slow); forwarding to participants is never slowed."),
+		recordLost:          desc("recording_lost_packets_total", "Packets missing from recordings because the server never received them (after retransmissions were asked for)."),
 		whep:                desc("whep_sessions", "WHEP playback sessions now, by state: connecting (answered, media not up yet) or connected.", "state"),
 		webhooks:            desc("webhooks_total", "Webhook events by result: delivered (2xx), failed (still failing after the retry time), dropped (the queue was full).", "result"),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
@@ -207,6 +215,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.freezes, q.Freezes.Load())
 	}
 
+	if r := c.src.Recording; r != nil {
+		gauge(c.recordings, float64(r.Active.Load()))
+		counter(c.recordBytes, r.Bytes.Load())
+		counter(c.recordDropped, r.Dropped.Load())
+		counter(c.recordLost, r.Lost.Load())
+	}
 	for _, s := range []struct {
 		desc   *prometheus.Desc
 		states func() (int, int)

@@ -24,6 +24,7 @@ type RoomInfo struct {
 	Participants int
 	Tracks       int // published tracks, all members together
 	Created      time.Time
+	Recording    bool // a Recorder is attached
 }
 
 // MemberInfo describes a member for an operator.
@@ -56,7 +57,7 @@ func (m *Manager) Rooms() []RoomInfo {
 	out := make([]RoomInfo, 0, len(rooms))
 	for _, r := range rooms {
 		r.mu.Lock()
-		info := RoomInfo{Name: r.name, Participants: len(r.members), Created: r.created}
+		info := RoomInfo{Name: r.name, Participants: len(r.members), Created: r.created, Recording: r.rec != nil}
 		for _, p := range r.order {
 			info.Tracks += len(p.tracks)
 		}
@@ -75,7 +76,7 @@ func (m *Manager) Room(name string) (RoomInfo, []MemberInfo, bool) {
 		return RoomInfo{}, nil, false
 	}
 	r.mu.Lock()
-	info := RoomInfo{Name: r.name, Participants: len(r.members), Created: r.created}
+	info := RoomInfo{Name: r.name, Participants: len(r.members), Created: r.created, Recording: r.rec != nil}
 	members := make([]MemberInfo, 0, len(r.order))
 	peers := make([]*sfu.Peer, 0, len(r.order))
 	for _, p := range r.order {
@@ -211,6 +212,9 @@ func (m *Manager) MuteTrack(roomName, id, trackID string, muted bool) error {
 	up := p.tracks[i]
 	up.SetMuted(muted)
 	ev := TrackUpdated{Participant: p.id, Track: p.trackInfo(up)}
+	if r.rec != nil {
+		r.rec.TrackMuted(p.id, up, ev.Track.Muted)
+	}
 	for _, o := range r.order {
 		if o != p {
 			o.client.Notify(ev)
@@ -240,6 +244,9 @@ func (m *Manager) SetGrants(roomName, id string, perm Permissions) error {
 			up.SetMuted(true)
 			info := p.trackInfo(up)
 			m.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: p.changed(), Track: &info})
+			if r.rec != nil {
+				r.rec.TrackUnpublished(p.id, up)
+			}
 			ev := TrackUnpublished{Participant: p.id, TrackID: up.ID()}
 			for _, o := range r.order {
 				if o != p {

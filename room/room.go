@@ -55,6 +55,8 @@ type Manager struct {
 	closed bool
 
 	observer     func(Change) // set once, before the first Join (Observe)
+	recordAll    NewRecorder  // set once, before the first Join (RecordAll)
+	recordings   atomic.Int64 // rooms with a Recorder
 	quality      *QualityStats
 	participants atomic.Int64
 	probes       atomic.Int64  // open Probes
@@ -103,6 +105,7 @@ type Room struct {
 	// viewers are the WHEP viewers not listed as members (viewer.go):
 	// in no member's list, told nothing, and not in order.
 	viewers []*Participant
+	rec     Recorder // the room's recording, nil none (record.go)
 }
 
 // Join validates the names, creates the member's Peer and adds it to the
@@ -209,6 +212,13 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 		m.rooms[roomName] = r
 		m.log.Info("room created", "room", roomName)
 		m.emit(Change{Kind: ChangeRoomStarted, Room: roomName})
+		if m.recordAll != nil {
+			r.mu.Lock()
+			if err := r.startRecordingLocked(m.recordAll); err != nil {
+				m.log.Error("room not recorded", "room", roomName, "err", err)
+			}
+			r.mu.Unlock()
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -273,12 +283,18 @@ func (m *Manager) Leave(p *Participant, reason string) {
 	}
 	r.removeLocked(p, reason)
 	empty := len(r.members) == 0 && len(r.viewers) == 0
+	var rec Recorder
 	if empty && m.rooms[r.name] == r {
 		delete(m.rooms, r.name)
+		rec = r.takeRecorderLocked()
 		m.emit(Change{Kind: ChangeRoomFinished, Room: r.name})
 	}
 	r.mu.Unlock()
 	m.mu.Unlock()
+	if rec != nil {
+		rec.Close()
+		m.log.Info("recording stopped", "room", r.name, "reason", "room ended")
+	}
 	m.log.Info("participant left", "room", r.name, "participant", p.id, "reason", reason)
 	if empty {
 		m.log.Info("room removed", "room", r.name)
@@ -332,6 +348,9 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 	for _, up := range p.tracks {
 		info := p.trackInfo(up)
 		r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: who, Track: &info})
+		if r.rec != nil {
+			r.rec.TrackUnpublished(p.id, up)
+		}
 	}
 	r.mgr.emit(Change{Kind: ChangeParticipantLeft, Room: r.name, Participant: &gone, Reason: reason})
 	hadTracks := len(p.tracks) > 0

@@ -74,4 +74,7 @@ func (r *Room) detectSpeaker() {
 		o.client.Notify(ev)
 	}
 	r.refollowLocked() // the viewers of the room follow the speaker
+	if r.rec != nil {
+		r.rec.ActiveSpeaker(speaker)
+	}
 }

@@ -57,6 +57,9 @@ func (m *Manager) UpdateTrack(p *Participant, localID string, meta TrackMeta) er
 	for _, up := range p.tracks {
 		if up.RemoteID() == localID {
 			ev := TrackUpdated{Participant: p.id, Track: p.trackInfo(up)}
+			if r.rec != nil {
+				r.rec.TrackMuted(p.id, up, ev.Track.Muted)
+			}
 			for _, o := range r.order {
 				if o != p {
 					o.client.Notify(ev)
@@ -91,6 +94,9 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) error {
 	}
 	info := p.trackInfo(up)
 	r.mgr.emit(Change{Kind: ChangeTrackPublished, Room: r.name, Participant: p.changed(), Track: &info})
+	if r.rec != nil {
+		r.rec.TrackPublished(p.info(), p.identity, up, info)
+	}
 	r.refollowLocked()
 	r.mgr.log.Info("track published", "room", r.name, "participant", p.id, "track", up.ID(),
 		"kind", up.Kind().String(), "codec", up.Codec().MimeType)
@@ -120,6 +126,9 @@ func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
 	}
 	info := p.trackInfo(up)
 	r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: p.changed(), Track: &info})
+	if r.rec != nil {
+		r.rec.TrackUnpublished(p.id, up)
+	}
 	r.refollowLocked()
 	r.mgr.log.Info("track unpublished", "room", r.name, "participant", p.id, "track", up.ID())
 }

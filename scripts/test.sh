@@ -2,7 +2,8 @@
 # Roundtable's test command: installs what the tests need when it is
 # missing (promtool and prometheus from the prometheus package, Debian's
 # chromium, firefox-esr and coturn, pebble (the ACME test CA), aiortc (an
-# independent WebRTC stack, a WHIP client),
+# independent WebRTC stack, a WHIP client), ffmpeg (media for the
+# recording tests, and ffprobe to read what was recorded),
 # systemd-analyze, iproute2 and nftables for the network-namespace tests,
 # which need root, and TypeScript and axe-core from npm), checks
 # the web client's types, then runs every test with the race detector and
@@ -22,6 +23,7 @@ command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
+command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 /usr/bin/python3 -c 'import aiortc' >/dev/null 2>&1 || need_apt+=(python3-aiortc)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"

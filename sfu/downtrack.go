@@ -104,6 +104,7 @@ type DownTrack struct {
 	// the holes it left (upstream loss), the RTCP reader first NACKs of
 	// sent packets, PLIs and the receiver reports, decide the deficit.
 	sentPackets, sentBytes atomic.Uint64 // first transmissions
+	dropped                atomic.Uint64 // packets this subscriber's queue could not take (Tap.Dropped)
 	nacked                 atomic.Uint64
 	holes                  atomic.Uint64
 	plis                   atomic.Uint64
@@ -125,7 +126,8 @@ type DownTrack struct {
 	writer webrtc.TrackLocalWriter
 
 	// writer goroutine only
-	waiting  bool // pion dropped writes: the transport is not ready yet
+	waiting  bool   // pion dropped writes: the transport is not ready yet
+	sentFrom *layer // the layer of the newest packet sent (Tap.SenderReport)
 	hdr      rtp.Header
 	buf      [maxPacketSize]byte
 	sent     [sentHistory]sentPacket // by outgoing seq
@@ -309,6 +311,7 @@ func (d *DownTrack) enqueueLocked(l *layer, ext uint64, marker, keyframe bool) (
 	}
 	if d.skipping {
 		d.skipped++
+		d.dropped.Add(1)
 		d.stats.Drop(DropFrameSkip)
 		if marker {
 			d.skipping = false
@@ -320,6 +323,7 @@ func (d *DownTrack) enqueueLocked(l *layer, ext uint64, marker, keyframe bool) (
 		d.switched = false
 	default:
 		d.skipped++
+		d.dropped.Add(1)
 		d.stats.Drop(DropQueueFull)
 		if d.kind == KindVideo {
 			d.skipping = !marker
@@ -458,6 +462,7 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 		d.sent[seq%sentHistory] = sentPacket{layer: l, ext: ext, seq: seq, tsDelta: tsDelta, late: !newer}
 		if newer {
 			d.started, d.lastSeq, d.lastTS, d.lastAt = true, seq, d.hdr.Timestamp+tsDelta, now
+			d.sentFrom = l
 		}
 		if d.runLen < sentHistory {
 			d.runLen++

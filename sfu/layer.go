@@ -36,6 +36,12 @@ type layer struct {
 	expected, lost atomic.Uint64
 	highest        uint64
 
+	// The publisher's last RTCP sender report for this layer (RFC 3550
+	// §6.4.1): its NTP time and the RTP timestamp of the same instant.
+	srMu  sync.Mutex
+	srNTP uint64
+	srRTP uint32
+
 	rateMu     sync.Mutex
 	rateAt     time.Time
 	rateBytes  uint64
@@ -103,6 +109,20 @@ func (l *layer) arrived(ext uint64) {
 		l.expected.Add(1)
 	}
 	l.highest = ext
+}
+
+// noteSenderReport keeps the publisher's newest NTP-RTP pair (RTCP reader).
+func (l *layer) noteSenderReport(ntp uint64, rtpTS uint32) {
+	l.srMu.Lock()
+	l.srNTP, l.srRTP = ntp, rtpTS
+	l.srMu.Unlock()
+}
+
+// senderReport returns the newest NTP-RTP pair, ok false before any.
+func (l *layer) senderReport() (ntp uint64, rtpTS uint32, ok bool) {
+	l.srMu.Lock()
+	defer l.srMu.Unlock()
+	return l.srNTP, l.srRTP, l.srNTP != 0
 }
 
 // requestKeyframe asks the publisher for a keyframe of this layer

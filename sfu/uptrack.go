@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
@@ -362,17 +363,45 @@ func (u *UpTrack) drainRTCP(l *layer) {
 	buf := make([]byte, maxPacketSize)
 	for failed := 0; ; {
 		var err error
+		var n int
+		var attrs interceptor.Attributes
 		if l.rid == "" {
-			_, _, err = u.receiver.Read(buf)
+			n, attrs, err = u.receiver.Read(buf)
 		} else {
-			_, _, err = u.receiver.ReadSimulcast(buf, l.rid)
+			n, attrs, err = u.receiver.ReadSimulcast(buf, l.rid)
 		}
 		if err == nil {
 			failed = 0
+			l.senderReports(buf[:n], attrs)
 		} else if rtcpReadEnds(err, &failed) {
 			return
 		} else {
 			u.stats.RTCPReadErrors.Add(1)
+		}
+	}
+}
+
+// senderReports notes the publisher's sender report about l in an RTCP
+// compound packet (about once a second; the interceptors parsed it
+// already). A compound packet that carries one starts with it (RFC 3550
+// §6.1).
+func (l *layer) senderReports(b []byte, attrs interceptor.Attributes) {
+	if len(b) < 2 || b[1] != uint8(rtcp.TypeSenderReport) {
+		return
+	}
+	var pkts []rtcp.Packet
+	var err error
+	if attrs != nil {
+		pkts, err = attrs.GetRTCPPackets(b)
+	} else {
+		pkts, err = rtcp.Unmarshal(b)
+	}
+	if err != nil {
+		return
+	}
+	for _, p := range pkts {
+		if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == l.ssrc {
+			l.noteSenderReport(sr.NTPTime, sr.RTPTime)
 		}
 	}
 }

@@ -225,6 +225,8 @@ func flags(cfg *server.Config, layer *int, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.ACMEDirectoryURL, "acme-directory", cfg.ACMEDirectoryURL, "ACME directory URL of the CA (e.g. Let's Encrypt's staging one while trying things)")
 	fs.StringVar(&cfg.ACMECARoots, "acme-ca-roots", cfg.ACMECARoots, "PEM file of CA certificates to trust for the ACME server's own HTTPS (a private or test CA)")
 	fs.StringVar(&cfg.ACMEHTTPListen, "acme-http-listen", cfg.ACMEHTTPListen, "plain HTTP address, e.g. :80, for the ACME http-01 challenge; everything else there redirects to HTTPS (default off: tls-alpn-01 on -listen)")
+	fs.StringVar(&cfg.RecordDir, "record-dir", cfg.RecordDir, "record every room into this directory (docs/recording.md); empty: only rooms the admin API starts recording")
+	fs.StringVar(&cfg.RecordingsDir, "recordings-dir", cfg.RecordingsDir, "where recordings started through the admin API go, when -record-dir is not set")
 	fs.DurationVar(&cfg.ResumeWindow, "resume-window", cfg.ResumeWindow, "how long a participant whose signaling socket dropped stays in its room, waiting to resume")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, how long to wait for participants to leave after bye")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", cfg.PprofListen, "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")

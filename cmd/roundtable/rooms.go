@@ -26,6 +26,8 @@ const roomsUsage = `usage: roundtable rooms [-url URL] [-token TOKEN] COMMAND
   unmute ROOM PARTICIPANT TRACK         forward it again
   grants ROOM PARTICIPANT publish=false|subscribe=true|publishData=…
   data ROOM TEXT                        a data message from "server" to everyone
+  record ROOM                           start recording the room (docs/recording.md)
+  stop-recording ROOM                   stop it; the files are complete when it returns
 The admin token comes from -token, ROUNDTABLE_ADMIN_TOKEN, or is minted for a
 minute from ROUNDTABLE_API_KEY and ROUNDTABLE_API_SECRET; an open server on
 loopback needs none (docs/api.md).`
@@ -96,6 +98,20 @@ func runRooms(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "sent to %d participants\n", out.Recipients)
+		return nil
+	case "record", "stop-recording":
+		if err := need(1); err != nil {
+			return err
+		}
+		method := "POST"
+		if a[0] == "stop-recording" {
+			method = "DELETE"
+		}
+		var out struct{ Recording struct{ Dir string } }
+		if err := c.do(method, "/rooms/"+a[1]+"/recording", nil, &out); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, out.Recording.Dir)
 		return nil
 	case "grants":
 		if len(a) < 4 {

@@ -89,6 +89,12 @@ type Config struct {
 	// is sent and returns the SDP to send instead; "" sends nothing (a
 	// client that never answers).
 	OnServerOffer func(answer string) string
+	// AudioFile and VideoFile, when set, are what the first audio and
+	// video track send instead of synthetic payloads: real media, an Ogg
+	// Opus file of one packet per page (ffmpeg -page_duration 20000) and
+	// an IVF VP8 file, paced by their timestamps, once; the track then
+	// sends nothing more (filemedia.go).
+	AudioFile, VideoFile string
 }
 
 func (c *Config) defaults() {

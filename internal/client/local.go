@@ -29,7 +29,11 @@ type LocalTrack struct {
 	pc     *webrtc.PeerConnection
 	width  int
 	height int
-	ppf    int // packets per frame
+	ppf    int    // packets per frame
+	file   string // real media to send (Config.AudioFile, VideoFile)
+
+	fileDone chan struct{} // closed when the file is sent (or failed)
+	fileErr  atomic.Value  // error
 
 	Sent         atomic.Uint64 // RTP packets written
 	PLIsReceived atomic.Uint64
@@ -69,8 +73,15 @@ func (c *Client) addLocal(kind webrtc.RTPCodecType, index int) error {
 	if err != nil {
 		return fmt.Errorf("add track: %w", err)
 	}
-	c.startLocal(&LocalTrack{track: tr, sender: sender, index: byte(index), video: video,
-		width: 640, height: 360, ppf: c.cfg.PacketsPerFrame})
+	l := &LocalTrack{track: tr, sender: sender, index: byte(index), video: video,
+		width: 640, height: 360, ppf: c.cfg.PacketsPerFrame}
+	if file := c.cfg.AudioFile; !video && index == 0 && file != "" {
+		l.file = file
+	}
+	if file := c.cfg.VideoFile; video && index == c.cfg.Audio && file != "" {
+		l.file = file
+	}
+	c.startLocal(l)
 	return nil
 }
 
@@ -85,12 +96,17 @@ func (c *Client) idNow() string {
 func (c *Client) startLocal(l *LocalTrack) {
 	l.cfg, l.done, l.id, l.pc = c.cfg, make(chan struct{}), c.idNow, c.pc
 	l.rtcpDone = make(chan struct{})
+	l.fileDone = make(chan struct{})
 	c.mu.Lock()
 	c.local = append(c.local, l)
 	c.mu.Unlock()
 	l.wg.Add(2)
 	go l.readRTCP()
-	go l.sendLoop()
+	if l.file != "" {
+		go l.sendFile()
+	} else {
+		go l.sendLoop()
+	}
 }
 
 // addSimulcast publishes one video track as rid layers on one sender

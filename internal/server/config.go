@@ -91,6 +91,12 @@ type Config struct {
 	WebhookQueue    int
 	WebhookRetryFor time.Duration
 	WebhookTimeout  time.Duration
+	// RecordDir, when set, records every room into it (-record-dir);
+	// RecordingsDir is where recordings started through the admin API go
+	// when RecordDir is not set (-recordings-dir). Package record; one
+	// directory per recording, DIR/{room}/{start}.
+	RecordDir     string
+	RecordingsDir string
 	// ResumeWindow: how long a participant whose signaling socket dropped
 	// is kept for a resume (-resume-window).
 	ResumeWindow time.Duration
@@ -174,6 +180,7 @@ func DefaultConfig() Config {
 		JoinTimeout:            10 * time.Second,
 		PingInterval:           15 * time.Second,
 		ResumeWindow:           20 * time.Second,
+		RecordingsDir:          "recordings",
 		WebhookQueue:           1024,
 		WebhookRetryFor:        30 * time.Second,
 		WebhookTimeout:         5 * time.Second,

@@ -23,6 +23,7 @@ import (
 	"github.com/roundtable-sfu/roundtable/demux"
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/metrics"
+	"github.com/roundtable-sfu/roundtable/record"
 	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/sfu"
 	"github.com/roundtable-sfu/roundtable/signal"
@@ -35,11 +36,13 @@ import (
 // Server is a running Roundtable instance.
 type Server struct {
 	// WHIP serves WHIP ingest (/whip/), WHEP playback (/whep/).
-	WHIP   *whip.Handler
-	WHEP   *whip.Handler
-	Engine *sfu.Engine
-	Rooms  *room.Manager
-	Signal *signal.Server
+	WHIP *whip.Handler
+	WHEP *whip.Handler
+	// Recorder records rooms (-record-dir, or the admin API).
+	Recorder *record.Service
+	Engine   *sfu.Engine
+	Rooms    *room.Manager
+	Signal   *signal.Server
 
 	log  *slog.Logger
 	cfg  Config
@@ -151,6 +154,14 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		return nil, err
 	}
 	undo = append(undo, func() { rooms.Close("shutdown") })
+	recDir := cfg.RecordDir
+	if recDir == "" {
+		recDir = cfg.RecordingsDir
+	}
+	recorder := record.New(recDir, engine.Stats(), log)
+	if cfg.RecordDir != "" {
+		rooms.RecordAll(recorder.Start)
+	}
 	var keys *auth.Keys
 	if !cfg.Open() {
 		keys = &auth.Keys{Key: cfg.APIKey, Secret: cfg.APISecret}
@@ -169,7 +180,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		RetryFor: cfg.WebhookRetryFor, Timeout: cfg.WebhookTimeout}, log)
 	undo = append(undo, func() { hooks.Close(context.Background()) })
 	rooms.Observe(hooks.Send)
-	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks, acme: certs}
+	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks, acme: certs, Recorder: recorder}
 	if certs != nil && cfg.ACMEHTTPListen != "" {
 		if s.acmeLn, err = net.Listen("tcp", cfg.ACMEHTTPListen); err != nil {
 			return nil, fmt.Errorf("acme-http-listen %s: %w", cfg.ACMEHTTPListen, err)
@@ -192,9 +203,9 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	mux.Handle(whip.Prefix, s.WHIP)
 	s.WHEP = whip.NewWHEP(rooms, whipCfg, log)
 	mux.Handle(whip.PlaybackPrefix, s.WHEP)
-	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage}, log))
+	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage, Record: s.Recorder.Start}, log))
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats(),
-		Webhooks: hooks.Stats(), WHIP: s.WHIP.States, WHEP: s.WHEP.States}))
+		Webhooks: hooks.Stats(), WHIP: s.WHIP.States, WHEP: s.WHEP.States, Recording: s.Recorder.Stats()}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {
@@ -322,7 +333,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.Drain()
 	waitErr := s.Signal.Wait(ctx)
-	s.webhooks.Close(ctx) // the last room_finished events, as far as ctx allows
+	s.Rooms.StopRecordings() // every file complete before the process ends
+	s.webhooks.Close(ctx)    // the last room_finished events, as far as ctx allows
 	httpErr := s.http.Shutdown(ctx)
 	var pprofErr error
 	if s.pprofHTTP != nil {

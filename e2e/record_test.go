@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/server"
+	"github.com/roundtable-sfu/roundtable/record"
+)
+
+// mediaSeconds is how long the test media lasts; flashAt is when its
+// picture flashes white and its audio beeps.
+const (
+	mediaSeconds = 8
+	flashAt      = 4.0
+)
+
+// needFFmpeg returns ffmpeg's and ffprobe's paths, or skips (fails under
+// RT_REQUIRE_TOOLS: scripts/test.sh installs them).
+func needFFmpeg(t *testing.T) (ffmpeg, ffprobe string) {
+	t.Helper()
+	ffmpeg, err1 := exec.LookPath("ffmpeg")
+	ffprobe, err2 := exec.LookPath("ffprobe")
+	if err1 != nil || err2 != nil {
+		if os.Getenv("RT_REQUIRE_TOOLS") != "" {
+			t.Fatalf("ffmpeg and ffprobe are required: %v %v", err1, err2)
+		}
+		t.Skip("ffmpeg and ffprobe are not installed")
+	}
+	return ffmpeg, ffprobe
+}
+
+// makeMedia has ffmpeg make a participant's media into dir: an Ogg Opus
+// file of a sine tone at freq Hz, one 20 ms packet per page, with a loud
+// 2 kHz beep from flashAt for 100 ms; and an IVF VP8 file of a black
+// 320x240 picture at 30 frames a second (a keyframe every second) that is
+// white from flashAt for 100 ms.
+func makeMedia(t *testing.T, ffmpeg, dir string, freq int) (audio, video string) {
+	t.Helper()
+	audio, video = filepath.Join(dir, fmt.Sprintf("tone%d.ogg", freq)), filepath.Join(dir, fmt.Sprintf("pattern%d.ivf", freq))
+	run := func(args ...string) {
+		out, err := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+		}
+	}
+	run("-f", "lavfi", "-i", fmt.Sprintf("aevalsrc=0.2*sin(2*PI*%d*t)+if(between(t\\,%g\\,%g)\\,0.7*sin(2*PI*2000*t)\\,0):s=48000:d=%d",
+		freq, flashAt, flashAt+0.1, mediaSeconds),
+		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", audio)
+	run("-f", "lavfi", "-i", fmt.Sprintf("color=c=black:s=320x240:r=30:d=%d,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(t,%g,%g)'",
+		mediaSeconds, flashAt, flashAt+0.1),
+		"-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k", video)
+	return audio, video
+}
+
+// probeDuration is a file's duration as ffprobe reads it, in seconds.
+func probeDuration(t *testing.T, ffprobe, file string) float64 {
+	t.Helper()
+	out, err := exec.Command(ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", file).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", file, err, out)
+	}
+	d, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		t.Fatalf("ffprobe %s: duration %q", file, out)
+	}
+	return d
+}
+
+// decodeErrors decodes a file in full with ffmpeg and returns what it
+// complained of ("" nothing).
+func decodeErrors(t *testing.T, ffmpeg, file string) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "null", "-")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Sprintf("%v: %s", err, stderr.String())
+	}
+	return strings.TrimSpace(stderr.String())
+}
+
+func withRecordDir(dir string) serverOpt {
+	return func(c *server.Config, _ *[]interceptor.Factory) { c.RecordDir = dir }
+}
+
+// Every room recorded (-record-dir): two pion publishers send real Opus
+// and VP8 made by ffmpeg, each through a leg that loses 5 % of its
+// packets (retransmissions too, all but each stream's first 20: a file
+// cannot answer a keyframe request, so its first keyframe must arrive);
+// when the room ends, its recording holds
+// one Ogg and one WebM file per publisher, which ffprobe reads and ffmpeg
+// decodes without an error, each as long as what was sent (within 0.5 s),
+// and a manifest that names who published what, when, with the
+// publishers' sender reports.
+func TestRecordingThroughLoss(t *testing.T) {
+	ffmpeg, ffprobe := needFFmpeg(t)
+	checkGoroutines(t)
+	media := t.TempDir()
+	recDir := t.TempDir()
+	s := startServer(t, withRecordDir(recDir))
+	ctx := testContext(t, 60*time.Second)
+	var pubs []*client.Client
+	for i, name := range []string{"ann", "bob"} {
+		audio, video := makeMedia(t, ffmpeg, media, 440+220*i)
+		loss := &lossyLink{rate: 0.05, target: -1, spare: 20, rng: rand.New(rand.NewPCG(uint64(i), 7))}
+		pubs = append(pubs, s.joinWith(ctx, client.Config{Room: "recorded", Name: name, Audio: 1, Video: 1,
+			AudioFile: audio, VideoFile: video, Interceptors: []interceptor.Factory{loss}}))
+	}
+	waitFor(t, ctx, "the room recorded", func() bool { return s.Rooms.Recording("recorded") })
+	for _, p := range pubs {
+		for _, l := range p.Local() {
+			select {
+			case <-l.FileDone():
+			case <-ctx.Done():
+				t.Fatal("the media files were not sent in time")
+			}
+			if err := l.FileError(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the last frames reach the recorder (nothing to wait on: the sender is done)
+	for _, p := range pubs {
+		p.Leave()
+	}
+	waitFor(t, ctx, "the recording finished", func() bool { return s.Recorder.Stats().Active.Load() == 0 && s.Rooms.Recordings() == 0 })
+
+	dirs, _ := filepath.Glob(filepath.Join(recDir, "recorded", "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("recordings of the room: %v, want one", dirs)
+	}
+	m, err := record.ReadManifest(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Room != "recorded" || m.Stopped.IsZero() || len(m.Tracks) != 4 {
+		t.Fatalf("manifest: room %q, stopped %v, %d tracks, want 4", m.Room, m.Stopped, len(m.Tracks))
+	}
+	names := map[string]string{pubs[0].ID: "ann", pubs[1].ID: "bob"}
+	for _, tr := range m.Tracks {
+		what := fmt.Sprintf("%s's %s (%s)", tr.Name, tr.Kind, tr.File)
+		if names[tr.Participant] != tr.Name || tr.File == "" || tr.Error != "" {
+			t.Errorf("%s: participant %s, error %q", what, tr.Participant, tr.Error)
+			continue
+		}
+		if tr.Started.IsZero() || tr.Stopped.Before(tr.Started) || len(tr.SenderReports) == 0 || tr.Frames == 0 {
+			t.Errorf("%s: started %v stopped %v, %d sender reports, %d frames", what, tr.Started, tr.Stopped, len(tr.SenderReports), tr.Frames)
+		}
+		file := filepath.Join(dirs[0], tr.File)
+		if d := probeDuration(t, ffprobe, file); d < mediaSeconds-0.5 || d > mediaSeconds+0.5 {
+			t.Errorf("%s lasts %.2f s, want %d ± 0.5", what, d, mediaSeconds)
+		}
+		if e := decodeErrors(t, ffmpeg, file); e != "" {
+			t.Errorf("%s does not decode cleanly: %s", what, e)
+		}
+		t.Logf("%s: %d frames, %d bytes, %d packets lost, %d dropped", what, tr.Frames, tr.Bytes, tr.Lost, tr.Dropped)
+	}
+}
+
+// The admin API starts and stops a room's recording: 201 with its
+// directory, 409 while it records, 404 for no room; stopping returns once
+// the manifest is complete.
+func TestRecordingByAdminAPI(t *testing.T) {
+	checkGoroutines(t)
+	recDir := t.TempDir()
+	s := startServer(t, func(c *server.Config, _ *[]interceptor.Factory) { c.RecordingsDir = recDir })
+	ctx := testContext(t, 30*time.Second)
+	ann := s.join(ctx, "meeting", "ann", 1, 1)
+	call := func(method, path string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, s.URL()+"api/v1/rooms/"+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	if code, _ := call("POST", "nowhere/recording"); code != http.StatusNotFound {
+		t.Errorf("recording a room that does not exist: %d, want 404", code)
+	}
+	code, body := call("POST", "meeting/recording")
+	if code != http.StatusCreated || !strings.Contains(body, recDir) {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	if code, _ := call("POST", "meeting/recording"); code != http.StatusConflict {
+		t.Errorf("a second start: %d, want 409", code)
+	}
+	waitFor(t, ctx, "frames recorded", func() bool { return s.Recorder.Stats().Bytes.Load() > 20000 })
+	if code, body := call("DELETE", "meeting/recording"); code != http.StatusOK {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(recDir, "meeting", "*"))
+	if len(dirs) != 1 {
+		t.Fatalf("recordings: %v", dirs)
+	}
+	m, err := record.ReadManifest(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Stopped.IsZero() || len(m.Tracks) != 2 {
+		t.Errorf("manifest: stopped %v, %d tracks, want 2", m.Stopped, len(m.Tracks))
+	}
+	for _, tr := range m.Tracks {
+		if tr.Participant != ann.ID || tr.Bytes == 0 || tr.Stopped.IsZero() {
+			t.Errorf("track %+v", tr)
+		}
+	}
+	if code, _ := call("DELETE", "meeting/recording"); code != http.StatusNotFound {
+		t.Errorf("stopping twice: %d, want 404", code)
+	}
+	ann.Leave()
+}
