@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -20,10 +21,13 @@ import (
 )
 
 // mediaSeconds is how long the test media lasts; flashAt is when its
-// picture flashes white and its audio beeps.
+// picture flashes white and its audio beeps, for flashFor seconds (the
+// beep outlasts a lost packet or two: audio is not retransmitted, as
+// browsers do not for Opus, and a decoder conceals what is lost).
 const (
 	mediaSeconds = 8
 	flashAt      = 4.0
+	flashFor     = 0.3
 )
 
 // needFFmpeg returns ffmpeg's and ffprobe's paths, or skips (fails under
@@ -43,9 +47,9 @@ func needFFmpeg(t *testing.T) (ffmpeg, ffprobe string) {
 
 // makeMedia has ffmpeg make a participant's media into dir: an Ogg Opus
 // file of a sine tone at freq Hz, one 20 ms packet per page, with a loud
-// 2 kHz beep from flashAt for 100 ms; and an IVF VP8 file of a black
+// 2 kHz beep from flashAt for flashFor; and an IVF VP8 file of a black
 // 320x240 picture at 30 frames a second (a keyframe every second) that is
-// white from flashAt for 100 ms.
+// white from flashAt for flashFor.
 func makeMedia(t *testing.T, ffmpeg, dir string, freq int) (audio, video string) {
 	t.Helper()
 	audio, video = filepath.Join(dir, fmt.Sprintf("tone%d.ogg", freq)), filepath.Join(dir, fmt.Sprintf("pattern%d.ivf", freq))
@@ -56,10 +60,10 @@ func makeMedia(t *testing.T, ffmpeg, dir string, freq int) (audio, video string)
 		}
 	}
 	run("-f", "lavfi", "-i", fmt.Sprintf("aevalsrc=0.2*sin(2*PI*%d*t)+if(between(t\\,%g\\,%g)\\,0.7*sin(2*PI*2000*t)\\,0):s=48000:d=%d",
-		freq, flashAt, flashAt+0.1, mediaSeconds),
+		freq, flashAt, flashAt+flashFor, mediaSeconds),
 		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", audio)
 	run("-f", "lavfi", "-i", fmt.Sprintf("color=c=black:s=320x240:r=30:d=%d,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(t,%g,%g)'",
-		mediaSeconds, flashAt, flashAt+0.1),
+		mediaSeconds, flashAt, flashAt+flashFor),
 		"-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k", video)
 	return audio, video
 }
@@ -103,7 +107,8 @@ func withRecordDir(dir string) serverOpt {
 // one Ogg and one WebM file per publisher, which ffprobe reads and ffmpeg
 // decodes without an error, each as long as what was sent (within 0.5 s),
 // and a manifest that names who published what, when, with the
-// publishers' sender reports.
+// publishers' sender reports. The archive of it (with the mix) decodes,
+// and in it each publisher's flash and beep are within 40 ms.
 func TestRecordingThroughLoss(t *testing.T) {
 	ffmpeg, ffprobe := needFFmpeg(t)
 	checkGoroutines(t)
@@ -167,6 +172,96 @@ func TestRecordingThroughLoss(t *testing.T) {
 		}
 		t.Logf("%s: %d frames, %d bytes, %d packets lost, %d dropped", what, tr.Frames, tr.Bytes, tr.Lost, tr.Dropped)
 	}
+
+	// The archive: one file, an audio track per participant, the video
+	// tracks, and the mix; each publisher's flash and beep at one instant.
+	archive := filepath.Join(t.TempDir(), "archive.webm")
+	if keep := os.Getenv("RT_KEEP_RECORDING"); keep != "" { // for a look with ffprobe
+		_ = exec.Command("cp", "-r", dirs[0], keep).Run()
+	}
+	tracks, err := record.Archive(dirs[0], archive, record.ArchiveOptions{FFmpeg: ffmpeg, Warn: func(s string) { t.Error(s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tracks) != 5 {
+		t.Fatalf("archive tracks: %+v, want 2 audio, 2 video and the mix", tracks)
+	}
+	if e := decodeErrors(t, ffmpeg, archive); e != "" {
+		t.Errorf("the archive does not decode cleanly: %s", e)
+	}
+	if d := probeDuration(t, ffprobe, archive); d < mediaSeconds-0.5 || d > mediaSeconds+1.5 {
+		t.Errorf("the archive lasts %.2f s", d)
+	}
+	for _, name := range []string{"ann", "bob"} {
+		var flash, beep float64 = -1, -1
+		for _, tr := range tracks {
+			if tr.Name == "mix" || !strings.HasPrefix(tr.Name, name) {
+				continue
+			}
+			if tr.Kind == "video" {
+				flash = flashTime(t, ffprobe, archive, tr.Number-1)
+			} else {
+				beep = beepTime(t, ffprobe, archive, tr.Number-1)
+			}
+		}
+		t.Logf("%s: flash at %.3f s, beep at %.3f s in the archive", name, flash, beep)
+		if flash < 0 || beep < 0 || math.Abs(flash-beep) > 0.040 {
+			t.Errorf("%s: the flash at %.3f s and the beep at %.3f s are not within 40 ms", name, flash, beep)
+		}
+	}
+}
+
+// flashTime is when stream si of file first shows a picture brighter than
+// mid-grey (signalstats' mean luma), in seconds; -1 never.
+func flashTime(t *testing.T, ffprobe, file string, si int) float64 {
+	t.Helper()
+	bright := framesWhere(t, ffprobe, fmt.Sprintf("movie=%s:si=%d,signalstats", file, si), "lavfi.signalstats.YAVG",
+		func(v float64) bool { return v > 128 })
+	if len(bright) == 0 {
+		return -1
+	}
+	return bright[0]
+}
+
+// beepTime is when the beep starts in audio stream si of file, in seconds
+// (-1 never): the first decoded frame (20 ms) that peaks above -8 dBFS
+// (the tone alone peaks at -14), or, if that is later, the last such
+// frame's end less the beep's length. Audio is not retransmitted, so the
+// frames at either edge of the beep may be missing; a frame's time is its
+// block's in the archive, so a missing one leaves a gap, not a shift.
+func beepTime(t *testing.T, ffprobe, file string, si int) float64 {
+	t.Helper()
+	loud := framesWhere(t, ffprobe, fmt.Sprintf("amovie=%s:si=%d,astats=metadata=1:reset=1", file, si),
+		"lavfi.astats.Overall.Peak_level", func(v float64) bool { return v > -8 })
+	if len(loud) == 0 {
+		return -1
+	}
+	return min(loud[0], loud[len(loud)-1]+0.020-flashFor)
+}
+
+// framesWhere runs a lavfi graph through ffprobe and returns the times
+// of the frames whose tag satisfies ok, past the first second (an Opus
+// decoder's start may peak).
+func framesWhere(t *testing.T, ffprobe, graph, tag string, ok func(float64) bool) []float64 {
+	t.Helper()
+	out, err := exec.Command(ffprobe, "-v", "error", "-f", "lavfi", "-i", graph,
+		"-show_entries", "frame=pts_time:frame_tags="+tag, "-of", "csv=p=0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v\n%s", graph, err, out)
+	}
+	var times []float64
+	for _, line := range strings.Split(string(out), "\n") {
+		at, v, found := strings.Cut(strings.TrimSpace(line), ",")
+		if !found {
+			continue
+		}
+		ts, err1 := strconv.ParseFloat(at, 64)
+		x, err2 := strconv.ParseFloat(v, 64)
+		if err1 == nil && err2 == nil && ts > 1 && ok(x) {
+			times = append(times, ts)
+		}
+	}
+	return times
 }
 
 // The admin API starts and stops a room's recording: 201 with its

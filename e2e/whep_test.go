@@ -274,3 +274,46 @@ func payloadsFrom(c *client.Client, id string, kind webrtc.RTPCodecType) int {
 	}
 	return n
 }
+
+// A WHEP viewer's layer follows its bandwidth estimate, as a member's
+// does: behind a 400 kbit/s link it is moved from the top simulcast layer
+// to the lowest, and back up once the cap is lifted.
+func TestWHEPLayerFollowsBandwidth(t *testing.T) {
+	checkGoroutines(t)
+	link := &impairFactory{}
+	link.rate.Store(400_000)
+	link.target.Store(1) // the viewer's PeerConnection (the publisher's is 0)
+	s := startServer(t, withInterceptor(link))
+	ctx := testContext(t, 60*time.Second)
+	pub := s.joinWith(ctx, client.Config{Room: "simwhep", Name: "pub", Video: 1, Simulcast: true, KeyframeInterval: 10 * time.Minute})
+	waitFor(t, ctx, "three layers published", func() bool {
+		_, members, ok := s.Rooms.Room("simwhep")
+		return ok && len(members) == 1 && len(members[0].Tracks) == 1
+	})
+	v, err := client.PlayWHEP(ctx, whepURL(s, "simwhep"), client.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Abort()
+	var video *client.RemoteTrack
+	waitFor(t, ctx, "the viewer's video", func() bool {
+		for _, r := range v.Remote() {
+			if r.Kind == webrtc.RTPCodecTypeVideo && r.Stats().PayloadIDs[pub.ID] > 0 {
+				video = r
+			}
+		}
+		return video != nil
+	})
+	start := time.Now()
+	waitFor(t, ctx, "the capped viewer on the lowest layer", func() bool { return video.Stats().Layer == 0 })
+	t.Logf("lowest layer after %v; estimates %v", time.Since(start), s.Engine.Estimates())
+	link.rate.Store(0)
+	start = time.Now()
+	waitFor(t, ctx, "the top layer once the cap is lifted", func() bool { return video.Stats().Layer == 2 })
+	t.Logf("top layer after %v", time.Since(start))
+	if code, err := v.Delete(ctx); code != http.StatusOK {
+		t.Fatalf("DELETE: %d %v", code, err)
+	}
+	waitFor(t, ctx, "no WHEP session left", func() bool { return s.WHEP.Sessions() == 0 })
+	pub.Leave()
+}

@@ -67,6 +67,11 @@ type track struct {
 	pushed  bool   // a packet went into sb; lastSeq and lastPTS are the newest's
 	lastSeq uint16
 	lastPTS uint32
+	// The first packet's arrival and timestamp: a frame's arrival is
+	// reckoned from them (the tap's timestamps keep the wall clock's pace),
+	// not from when the reordering buffer lets it go.
+	firstAt    time.Time
+	firstPktTS uint32
 }
 
 func newTrack(r *Recording, index int, path string, up *sfu.UpTrack) *track {
@@ -103,6 +108,9 @@ func (t *track) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 	t.countDrops()
 	p := &rtp.Packet{Header: *h, Payload: append([]byte(nil), payload...)}
 	p.Header.CSRC = append([]uint32(nil), h.CSRC...)
+	if !t.pushed {
+		t.firstAt, t.firstPktTS = time.Now(), h.Timestamp
+	}
 	if !t.pushed || int16(h.SequenceNumber-t.lastSeq) > 0 {
 		t.pushed, t.lastSeq, t.lastPTS = true, h.SequenceNumber, h.Timestamp
 	}
@@ -164,7 +172,8 @@ func (t *track) writeSample(s *media.Sample) error {
 	}
 	if !t.started {
 		t.started, t.firstTS, t.prevTS = true, s.PacketTimestamp, s.PacketTimestamp
-		at := time.Now().UTC()
+		since := time.Duration(float64(int32(s.PacketTimestamp-t.firstPktTS)) / float64(t.codec.ClockRate) * float64(time.Second))
+		at := t.firstAt.Add(since).UTC()
 		t.rec.update(t.index, func(m *ManifestTrack) { m.Started, m.FirstRTP = at, s.PacketTimestamp })
 	}
 	// Extend the 32-bit timestamp: frames come in order.
@@ -173,8 +182,11 @@ func (t *track) writeSample(s *media.Sample) error {
 	}
 	t.prevTS = s.PacketTimestamp
 	ext := t.tsHigh + int64(s.PacketTimestamp) - int64(t.firstTS)
-	if ext < t.lastTS {
-		return nil // older than what is written: a container needs order
+	if t.frames > 0 && ext <= t.lastTS {
+		// Not after the last frame written: a repeat (a retransmission
+		// that came after the frame left the reordering buffer) or older.
+		// A container needs frames in order, once.
+		return nil
 	}
 	t.lastTS = ext
 	var err error

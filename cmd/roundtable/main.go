@@ -38,6 +38,8 @@ func main() {
 			args, cmd = args[1:], runRooms
 		case "config":
 			args, cmd = args[1:], runConfig
+		case "archive":
+			args, cmd = args[1:], runArchive
 		}
 	}
 	if err := cmd(args, os.Stdout, os.Stderr); errors.Is(err, flag.ErrHelp) {
@@ -175,6 +177,7 @@ func flags(cfg *server.Config, layer *int, stderr io.Writer) *flag.FlagSet {
        roundtable token ...          mint a join or admin token
        roundtable rooms ...          the admin API from a shell (docs/api.md)
        roundtable config check|print the configuration file
+       roundtable archive DIR        one file of a room's recording (docs/recording.md)
        roundtable load ...           the load tool
        roundtable baseline ...       the stock pion yardstick
 (each takes -help) flags:
