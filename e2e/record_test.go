@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
 	"github.com/roundtable-sfu/roundtable/record"
@@ -50,9 +51,17 @@ func needFFmpeg(t *testing.T) (ffmpeg, ffprobe string) {
 // 2 kHz beep from flashAt for flashFor; and an IVF VP8 file of a black
 // 320x240 picture at 30 frames a second (a keyframe every second) that is
 // white from flashAt for flashFor.
-func makeMedia(t *testing.T, ffmpeg, dir string, freq int) (audio, video string) {
+func makeMedia(t *testing.T, ffmpeg, dir string, freq int, h264 bool) (audio, video string) {
 	t.Helper()
 	audio, video = filepath.Join(dir, fmt.Sprintf("tone%d.ogg", freq)), filepath.Join(dir, fmt.Sprintf("pattern%d.ivf", freq))
+	codec := []string{"-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k"}
+	if h264 {
+		// Constrained baseline, as WebRTC sends it; access unit
+		// delimiters mark the frames of the elementary stream.
+		video = filepath.Join(dir, fmt.Sprintf("pattern%d.h264", freq))
+		codec = []string{"-c:v", "libx264", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-g", "30", "-bf", "0",
+			"-tune", "zerolatency", "-x264-params", "aud=1", "-b:v", "400k", "-f", "h264"}
+	}
 	run := func(args ...string) {
 		out, err := exec.Command(ffmpeg, append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput()
 		if err != nil {
@@ -62,9 +71,8 @@ func makeMedia(t *testing.T, ffmpeg, dir string, freq int) (audio, video string)
 	run("-f", "lavfi", "-i", fmt.Sprintf("aevalsrc=0.2*sin(2*PI*%d*t)+if(between(t\\,%g\\,%g)\\,0.7*sin(2*PI*2000*t)\\,0):s=48000:d=%d",
 		freq, flashAt, flashAt+flashFor, mediaSeconds),
 		"-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", "-page_duration", "20000", audio)
-	run("-f", "lavfi", "-i", fmt.Sprintf("color=c=black:s=320x240:r=30:d=%d,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(t,%g,%g)'",
-		mediaSeconds, flashAt, flashAt+flashFor),
-		"-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "400k", video)
+	run(append(append([]string{"-f", "lavfi", "-i", fmt.Sprintf("color=c=black:s=320x240:r=30:d=%d,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(t,%g,%g)'",
+		mediaSeconds, flashAt, flashAt+flashFor)}, codec...), video)...)
 	return audio, video
 }
 
@@ -83,11 +91,11 @@ func probeDuration(t *testing.T, ffprobe, file string) float64 {
 }
 
 // decodeErrors decodes a file in full with ffmpeg and returns what it
-// complained of ("" nothing).
-func decodeErrors(t *testing.T, ffmpeg, file string) string {
+// complained of ("" nothing); out are more output options.
+func decodeErrors(t *testing.T, ffmpeg, file string, out ...string) string {
 	t.Helper()
 	var stderr bytes.Buffer
-	cmd := exec.Command(ffmpeg, "-v", "error", "-i", file, "-f", "null", "-")
+	cmd := exec.Command(ffmpeg, append(append([]string{"-v", "error", "-i", file}, out...), "-f", "null", "-")...)
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Sprintf("%v: %s", err, stderr.String())
@@ -99,13 +107,14 @@ func withRecordDir(dir string) serverOpt {
 	return func(c *server.Config, _ *[]interceptor.Factory) { c.RecordDir = dir }
 }
 
-// Every room recorded (-record-dir): two pion publishers send real Opus
-// and VP8 made by ffmpeg, each through a leg that loses 5 % of its
+// Every room recorded (-record-dir): three pion publishers send real Opus
+// and VP8 (H.264 for cat) made by ffmpeg, each through a leg that loses 5 % of its
 // packets (retransmissions too, all but each stream's first 20: a file
 // cannot answer a keyframe request, so its first keyframe must arrive);
 // when the room ends, its recording holds
-// one Ogg and one WebM file per publisher, which ffprobe reads and ffmpeg
-// decodes without an error, each as long as what was sent (within 0.5 s),
+// one Ogg and one WebM (or Annex-B and its index) file per publisher,
+// which ffprobe reads and ffmpeg decodes without an error, each as long as
+// what was sent (within 0.5 s),
 // and a manifest that names who published what, when, with the
 // publishers' sender reports. The archive of it (with the mix) decodes,
 // and in it each publisher's flash and beep are within 40 ms.
@@ -117,11 +126,15 @@ func TestRecordingThroughLoss(t *testing.T) {
 	s := startServer(t, withRecordDir(recDir))
 	ctx := testContext(t, 60*time.Second)
 	var pubs []*client.Client
-	for i, name := range []string{"ann", "bob"} {
-		audio, video := makeMedia(t, ffmpeg, media, 440+220*i)
+	for i, name := range []string{"ann", "bob", "cat"} {
+		cfg := client.Config{Room: "recorded", Name: name, Audio: 1, Video: 1}
+		if name == "cat" {
+			cfg.VideoCodec = webrtc.MimeTypeH264
+		}
+		cfg.AudioFile, cfg.VideoFile = makeMedia(t, ffmpeg, media, 440+220*i, name == "cat")
 		loss := &lossyLink{rate: 0.05, target: -1, spare: 20, rng: rand.New(rand.NewPCG(uint64(i), 7))}
-		pubs = append(pubs, s.joinWith(ctx, client.Config{Room: "recorded", Name: name, Audio: 1, Video: 1,
-			AudioFile: audio, VideoFile: video, Interceptors: []interceptor.Factory{loss}}))
+		cfg.Interceptors = []interceptor.Factory{loss}
+		pubs = append(pubs, s.joinWith(ctx, cfg))
 	}
 	waitFor(t, ctx, "the room recorded", func() bool { return s.Rooms.Recording("recorded") })
 	for _, p := range pubs {
@@ -150,10 +163,10 @@ func TestRecordingThroughLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Room != "recorded" || m.Stopped.IsZero() || len(m.Tracks) != 4 {
-		t.Fatalf("manifest: room %q, stopped %v, %d tracks, want 4", m.Room, m.Stopped, len(m.Tracks))
+	if m.Room != "recorded" || m.Stopped.IsZero() || len(m.Tracks) != 6 {
+		t.Fatalf("manifest: room %q, stopped %v, %d tracks, want 6", m.Room, m.Stopped, len(m.Tracks))
 	}
-	names := map[string]string{pubs[0].ID: "ann", pubs[1].ID: "bob"}
+	names := map[string]string{pubs[0].ID: "ann", pubs[1].ID: "bob", pubs[2].ID: "cat"}
 	for _, tr := range m.Tracks {
 		what := fmt.Sprintf("%s's %s (%s)", tr.Name, tr.Kind, tr.File)
 		if names[tr.Participant] != tr.Name || tr.File == "" || tr.Error != "" {
@@ -164,7 +177,15 @@ func TestRecordingThroughLoss(t *testing.T) {
 			t.Errorf("%s: started %v stopped %v, %d sender reports, %d frames", what, tr.Started, tr.Stopped, len(tr.SenderReports), tr.Frames)
 		}
 		file := filepath.Join(dirs[0], tr.File)
-		if d := probeDuration(t, ffprobe, file); d < mediaSeconds-0.5 || d > mediaSeconds+0.5 {
+		d := 0.0
+		if tr.Index != "" {
+			// An elementary stream has no time of its own: its index
+			// has each frame's.
+			d = indexDuration(t, filepath.Join(dirs[0], tr.Index))
+		} else {
+			d = probeDuration(t, ffprobe, file)
+		}
+		if d < mediaSeconds-0.5 || d > mediaSeconds+0.5 {
 			t.Errorf("%s lasts %.2f s, want %d ± 0.5", what, d, mediaSeconds)
 		}
 		if e := decodeErrors(t, ffmpeg, file); e != "" {
@@ -175,7 +196,7 @@ func TestRecordingThroughLoss(t *testing.T) {
 
 	// The archive: one file, an audio track per participant, the video
 	// tracks, and the mix; each publisher's flash and beep at one instant.
-	archive := filepath.Join(t.TempDir(), "archive.webm")
+	archive := filepath.Join(t.TempDir(), record.ArchiveName(dirs[0]))
 	if keep := os.Getenv("RT_KEEP_RECORDING"); keep != "" { // for a look with ffprobe
 		_ = exec.Command("cp", "-r", dirs[0], keep).Run()
 	}
@@ -183,16 +204,23 @@ func TestRecordingThroughLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tracks) != 5 {
-		t.Fatalf("archive tracks: %+v, want 2 audio, 2 video and the mix", tracks)
+	if len(tracks) != 7 || filepath.Ext(archive) != ".mkv" {
+		t.Fatalf("archive %s, tracks %+v: want a Matroska file of 3 audio, 3 video and the mix", archive, tracks)
 	}
-	if e := decodeErrors(t, ffmpeg, archive); e != "" {
+	// Every stream, each frame at its own time, in the file's time base
+	// (ffmpeg would otherwise resample to a frame rate it guesses, and
+	// complain when two frames fall in one of its ticks).
+	if e := decodeErrors(t, ffmpeg, archive, "-map", "0", "-fps_mode", "passthrough", "-enc_time_base", "-1"); e != "" {
 		t.Errorf("the archive does not decode cleanly: %s", e)
 	}
-	if d := probeDuration(t, ffprobe, archive); d < mediaSeconds-0.5 || d > mediaSeconds+1.5 {
-		t.Errorf("the archive lasts %.2f s", d)
+	var last time.Duration // the latest start: the archive ends media later
+	for _, tr := range tracks {
+		last = max(last, tr.Start)
 	}
-	for _, name := range []string{"ann", "bob"} {
+	if d, want := probeDuration(t, ffprobe, archive), last.Seconds()+mediaSeconds; math.Abs(d-want) > 0.5 {
+		t.Errorf("the archive lasts %.2f s, want %.2f (its last track starts at %v) ± 0.5", d, want, last)
+	}
+	for _, name := range []string{"ann", "bob", "cat"} {
 		var flash, beep float64 = -1, -1
 		for _, tr := range tracks {
 			if tr.Name == "mix" || !strings.HasPrefix(tr.Name, name) {
@@ -209,6 +237,22 @@ func TestRecordingThroughLoss(t *testing.T) {
 			t.Errorf("%s: the flash at %.3f s and the beep at %.3f s are not within 40 ms", name, flash, beep)
 		}
 	}
+}
+
+// indexDuration is how long an H.264 recording's frames last, by its
+// index: the last frame's time and one frame at 30 a second.
+func indexDuration(t *testing.T, index string) float64 {
+	t.Helper()
+	b, err := os.ReadFile(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var ms float64
+	if _, err := fmt.Sscanf(lines[len(lines)-1], "%f", &ms); err != nil {
+		t.Fatalf("index %s: %v", index, err)
+	}
+	return ms/1000 + 1.0/30
 }
 
 // flashTime is when stream si of file first shows a picture brighter than

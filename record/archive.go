@@ -27,6 +27,19 @@ import (
 	"github.com/pion/webrtc/v3/pkg/media/oggreader"
 )
 
+// ArchiveName is the default file name of dir's archive: archive.mkv
+// when a track is H.264 (which WebM does not carry), else archive.webm.
+func ArchiveName(dir string) string {
+	if m, err := ReadManifest(dir); err == nil {
+		for _, t := range m.Tracks {
+			if t.Index != "" {
+				return "archive.mkv"
+			}
+		}
+	}
+	return "archive.webm"
+}
+
 // ArchiveTrack is one track of an archive, for the caller's report.
 type ArchiveTrack struct {
 	Number      int // in the archive, from 1
@@ -50,7 +63,7 @@ type ArchiveOptions struct {
 }
 
 // Archive writes dir's recording (its manifest.json) to out as one WebM
-// file: an audio track per participant, a video track per recorded video
+// file (Matroska when a track is H.264): an audio track per participant, a video track per recorded video
 // file. Every file starts where the manifest places it: at the moment its
 // first frame reached the server, corrected within a participant by its
 // sender reports (RFC 3550: its audio and video share one clock, so lip
@@ -77,8 +90,9 @@ func Archive(dir, out string, opt ArchiveOptions) ([]ArchiveTrack, error) {
 	// published), video by file.
 	type plan struct {
 		ArchiveTrack
-		inputs        []int // manifest tracks, in time order
-		width, height int   // video: the picture size its file says
+		inputs        []int  // manifest tracks, in time order
+		width, height int    // video: the picture size its file says
+		avcC          []byte // H.264: the decoder configuration (ISO 14496-15)
 	}
 	var plans []*plan
 	audioOf := map[string]*plan{}
@@ -86,9 +100,9 @@ func Archive(dir, out string, opt ArchiveOptions) ([]ArchiveTrack, error) {
 		if t.File == "" || starts[i].IsZero() {
 			continue
 		}
-		switch ext := filepath.Ext(t.File); {
-		case ext == ".h264":
-			warn(fmt.Sprintf("%s: H.264 is not carried into the archive (WebM takes VP8, VP9 and Opus unchanged)", t.File))
+		switch {
+		case filepath.Ext(t.File) == ".h264" && t.Index == "":
+			warn(fmt.Sprintf("%s: no frame index, so its frames cannot be placed", t.File))
 			continue
 		case t.Kind == "audio":
 			p := audioOf[t.Participant]
@@ -111,6 +125,7 @@ func Archive(dir, out string, opt ArchiveOptions) ([]ArchiveTrack, error) {
 	// Open every input; each yields frames at archive times.
 	var entries []webm.TrackEntry
 	var sources mergeHeap
+	matroska := false // an H.264 track: WebM's DocType does not allow it
 	for n, p := range plans {
 		p.Number = n + 1
 		p.Start = -1
@@ -120,7 +135,12 @@ func Archive(dir, out string, opt ArchiveOptions) ([]ArchiveTrack, error) {
 			if p.Start < 0 || offset < p.Start {
 				p.Start = offset
 			}
-			src, err := openFrames(filepath.Join(dir, t.File), t.Kind == "video")
+			var src frameReader
+			if t.Index != "" {
+				src, err = openAnnexB(filepath.Join(dir, t.File), filepath.Join(dir, t.Index), &p.avcC)
+			} else {
+				src, err = openFrames(filepath.Join(dir, t.File), t.Kind == "video")
+			}
 			if err != nil {
 				warn(fmt.Sprintf("%s: %v", t.File, err))
 				continue
@@ -143,8 +163,14 @@ func Archive(dir, out string, opt ArchiveOptions) ([]ArchiveTrack, error) {
 		} else {
 			t := m.Tracks[p.inputs[0]]
 			e.CodecID, e.TrackType = "V_VP8", 1
-			if strings.EqualFold(t.Codec, "video/VP9") {
+			switch {
+			case strings.EqualFold(t.Codec, "video/VP9"):
 				e.CodecID = "V_VP9"
+			case strings.EqualFold(t.Codec, "video/H264"):
+				e.CodecID, e.CodecPrivate, matroska = "V_MPEG4/ISO/AVC", p.avcC, true
+				if p.avcC == nil {
+					warn(fmt.Sprintf("%s: no SPS and PPS before its first frame", t.File))
+				}
 			}
 			w, h := p.width, p.height
 			if w == 0 || h == 0 {
@@ -159,7 +185,11 @@ func Archive(dir, out string, opt ArchiveOptions) ([]ArchiveTrack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	ws, err := webm.NewSimpleBlockWriter(f, entries, mkvcore.WithSeekHead(true), mkvcore.WithCues(16<<10),
+	header := *webm.DefaultEBMLHeader
+	if matroska {
+		header.DocType = "matroska"
+	}
+	ws, err := webm.NewSimpleBlockWriter(f, entries, mkvcore.WithEBMLHeader(&header), mkvcore.WithSeekHead(true), mkvcore.WithCues(16<<10),
 		mkvcore.WithSegmentInfo(&webm.Info{TimecodeScale: 1_000_000, MuxingApp: "roundtable archive", WritingApp: "roundtable archive"}),
 		mkvcore.WithBlockInterceptor(nil))
 	if err != nil {
@@ -212,7 +242,8 @@ func addMix(ffmpeg, file string, audio int) error {
 	for i := range audio {
 		fmt.Fprintf(&in, "[0:a:%d]", i)
 	}
-	tmp := file + ".mixing.webm"
+	ext := filepath.Ext(file) // the muxer ffmpeg picks: WebM, or Matroska for H.264
+	tmp := strings.TrimSuffix(file, ext) + ".mixing" + ext
 	n := strconv.Itoa(audio)
 	cmd := exec.Command(ffmpeg, "-v", "error", "-y", "-i", file,
 		"-filter_complex", in.String()+"amix=inputs="+n+":normalize=0[mix]",
@@ -350,6 +381,107 @@ func openFrames(path string, video bool) (frameReader, error) {
 		}
 		return b, time.Duration(ts-first) * time.Millisecond, key, nil
 	}, nil
+}
+
+// openAnnexB reads a recorded H.264 stream by its index (ManifestTrack.
+// Index), each frame turned from Annex-B into the length-prefixed form a
+// Matroska AVC track carries (ISO 14496-15), and sets *avcC from the
+// first SPS and PPS it meets.
+func openAnnexB(path, index string, avcC *[]byte) (frameReader, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := os.ReadFile(index)
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.Split(strings.TrimSpace(string(idx)), "\n")
+	off := 0
+	return func() ([]byte, time.Duration, bool, error) {
+		for len(lines) > 0 {
+			var ms int64
+			var key, n int
+			_, err := fmt.Sscanf(lines[0], "%d %d %d", &ms, &key, &n)
+			lines = lines[1:]
+			if err != nil || n < 0 || off+n > len(data) {
+				return nil, 0, false, io.EOF
+			}
+			frame := data[off : off+n]
+			off += n
+			var avc []byte
+			for _, nal := range splitAnnexB(frame) {
+				switch nal[0] & 0x1f {
+				case 7, 8: // SPS, PPS: into avcC once, and kept in the frame
+					if *avcC == nil {
+						*avcC = makeAVCC(frame)
+					}
+				case 9: // access unit delimiter: not in AVC samples
+					continue
+				}
+				avc = binary.BigEndian.AppendUint32(avc, uint32(len(nal)))
+				avc = append(avc, nal...)
+			}
+			if len(avc) == 0 {
+				continue
+			}
+			return avc, time.Duration(ms) * time.Millisecond, key == 1, nil
+		}
+		return nil, 0, false, io.EOF
+	}, nil
+}
+
+// splitAnnexB returns the NAL units of an Annex-B stream (start codes of
+// 3 or 4 bytes).
+func splitAnnexB(b []byte) [][]byte {
+	var nals [][]byte
+	start := -1
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
+			if start >= 0 {
+				end := i
+				if end > start && b[end-1] == 0 {
+					end--
+				}
+				if end > start {
+					nals = append(nals, b[start:end])
+				}
+			}
+			start = i + 3
+			i += 2
+		}
+	}
+	if start >= 0 && start < len(b) {
+		nals = append(nals, b[start:])
+	}
+	return nals
+}
+
+// makeAVCC builds an AVCDecoderConfigurationRecord (ISO 14496-15 §5.2.4.1)
+// from the first SPS and PPS of an Annex-B frame, nil if it lacks either.
+func makeAVCC(frame []byte) []byte {
+	var sps, pps []byte
+	for _, nal := range splitAnnexB(frame) {
+		switch nal[0] & 0x1f {
+		case 7:
+			if sps == nil {
+				sps = nal
+			}
+		case 8:
+			if pps == nil {
+				pps = nal
+			}
+		}
+	}
+	if len(sps) < 4 || pps == nil {
+		return nil
+	}
+	b := []byte{1, sps[1], sps[2], sps[3], 0xff, 0xe1} // 4-byte lengths, one SPS
+	b = binary.BigEndian.AppendUint16(b, uint16(len(sps)))
+	b = append(b, sps...)
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
+	return append(b, pps...)
 }
 
 // vp8Size reads a VP8 keyframe's picture size (RFC 6386 §9.1), 0 0 if

@@ -112,7 +112,11 @@ type Manifest struct {
 
 // ManifestTrack is one published track and its file.
 type ManifestTrack struct {
-	File        string `json:"file"` // relative to the manifest; "" if nothing was written
+	File string `json:"file"` // relative to the manifest; "" if nothing was written
+	// Index, for H.264 (an Annex-B stream has no timestamps), is a text
+	// file beside it with a line per frame: its time in milliseconds from
+	// the file's start, 1 for a keyframe else 0, and its length in bytes.
+	Index       string `json:"index,omitempty"`
 	Participant string `json:"participant"`
 	Identity    string `json:"identity,omitempty"`
 	Name        string `json:"name"`
@@ -219,6 +223,9 @@ func (r *Recording) TrackPublished(who room.ParticipantInfo, identity string, up
 	file := fmt.Sprintf("%02d-%s-%s.%s", i+1, strings.Trim(unsafeName.ReplaceAllString(label, "_"), "_"), up.Kind(), ext)
 	t := newTrack(r, i, filepath.Join(r.dir, file), up)
 	r.man.Tracks[i].File = file
+	if ext == "h264" {
+		r.man.Tracks[i].Index = file + ".idx"
+	}
 	tap, err := sfu.NewTap(up, r.svc.media, t)
 	if err != nil {
 		r.man.Tracks[i].Error = err.Error()

@@ -51,6 +51,8 @@ type track struct {
 	count   countingWriter
 	failed  bool
 	sb      *samplebuilder.SampleBuilder
+	idx     *os.File      // H.264: the frame index (ManifestTrack.Index)
+	idxBuf  *bufio.Writer //
 	ogg     *oggwriter.OggWriter
 	mkv     webm.BlockWriteCloser
 	started bool
@@ -144,6 +146,9 @@ func (t *track) open() error {
 		t.ogg, err = oggwriter.NewWith(t.buf, t.codec.ClockRate, channels)
 	case strings.EqualFold(t.codec.MimeType, "video/h264"):
 		t.buf = bufio.NewWriterSize(&t.count, 256<<10)
+		if t.idx, err = os.Create(t.path + ".idx"); err == nil {
+			t.idxBuf = bufio.NewWriter(t.idx)
+		}
 	}
 	// WebM opens at the first keyframe, which gives the picture size.
 	if err != nil {
@@ -193,8 +198,14 @@ func (t *track) writeSample(s *media.Sample) error {
 	switch {
 	case t.ogg != nil:
 		err = t.ogg.WriteRTP(&rtp.Packet{Header: rtp.Header{Timestamp: s.PacketTimestamp}, Payload: s.Data})
-	case t.buf != nil: // H.264: the depacketizer made Annex-B
-		_, err = t.buf.Write(s.Data)
+	case t.buf != nil: // H.264: the depacketizer made Annex-B; the index times it
+		if _, err = t.buf.Write(s.Data); err == nil {
+			k := 0
+			if key {
+				k = 1
+			}
+			_, err = fmt.Fprintf(t.idxBuf, "%d %d %d\n", ext*1000/int64(t.codec.ClockRate), k, len(s.Data))
+		}
 	default:
 		if t.mkv == nil {
 			if err := t.openWebM(); err != nil {
@@ -293,6 +304,9 @@ func (t *track) stop() {
 	}
 	if t.buf != nil {
 		errs = append(errs, t.buf.Flush())
+	}
+	if t.idx != nil {
+		errs = append(errs, t.idxBuf.Flush(), t.idx.Close())
 	}
 	if t.mkv != nil {
 		errs = append(errs, t.mkv.Close()) // closes the file

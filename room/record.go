@@ -3,8 +3,10 @@ package room
 // Recording hooks: a Recorder (package record) is told, under the room's
 // mu, every published track as it comes and goes, mutes and the active
 // speaker, from the moment it is attached until the recording stops or the
-// room ends; then its Close runs with no room lock held (it waits for its
-// writers). One recorder at most per room (Room.rec, under Room.mu).
+// room ends. It is made (NewRecorder) and closed (Close, which waits for
+// its writers) with no lock held: both may touch the disk. One recorder at
+// most per room (Room.rec, under Room.mu); with RecordAll, Join starts it
+// once a new room has its first member or viewer.
 
 import (
 	"errors"
@@ -45,29 +47,39 @@ var (
 func (m *Manager) RecordAll(newRec NewRecorder) { m.recordAll = newRec }
 
 // StartRecording attaches a Recorder to room roomName, which is told of
-// every track published now and later, and returns it. It fails with
-// ErrNoRoom, ErrRecording, or newRec's error.
+// every track published now and later, and returns it. newRec runs with
+// no lock held (it may touch the disk). It fails with ErrNoRoom,
+// ErrRecording, or newRec's error.
 func (m *Manager) StartRecording(roomName string, newRec NewRecorder) (Recorder, error) {
+	if m.room(roomName) == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNoRoom, roomName)
+	}
+	if m.Recording(roomName) {
+		return nil, fmt.Errorf("%w: room %q", ErrRecording, roomName)
+	}
+	rec, err := newRec(roomName)
+	if err != nil {
+		return nil, fmt.Errorf("record room %q: %w", roomName, err)
+	}
 	r := m.room(roomName)
 	if r == nil {
+		rec.Close() // the room ended meanwhile
 		return nil, fmt.Errorf("%w: %q", ErrNoRoom, roomName)
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.startRecordingLocked(newRec); err != nil {
-		return nil, err
+	if r.rec != nil {
+		r.mu.Unlock()
+		rec.Close() // another start won the race
+		return nil, fmt.Errorf("%w: room %q", ErrRecording, roomName)
 	}
-	return r.rec, nil
+	r.attachLocked(rec)
+	r.mu.Unlock()
+	return rec, nil
 }
 
-func (r *Room) startRecordingLocked(newRec NewRecorder) error {
-	if r.rec != nil {
-		return fmt.Errorf("%w: room %q", ErrRecording, r.name)
-	}
-	rec, err := newRec(r.name)
-	if err != nil {
-		return fmt.Errorf("record room %q: %w", r.name, err)
-	}
+// attachLocked makes rec the room's recorder and tells it of every track
+// published now (r.mu held).
+func (r *Room) attachLocked(rec Recorder) {
 	r.rec = rec
 	r.mgr.recordings.Add(1)
 	for _, p := range r.order {
@@ -79,7 +91,6 @@ func (r *Room) startRecordingLocked(newRec NewRecorder) error {
 		rec.ActiveSpeaker(s)
 	}
 	r.mgr.log.Info("recording started", "room", r.name)
-	return nil
 }
 
 // StopRecording ends room roomName's recording and returns it; its files

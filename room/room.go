@@ -179,11 +179,18 @@ func (m *Manager) join(roomName string, who Member, c Client, v *viewing) (*Part
 	})
 	p.recoverTimer = time.AfterFunc(time.Hour, p.recoverCheck)
 	p.recoverTimer.Stop()
-	replaced, err := m.add(roomName, p)
+	replaced, created, err := m.add(roomName, p)
 	if err != nil {
 		p.connectTimer.Stop()
 		_ = peer.Close()
 		return nil, err
+	}
+	if created && m.recordAll != nil {
+		// Outside the locks: starting a recording touches the disk. A
+		// track published meanwhile is replayed to it.
+		if _, err := m.StartRecording(roomName, m.recordAll); err != nil && !errors.Is(err, ErrRecording) && !errors.Is(err, ErrNoRoom) {
+			m.log.Error("room not recorded", "room", roomName, "err", err)
+		}
 	}
 	if replaced != nil {
 		m.log.Info("participant left", "room", roomName, "participant", replaced.id, "reason", "replaced", "by", p.id)
@@ -196,34 +203,29 @@ func (m *Manager) join(roomName string, who Member, c Client, v *viewing) (*Part
 }
 
 // add puts p in its room. It returns the member p replaces (same
-// identity), already removed from the room; the caller closes it.
-func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, err error) {
+// identity), already removed from the room (the caller closes it), and
+// whether the room was created for p.
+func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, created bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, ErrClosed
+		return nil, false, ErrClosed
 	}
 	r := m.rooms[roomName]
 	if r == nil {
 		if len(m.rooms) >= m.limits.MaxRooms {
-			return nil, ErrTooManyRooms
+			return nil, false, ErrTooManyRooms
 		}
 		r = &Room{name: roomName, mgr: m, created: time.Now(), members: map[string]*Participant{}, speaker: NewSpeakerDetector()}
 		m.rooms[roomName] = r
 		m.log.Info("room created", "room", roomName)
 		m.emit(Change{Kind: ChangeRoomStarted, Room: roomName})
-		if m.recordAll != nil {
-			r.mu.Lock()
-			if err := r.startRecordingLocked(m.recordAll); err != nil {
-				m.log.Error("room not recorded", "room", roomName, "err", err)
-			}
-			r.mu.Unlock()
-		}
+		created = true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if p.hidden() {
-		return nil, r.addViewerLocked(p)
+		return nil, created, r.addViewerLocked(p)
 	}
 	if p.identity != "" && p.view == nil {
 		for _, o := range r.order {
@@ -234,7 +236,7 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 		}
 	}
 	if replaced == nil && len(r.members) >= m.limits.MaxParticipants {
-		return nil, ErrRoomFull
+		return nil, created, ErrRoomFull
 	}
 	if replaced != nil {
 		r.removeLocked(replaced, "replaced")
@@ -264,7 +266,7 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, e
 	if p.view != nil {
 		r.followLocked(p)
 	}
-	return replaced, nil
+	return replaced, created, nil
 }
 
 // Leave removes p from its room, removes its tracks from everyone, deletes

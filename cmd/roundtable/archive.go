@@ -19,13 +19,13 @@ func runArchive(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, `usage: roundtable archive [-o FILE] [-mix] DIR
-DIR is one recording (the directory with manifest.json). Writes one WebM file with an
-audio track per participant and the video tracks, lined up by the manifest, without
-transcoding (H.264 tracks are left out); -mix adds one track of every participant's audio
+DIR is one recording (the directory with manifest.json). Writes one WebM file (Matroska
+when a track is H.264) with an audio track per participant and the video tracks, lined up
+by the manifest, without transcoding; -mix adds one track of every participant's audio
 mixed, which needs ffmpeg (it encodes that track alone).`)
 		fs.PrintDefaults()
 	}
-	out := fs.String("o", "", "the archive file (default DIR/archive.webm)")
+	out := fs.String("o", "", "the archive file (default DIR/archive.webm, or archive.mkv with H.264)")
 	mix := fs.Bool("mix", false, "add a mixed audio track (ffmpeg)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -36,7 +36,7 @@ mixed, which needs ffmpeg (it encodes that track alone).`)
 	}
 	dir := fs.Arg(0)
 	if *out == "" {
-		*out = filepath.Join(dir, "archive.webm")
+		*out = filepath.Join(dir, record.ArchiveName(dir))
 	}
 	var ffmpeg string
 	if *mix {

@@ -526,3 +526,15 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("print's output as a config file: %v", err)
 	}
 }
+
+// `roundtable archive` wants one recording directory, and says what is
+// wrong with one that holds no recording.
+func TestArchiveCommandRefuses(t *testing.T) {
+	if err := runArchive(nil, io.Discard, io.Discard); err == nil {
+		t.Error("archive without a directory: no error")
+	}
+	err := runArchive([]string{t.TempDir()}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "manifest") {
+		t.Errorf("archive of an empty directory: %v, want a manifest error", err)
+	}
+}

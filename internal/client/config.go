@@ -92,8 +92,9 @@ type Config struct {
 	// AudioFile and VideoFile, when set, are what the first audio and
 	// video track send instead of synthetic payloads: real media, an Ogg
 	// Opus file of one packet per page (ffmpeg -page_duration 20000) and
-	// an IVF VP8 file, paced by their timestamps, once; the track then
-	// sends nothing more (filemedia.go).
+	// an IVF VP8 file, or with VideoCodec H.264 a .h264 Annex-B file with
+	// access unit delimiters, paced by their timestamps, once; the track
+	// then sends nothing more (filemedia.go).
 	AudioFile, VideoFile string
 }
 

@@ -1,9 +1,10 @@
 package client
 
-// Real media from files: a track sends an Ogg Opus file's packets or an
-// IVF VP8 file's frames (RFC 7741 packetization), paced by their
-// timestamps against the wall clock, once, from when the PeerConnection
-// connects. The sendFile goroutine owns its
+// Real media from files: a track sends an Ogg Opus file's packets, an IVF
+// VP8 file's frames (RFC 7741 packetization) or an H.264 Annex-B file's
+// access units (RFC 6184; a .h264 file with access unit delimiters, at 30
+// a second), paced by their timestamps against the wall clock, once, from
+// when the PeerConnection connects. The sendFile goroutine owns its
 // reader and packetizer. Finished reports when the last frame left.
 
 import (
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pion/rtp"
@@ -92,6 +94,23 @@ func openMedia(path string, video bool) (next frameSource, clock uint32, payload
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("media file: %w", err)
+	}
+	if video && strings.HasSuffix(path, ".h264") {
+		// Annex-B has no timestamps: access units (split at the access
+		// unit delimiters, x264's aud=1) at 30 a second.
+		aus := bytes.Split(b, []byte{0, 0, 0, 1, 9})
+		n := 0
+		next = func() ([]byte, time.Duration, error) {
+			for n < len(aus) {
+				au := aus[n]
+				n++
+				if len(au) > 0 {
+					return append([]byte{0, 0, 0, 1, 9}, au...), time.Duration(n-2) * time.Second / 30, nil
+				}
+			}
+			return nil, 0, io.EOF
+		}
+		return next, 90000, &codecs.H264Payloader{}, nil
 	}
 	if video {
 		r, h, err := ivfreader.NewWith(bytes.NewReader(b))
