@@ -1,7 +1,7 @@
 package record
 
-// The room archive: one WebM (Matroska) file of a recording, with one
-// audio track per participant (its audio files one after the other) and
+// The room archive: one WebM file of a recording (Matroska with H.264),
+// with one audio track per participant (its audio files one after the other) and
 // each video file as a track, lined up by the manifest, without
 // transcoding. Each file's frames keep their own spacing; what moves is
 // where a file starts (trackStart). Frames of every input are merged in
@@ -57,14 +57,14 @@ type ArchiveOptions struct {
 	// participant's audio mixed (amix, no level normalisation), encoded
 	// as Opus; the other tracks are copied unchanged.
 	FFmpeg string
-	// Warn is told of each track left out (a codec WebM cannot carry
-	// unchanged: H.264) and of files that cannot be read; nil: silent.
+	// Warn is told of each track left out (an H.264 file without its
+	// index) and of files that cannot be read; nil: silent.
 	Warn func(string)
 }
 
 // Archive writes dir's recording (its manifest.json) to out as one WebM
-// file (Matroska when a track is H.264): an audio track per participant, a video track per recorded video
-// file. Every file starts where the manifest places it: at the moment its
+// file (Matroska when a track is H.264): an audio track per participant,
+// a video track per recorded video file. Every file starts where the manifest places it: at the moment its
 // first frame reached the server, corrected within a participant by its
 // sender reports (RFC 3550: its audio and video share one clock, so lip
 // sync is the publisher's), the earliest at 0. It returns the tracks
