@@ -29,8 +29,8 @@ type viewing struct {
 // participant to watch, by participant id or identity, or "" for the
 // active speaker, whose audio and video it then follows (video switching at
 // a keyframe). A listed viewer is a member the others see join and leave,
-// with no tracks; an unlisted one is seen only by the operator (admin API,
-// logs, metrics). who.Perm is ignored: a viewer publishes nothing. Errors
+// with no tracks; an unlisted one is seen only by the operator, in the
+// logs and metrics (not in the admin API's listings). who.Perm is ignored: a viewer publishes nothing. Errors
 // are Join's; unlisted viewers of a room are limited to
 // Limits.MaxParticipants apart from its members (ErrRoomFull).
 func (m *Manager) Watch(roomName string, who Member, target string, listed bool, c Client) (*Participant, error) {

@@ -27,7 +27,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	noPublish := fs.Bool("no-publish", false, "may not send audio or video")
 	noSubscribe := fs.Bool("no-subscribe", false, "may not receive audio or video")
 	noData := fs.Bool("no-data", false, "may not send data-channel messages")
-	listed := fs.Bool("listed", false, "a WHEP viewer with this token is listed as a room member (default: only the operator sees it)")
+	listed := fs.Bool("listed", false, "a WHEP viewer with this token is listed as a room member (default: not shown to the room; the operator sees it in the logs and metrics)")
 	admin := fs.Bool("admin", false, "an admin API token (docs/api.md): admin grant only, for -room (default \"*\": every room)")
 	if err := fs.Parse(args); err != nil {
 		return err
