@@ -25,6 +25,7 @@ import (
 	"github.com/at-wat/ebml-go/mkvcore"
 	"github.com/at-wat/ebml-go/webm"
 	"github.com/pion/webrtc/v3/pkg/media/oggreader"
+	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 // ArchiveName is the default file name of dir's archive: archive.mkv
@@ -149,7 +150,7 @@ func Archive(dir, out string, opt ArchiveOptions) ([]ArchiveTrack, error) {
 			if s.advance() {
 				sources = append(sources, s)
 				if p.width == 0 && strings.EqualFold(t.Codec, "video/VP8") {
-					p.width, p.height = vp8Size(s.frame)
+					p.width, p.height, _ = sfu.VP8FrameSize(s.frame)
 				}
 			}
 		}
@@ -482,15 +483,6 @@ func makeAVCC(frame []byte) []byte {
 	b = append(b, 1)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
 	return append(b, pps...)
-}
-
-// vp8Size reads a VP8 keyframe's picture size (RFC 6386 §9.1), 0 0 if
-// the frame is not a keyframe.
-func vp8Size(b []byte) (w, h int) {
-	if len(b) < 10 || b[0]&1 != 0 || b[3] != 0x9d || b[4] != 0x01 || b[5] != 0x2a {
-		return 0, 0
-	}
-	return int(binary.LittleEndian.Uint16(b[6:]) & 0x3fff), int(binary.LittleEndian.Uint16(b[8:]) & 0x3fff)
 }
 
 // opusHead is the Opus identification header (RFC 7845 §5.1) a Matroska

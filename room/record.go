@@ -51,26 +51,30 @@ func (m *Manager) RecordAll(newRec NewRecorder) { m.recordAll = newRec }
 // no lock held (it may touch the disk). It fails with ErrNoRoom,
 // ErrRecording, or newRec's error.
 func (m *Manager) StartRecording(roomName string, newRec NewRecorder) (Recorder, error) {
-	if m.room(roomName) == nil {
+	r := m.room(roomName)
+	if r == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNoRoom, roomName)
 	}
-	if m.Recording(roomName) {
+	r.mu.Lock()
+	busy := r.rec != nil
+	r.mu.Unlock()
+	if busy { // before newRec makes a directory for nothing
 		return nil, fmt.Errorf("%w: room %q", ErrRecording, roomName)
 	}
 	rec, err := newRec(roomName)
 	if err != nil {
 		return nil, fmt.Errorf("record room %q: %w", roomName, err)
 	}
-	r := m.room(roomName)
-	if r == nil {
-		rec.Close() // the room ended meanwhile
-		return nil, fmt.Errorf("%w: %q", ErrNoRoom, roomName)
-	}
 	r.mu.Lock()
-	if r.rec != nil {
+	if r.rec != nil || r.ended {
+		// Another start won the race, or the room ended meanwhile.
+		busy = r.rec != nil
 		r.mu.Unlock()
-		rec.Close() // another start won the race
-		return nil, fmt.Errorf("%w: room %q", ErrRecording, roomName)
+		rec.Close()
+		if busy {
+			return nil, fmt.Errorf("%w: room %q", ErrRecording, roomName)
+		}
+		return nil, fmt.Errorf("%w: %q", ErrNoRoom, roomName)
 	}
 	r.attachLocked(rec)
 	r.mu.Unlock()

@@ -106,6 +106,7 @@ type Room struct {
 	// in no member's list, told nothing, and not in order.
 	viewers []*Participant
 	rec     Recorder // the room's recording, nil none (record.go)
+	ended   bool     // gone from the Manager's map: nothing attaches to it any more
 }
 
 // Join validates the names, creates the member's Peer and adds it to the
@@ -288,6 +289,7 @@ func (m *Manager) Leave(p *Participant, reason string) {
 	var rec Recorder
 	if empty && m.rooms[r.name] == r {
 		delete(m.rooms, r.name)
+		r.ended = true
 		rec = r.takeRecorderLocked()
 		m.emit(Change{Kind: ChangeRoomFinished, Room: r.name})
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
@@ -36,20 +35,11 @@ func (w *fakeWriter) WriteRTP(h *rtp.Header, p []byte) (int, error) {
 }
 func (w *fakeWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-// fakeContext is a bound sender as pion would describe it.
-type fakeContext struct {
-	ssrc webrtc.SSRC
-	w    webrtc.TrackLocalWriter
+// bindTo is a bound sender as pion would describe it (a tap's binding):
+// VP8, numbered 100 on the subscriber's m-line.
+func bindTo(ssrc webrtc.SSRC, w webrtc.TrackLocalWriter) tapContext {
+	return tapContext{codec: webrtc.RTPCodecParameters{RTPCodecCapability: vp8.RTPCodecCapability, PayloadType: 100}, w: w, ssrc: ssrc}
 }
-
-func (c fakeContext) CodecParameters() []webrtc.RTPCodecParameters {
-	return []webrtc.RTPCodecParameters{{RTPCodecCapability: vp8.RTPCodecCapability, PayloadType: 100}}
-}
-func (c fakeContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
-func (c fakeContext) SSRC() webrtc.SSRC                                      { return c.ssrc }
-func (c fakeContext) WriteStream() webrtc.TrackLocalWriter                   { return c.w }
-func (c fakeContext) ID() string                                             { return "fake" }
-func (c fakeContext) RTCPReader() interceptor.RTCPReader                     { return nil }
 
 // rig is one UpTrack with n bound DownTracks.
 type rig struct {
@@ -79,7 +69,7 @@ func newRig(t testing.TB, n int, blocked ...int) *rig {
 		}
 		d := newDownTrack(r.up, r.stats)
 		d.waiting = false // no keyframe request: the rig has no publisher
-		if _, err := d.Bind(fakeContext{ssrc: webrtc.SSRC(5000 + i), w: w}); err != nil {
+		if _, err := d.Bind(bindTo(webrtc.SSRC(5000+i), w)); err != nil {
 			t.Fatal(err)
 		}
 		r.downs = append(r.downs, d)

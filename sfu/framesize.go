@@ -10,11 +10,21 @@ package sfu
 // then 14-bit width and height, little-endian.
 func vp8Size(p []byte) (w, h int, ok bool) {
 	i := vp8HeaderOffset(p)
-	if i < 0 || len(p) < i+10 || p[i]&0x01 != 0 || p[i+3] != 0x9d || p[i+4] != 0x01 || p[i+5] != 0x2a {
+	if i < 0 {
 		return 0, 0, false
 	}
-	w = int(p[i+6]) | int(p[i+7]&0x3f)<<8
-	h = int(p[i+8]) | int(p[i+9]&0x3f)<<8
+	return VP8FrameSize(p[i:])
+}
+
+// VP8FrameSize reads the picture size from a VP8 frame (no RTP payload
+// descriptor): a keyframe's start code and 14-bit width and height (RFC
+// 6386 §9.1). ok is false for an interframe or a short one.
+func VP8FrameSize(f []byte) (w, h int, ok bool) {
+	if len(f) < 10 || f[0]&0x01 != 0 || f[3] != 0x9d || f[4] != 0x01 || f[5] != 0x2a {
+		return 0, 0, false
+	}
+	w = int(f[6]) | int(f[7]&0x3f)<<8
+	h = int(f[8]) | int(f[9]&0x3f)<<8
 	return w, h, w > 0 && h > 0
 }
 

@@ -71,7 +71,7 @@ func TestPlaybackSwitchesSourceAtAKeyframe(t *testing.T) {
 	d := makeDownTrack(webrtc.RTPCodecTypeVideo, "video", playbackStream, vp8, a.stats)
 	d.codec = vp8
 	d.waiting = false
-	if _, err := d.Bind(fakeContext{ssrc: 7000, w: w}); err != nil {
+	if _, err := d.Bind(bindTo(7000, w)); err != nil {
 		t.Fatal(err)
 	}
 	defer d.close()
