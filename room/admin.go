@@ -254,10 +254,11 @@ func (m *Manager) SetGrants(roomName, id string, perm Permissions) error {
 					o.client.Notify(ev)
 				}
 			}
+			r.eachRelayLocked(func(rl *Relay) { rl.out.peer.Unsubscribe(up) })
 		}
 	}
 	if old.Subscribe != perm.Subscribe {
-		for _, o := range r.order {
+		for _, o := range r.everyoneLocked() {
 			for _, up := range o.tracks {
 				if o == p {
 					continue

@@ -57,6 +57,7 @@ type Participant struct {
 	joined   time.Time
 
 	view         *viewing // a viewer's (Watch), nil for a member
+	relay        *Relay   // a proxy's: the relay its node's tracks come by (relay.go); nil for a local member
 	probe        bool     // a Probe: in no room
 	connected    atomic.Bool
 	failed       atomic.Bool            // iceFailed ran
@@ -72,6 +73,7 @@ type Participant struct {
 	tracks []*sfu.UpTrack
 	meta   map[string]TrackMeta // by the publisher's own track id
 	left   bool
+	stale  bool // a proxy a new snapshot has not named yet (relay.go)
 	q      memberQuality
 }
 

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +108,11 @@ type Room struct {
 	viewers []*Participant
 	rec     Recorder // the room's recording, nil none (record.go)
 	ended   bool     // gone from the Manager's map: nothing attaches to it any more
+	// relays link the room to the same room on other nodes, by node id;
+	// remote are the proxies of those nodes' members, in no particular
+	// order (relay.go).
+	relays map[string]*Relay
+	remote []*Participant
 }
 
 // Join validates the names, creates the member's Peer and adds it to the
@@ -236,15 +242,15 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, c
 			}
 		}
 	}
-	if replaced == nil && len(r.members) >= m.limits.MaxParticipants {
+	if replaced == nil && len(r.members)+len(r.remote) >= m.limits.MaxParticipants {
 		return nil, created, ErrRoomFull
 	}
 	if replaced != nil {
 		r.removeLocked(replaced, "replaced")
 	}
 	p.room = r
-	infos := make([]ParticipantInfo, 0, len(r.order))
-	for _, o := range r.order {
+	infos := make([]ParticipantInfo, 0, len(r.order)+len(r.remote))
+	for _, o := range r.everyoneLocked() {
 		infos = append(infos, o.info())
 		if p.perm.Subscribe {
 			for _, up := range o.tracks {
@@ -262,6 +268,7 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, c
 			o.client.Notify(ParticipantJoined{Participant: me})
 		}
 	}
+	r.eachRelayLocked(func(rl *Relay) { rl.announceLocked(p) })
 	m.log.Info("participant joined", "room", r.name, "participant", p.id, "name", p.name, "members", len(r.members))
 	m.emit(Change{Kind: ChangeParticipantJoin, Room: r.name, Participant: p.changed()})
 	if p.view != nil {
@@ -287,14 +294,21 @@ func (m *Manager) Leave(p *Participant, reason string) {
 	r.removeLocked(p, reason)
 	empty := len(r.members) == 0 && len(r.viewers) == 0
 	var rec Recorder
+	var relays []*Relay
 	if empty && m.rooms[r.name] == r {
 		delete(m.rooms, r.name)
 		r.ended = true
 		rec = r.takeRecorderLocked()
+		for _, rl := range r.relays {
+			relays = append(relays, rl)
+		}
 		m.emit(Change{Kind: ChangeRoomFinished, Room: r.name})
 	}
 	r.mu.Unlock()
 	m.mu.Unlock()
+	for _, rl := range relays {
+		rl.Close() // the other nodes' members leave this room here, silently: nobody is left
+	}
 	if rec != nil {
 		rec.Close()
 		m.log.Info("recording stopped", "room", r.name, "reason", "room ended")
@@ -334,6 +348,12 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 		}
 		o.client.Notify(ParticipantLeft{ID: p.id})
 	}
+	r.eachRelayLocked(func(rl *Relay) {
+		for _, up := range p.tracks {
+			rl.out.peer.Unsubscribe(up)
+		}
+		rl.controlLocked(relayControl{Type: "leave", Participant: p.id, Reason: reason})
+	})
 	who := p.changed()
 	gone := *who // participant_left's, with the call-detail record
 	if !p.probe {
@@ -363,6 +383,15 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 	if hadTracks {
 		r.refollowLocked() // viewers watching it look elsewhere
 	}
+}
+
+// everyoneLocked returns the local members in join order, then the other
+// nodes' (r.mu held).
+func (r *Room) everyoneLocked() []*Participant {
+	if len(r.remote) == 0 {
+		return r.order
+	}
+	return append(slices.Clone(r.order), r.remote...)
 }
 
 // Close stops accepting joins, stops the active-speaker goroutine and asks

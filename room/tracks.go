@@ -4,6 +4,7 @@ package room
 // function here takes the member's Room.mu for the room's track state.
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -20,7 +21,7 @@ func (m *Manager) SetViewport(p *Participant, trackID string, width, height int,
 	r := p.room
 	r.mu.Lock()
 	var up *sfu.UpTrack
-	for _, o := range r.order {
+	for _, o := range r.everyoneLocked() {
 		for _, t := range o.tracks {
 			if o != p && t.ID() == trackID {
 				up = t
@@ -65,6 +66,9 @@ func (m *Manager) UpdateTrack(p *Participant, localID string, meta TrackMeta) er
 					o.client.Notify(ev)
 				}
 			}
+			r.eachRelayLocked(func(rl *Relay) {
+				rl.controlLocked(relayControl{Type: "track", Participant: p.id, Track: up.ID(), Source: ev.Track.Source, Muted: ev.Track.Muted})
+			})
 		}
 	}
 	return nil
@@ -82,6 +86,13 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) error {
 	if max := r.mgr.limits.MaxTracks; len(p.tracks) >= max {
 		return fmt.Errorf("%w: %d published, limit %d; track %s is not forwarded", ErrTooManyTracks, len(p.tracks), max, up.ID())
 	}
+	r.publishLocked(p, up)
+	return nil
+}
+
+// publishLocked adds up to p's tracks: local members receive it, and for a
+// local member's track the other nodes too (r.mu held).
+func (r *Room) publishLocked(p *Participant, up *sfu.UpTrack) {
 	p.tracks = append(p.tracks, up)
 	ev := TrackPublished{Participant: p.id, Track: p.trackInfo(up)}
 	for _, o := range r.order {
@@ -93,19 +104,26 @@ func (r *Room) publish(p *Participant, up *sfu.UpTrack) error {
 		}
 	}
 	info := p.trackInfo(up)
-	r.mgr.emit(Change{Kind: ChangeTrackPublished, Room: r.name, Participant: p.changed(), Track: &info})
+	if p.relay == nil {
+		r.mgr.emit(Change{Kind: ChangeTrackPublished, Room: r.name, Participant: p.changed(), Track: &info})
+		r.eachRelayLocked(func(rl *Relay) { rl.trackLocked(p, up) })
+	}
 	if r.rec != nil {
 		r.rec.TrackPublished(p.info(), p.identity, up, info)
 	}
 	r.refollowLocked()
 	r.mgr.log.Info("track published", "room", r.name, "participant", p.id, "track", up.ID(),
-		"kind", up.Kind().String(), "codec", up.Codec().MimeType)
-	return nil
+		"kind", up.Kind().String(), "codec", up.Codec().MimeType, "remote", p.relay != nil)
 }
 
 func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.unpublishLocked(p, up)
+}
+
+// unpublishLocked takes up out of p's tracks (r.mu held).
+func (r *Room) unpublishLocked(p *Participant, up *sfu.UpTrack) {
 	found := false
 	for i, t := range p.tracks {
 		if t == up {
@@ -125,7 +143,10 @@ func (r *Room) unpublish(p *Participant, up *sfu.UpTrack) {
 		}
 	}
 	info := p.trackInfo(up)
-	r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: p.changed(), Track: &info})
+	if p.relay == nil {
+		r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: p.changed(), Track: &info})
+		r.eachRelayLocked(func(rl *Relay) { rl.out.peer.Unsubscribe(up) })
+	}
 	if r.rec != nil {
 		r.rec.TrackUnpublished(p.id, up)
 	}
@@ -163,6 +184,10 @@ func (r *Room) forwardData(p *Participant, d sfu.DataMessage) {
 		if o != p {
 			others = append(others, o)
 		}
+	}
+	if len(r.relays) > 0 {
+		f := relayFrame{from: p.id, msg: sfu.DataMessage{Data: bytes.Clone(d.Data), IsString: d.IsString}}
+		r.eachRelayLocked(func(rl *Relay) { rl.queueLocked(f) })
 	}
 	r.mu.Unlock()
 	for _, o := range others {

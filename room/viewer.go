@@ -97,6 +97,7 @@ func (r *Room) refollowLocked() {
 // member, a camera before a screen share. r.mu held.
 func (r *Room) followLocked(v *Participant) {
 	var ups []*sfu.UpTrack
+	everyone := r.everyoneLocked() // the other nodes' members too
 	add := func(o *Participant) {
 		tracks := slices.Clone(o.tracks)
 		slices.SortStableFunc(tracks, func(a, b *sfu.UpTrack) int {
@@ -105,7 +106,7 @@ func (r *Room) followLocked(v *Participant) {
 		ups = append(ups, tracks...)
 	}
 	if t := v.view.target; t != "" {
-		for _, o := range r.order {
+		for _, o := range everyone {
 			if o.view == nil && (o.id == t || o.identity == t) {
 				add(o)
 				break
@@ -118,14 +119,14 @@ func (r *Room) followLocked(v *Participant) {
 		add(s)
 	}
 	audio, video := v.peer.PlaybackSources()
-	for _, o := range r.order {
+	for _, o := range everyone {
 		for _, up := range o.tracks {
 			if up == audio || up == video {
 				ups = append(ups, up)
 			}
 		}
 	}
-	for _, o := range r.order {
+	for _, o := range everyone {
 		add(o)
 	}
 	v.peer.Follow(ups...)

@@ -3,7 +3,8 @@
 # missing (promtool and prometheus from the prometheus package, Debian's
 # chromium, firefox-esr and coturn, pebble (the ACME test CA), aiortc (an
 # independent WebRTC stack, a WHIP client), ffmpeg (media for the
-# recording tests, and ffprobe to read what was recorded),
+# recording tests, and ffprobe to read what was recorded), redis-server
+# and haproxy (the cluster tests),
 # systemd-analyze, iproute2 and nftables for the network-namespace tests,
 # which need root, and TypeScript and axe-core from npm), checks
 # the web client's types, then runs every test with the race detector and
@@ -24,6 +25,8 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v pebble >/dev/null 2>&1 || need_apt+=(pebble)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 /usr/bin/python3 -c 'import aiortc' >/dev/null 2>&1 || need_apt+=(python3-aiortc)
 if ((${#need_apt[@]})); then
 	echo "installing: ${need_apt[*]}"

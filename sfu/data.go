@@ -89,6 +89,10 @@ func (p *Peer) openPrenegotiated() {
 		if !p.startReader(dc, true) {
 			return
 		}
+		if p.cfg.Initiator {
+			p.adoptData(dc, false) // ours: there is no in-band one to wait for
+			return
+		}
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if !p.closing {
@@ -161,6 +165,9 @@ func (p *Peer) startReader(dc *webrtc.DataChannel, pre bool) bool {
 // io.ErrShortBuffer.
 func (p *Peer) readData(dc *webrtc.DataChannel, raw datachannel.ReadWriteCloser, pre bool) {
 	limit := p.engine.maxData
+	if p.cfg.Relay {
+		limit += RelayDataOverhead
+	}
 	buf := make([]byte, limit+1)
 	stats := p.engine.stats
 	for {

@@ -108,6 +108,10 @@ type Engine struct {
 	peers map[*Peer]struct{} // open Peers, for Estimates
 }
 
+// ownUDPPort is newAPI's transport for an Initiator: an ephemeral UDP port
+// per PeerConnection instead of the shared one.
+const ownUDPPort = "own-udp"
+
 // newAPI builds one PeerConnection's pion API: its own MediaEngine (pion
 // narrows a MediaEngine to what the remote negotiated, and the Peer builds
 // RTPSenders from this API when it reuses an m-line, so PeerConnection and
@@ -134,6 +138,15 @@ func (e *Engine) newAPI(only string) (*webrtc.API, *estimator, error) {
 	case "tcp":
 		se.SetNetworkTypes(e.networksOf(webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6))
 		se.SetICEUDPMux(nil)
+	case ownUDPPort:
+		// An Initiator (a relay's out leg): UDP on a port of its own. Its
+		// other end answers on that node's shared port, as does the other
+		// node's out leg toward this one; two PeerConnections between the
+		// same two ports could not be told apart, since DTLS and SRTP
+		// carry no ICE username for the mux to go by.
+		se.SetNetworkTypes(e.networksOf(webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6))
+		se.SetICEUDPMux(nil)
+		se.SetICETCPMux(nil)
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return api, est, nil

@@ -104,6 +104,9 @@ func (p *Peer) allocateLoop() {
 				continue
 			}
 			share := max(p.Estimate(), 0) / len(downs)
+			if p.cfg.Relay {
+				share = 0 // the layers the viewport hints ask for, no budget
+			}
 			for _, d := range downs {
 				d.src.Load().rerank(now, false)
 				d.decide(share, now)
@@ -132,7 +135,7 @@ func (e *Engine) EstimateDetails() []map[string]any {
 // all (Settings.MaxIncomingBitrate), covering every video stream it sends.
 // Audio is left out: it is small and browsers do not adapt it to REMB.
 func (p *Peer) capIncoming() {
-	if p.engine.maxIn <= 0 {
+	if p.engine.maxIn <= 0 || p.cfg.Relay {
 		return
 	}
 	p.mu.Lock()
@@ -148,6 +151,9 @@ func (p *Peer) capIncoming() {
 // simulcast (gate), and for a viewer's video, whose sources may be.
 // Called with mu held.
 func (p *Peer) gateEstimator() {
+	if p.cfg.Relay {
+		return // a relay's layers follow viewport hints only
+	}
 	on := false
 	for _, d := range p.playback {
 		on = on || d.kind == KindVideo

@@ -201,14 +201,7 @@ func (p *Peer) answer(sdp string) error {
 		return p.offerFailed(fmt.Errorf("%w: set answer: %v", ErrBadSDP, err))
 	}
 	if gathered != nil {
-		wait := time.NewTimer(gatherWait)
-		select {
-		case <-gathered:
-		case <-wait.C:
-			p.log.Warn("ice gathering unfinished: answering with the candidates so far", "participant", p.cfg.ID)
-		case <-p.closed:
-		}
-		wait.Stop()
+		p.awaitGathering(gathered)
 	}
 	p.cfg.OnSignal(Signal{Kind: SignalAnswer, SDP: p.localSDP()})
 	if restart {
@@ -221,6 +214,20 @@ func (p *Peer) answer(sdp string) error {
 		p.openLocalCandidates()
 	}
 	return nil
+}
+
+// awaitGathering waits, at most gatherWait, for ICE gathering to complete
+// (gathered), so that the description about to be sent carries every local
+// candidate.
+func (p *Peer) awaitGathering(gathered <-chan struct{}) {
+	wait := time.NewTimer(gatherWait)
+	defer wait.Stop()
+	select {
+	case <-gathered:
+	case <-wait.C:
+		p.log.Warn("ice gathering unfinished: sending the candidates so far", "participant", p.cfg.ID)
+	case <-p.closed:
+	}
 }
 
 // awaitTransports waits, at most transportStartWait, for ICE to start

@@ -105,7 +105,26 @@ type PeerConfig struct {
 	// DownTrack, whose source Follow sets and changes without
 	// renegotiation (playback.go). Such a Peer subscribes to nothing else.
 	Playback bool
+	// Initiator makes the Peer send the first offer instead of waiting for
+	// the remote's (a relay between nodes, whose other end is a Peer too):
+	// at once, with its side of the pre-negotiated data channel (which it
+	// uses as soon as it opens) and every local candidate in the SDP. Its
+	// candidates are on a UDP port of its own, not the shared one (see
+	// ownUDPPort).
+	Initiator bool
+	// Relay makes the Peer one end of a relay between nodes: a track it
+	// receives keeps the ids its origin gave it (the msid: the track id
+	// and the publisher's participant id as stream id) instead of new
+	// ones; its simulcast subscriptions follow viewport hints only, with no
+	// bandwidth estimate (GCC does not run); it sends no publishing cap;
+	// and a data message may be RelayDataOverhead bytes over the limit
+	// (the relay prefixes the sender's id).
+	Relay bool
 }
+
+// RelayDataOverhead is how many bytes over Settings.MaxDataMessage a
+// relay's data message may be: room of the sender's id and its separator.
+const RelayDataOverhead = 64
 
 // gatherWait bounds how long an answer waits for gathering
 // (PeerConfig.CandidatesInAnswer); the server's host candidates on its
@@ -167,13 +186,17 @@ type Peer struct {
 const maxCappedSSRCs = 16
 
 // NewPeer creates the participant's PeerConnection and starts its goroutines.
-// The remote is expected to send the first offer.
+// The remote is expected to send the first offer, unless cfg.Initiator.
 func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = e.log
 	}
-	api, est, err := e.newAPI(cfg.OnlyTransport)
+	transport := cfg.OnlyTransport
+	if cfg.Initiator {
+		transport = ownUDPPort
+	}
+	api, est, err := e.newAPI(transport)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +239,11 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 			cfg.OnState(s)
 		}
 	})
+	if cfg.Initiator {
+		// No remote offer to wait for: offer at once, even with no
+		// subscriptions (the data channel goes in the first).
+		p.neg.answered, p.neg.force = true, true
+	}
 	e.stats.Peers.Add(1)
 	e.mu.Lock()
 	e.peers[p] = struct{}{}
@@ -223,6 +251,9 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	p.wg.Add(2)
 	go p.run()
 	go p.allocateLoop()
+	if cfg.Initiator {
+		p.kickRun()
+	}
 	return p, nil
 }
 

@@ -29,7 +29,11 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 	if isLayer {
 		l = up.addLayer(rid, uint32(remote.SSRC()))
 	} else {
-		up = newSimulcastUpTrack(newTrackID(), p.cfg.ID, remote.Kind(), remote.Codec(), rid, uint32(remote.SSRC()),
+		id, stream := newTrackID(), p.cfg.ID
+		if p.cfg.Relay && remote.ID() != "" && remote.StreamID() != "" {
+			id, stream = remote.ID(), remote.StreamID() // as its origin named it
+		}
+		up = newSimulcastUpTrack(id, stream, remote.Kind(), remote.Codec(), rid, uint32(remote.SSRC()),
 			p.engine.stats, p.pc.WriteRTCP)
 		up.receiver, up.remoteID = receiver, remote.ID()
 		l = (*up.layers.Load())[0]

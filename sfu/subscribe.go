@@ -67,12 +67,24 @@ func (p *Peer) offer() error {
 	if !changed {
 		return nil
 	}
+	first := p.cfg.Initiator && p.pc.LocalDescription() == nil
+	if first {
+		p.openPrenegotiated()
+	}
 	off, err := p.pc.CreateOffer(nil)
 	if err != nil {
 		return fmt.Errorf("create offer: %w", err)
 	}
+	var gathered <-chan struct{}
+	if first {
+		gathered = webrtc.GatheringCompletePromise(p.pc)
+	}
 	if err := p.pc.SetLocalDescription(off); err != nil {
 		return fmt.Errorf("set offer: %w", err)
+	}
+	if gathered != nil {
+		p.awaitGathering(gathered)
+		p.openLocalCandidates() // any later ones trickle
 	}
 	n.offering, n.offeredAt = true, time.Now()
 	p.cfg.OnSignal(Signal{Kind: SignalOffer, SDP: p.localSDP()})

@@ -232,6 +232,9 @@ func flags(cfg *server.Config, layer *int, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.RecordingsDir, "recordings-dir", cfg.RecordingsDir, "where recordings started through the admin API go, when -record-dir is not set")
 	fs.DurationVar(&cfg.ResumeWindow, "resume-window", cfg.ResumeWindow, "how long a participant whose signaling socket dropped stays in its room, waiting to resume")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, how long to wait for participants to leave after bye")
+	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "redis://host:port: make this server a node of the cluster that shares this Redis (docs/cluster.md); empty: one node, no Redis")
+	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name in the cluster (default: a random one per start)")
+	fs.StringVar(&cfg.NodeURL, "node-url", cfg.NodeURL, "this node's own base URL as clients reach it, for the cluster's redirects (default: the listener's)")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", cfg.PprofListen, "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	return fs
 }

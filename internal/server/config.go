@@ -131,6 +131,13 @@ type Config struct {
 	ACMEHTTPListen   string
 	// DrainTimeout bounds Shutdown's wait for participants to go.
 	DrainTimeout time.Duration
+
+	// RedisURL makes the server a node of a cluster (package cluster,
+	// docs/cluster.md): redis://host:port. Empty: one node, no Redis.
+	RedisURL string
+	// NodeID names this node in the cluster ("" a random one); NodeURL is
+	// its base URL as clients reach it ("" the listener's).
+	NodeID, NodeURL string
 }
 
 // MinSecret is the shortest API secret accepted: HS256 wants a key of at

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/roundtable-sfu/roundtable/admin"
+	"github.com/roundtable-sfu/roundtable/cluster"
 	"github.com/roundtable-sfu/roundtable/demux"
 	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/metrics"
@@ -40,9 +41,12 @@ type Server struct {
 	WHEP *whip.Handler
 	// Recorder records rooms (-record-dir, or the admin API).
 	Recorder *record.Service
-	Engine   *sfu.Engine
-	Rooms    *room.Manager
-	Signal   *signal.Server
+	// Cluster is this node's membership of a cluster, nil without
+	// Config.RedisURL.
+	Cluster *cluster.Node
+	Engine  *sfu.Engine
+	Rooms   *room.Manager
+	Signal  *signal.Server
 
 	log  *slog.Logger
 	cfg  Config
@@ -179,7 +183,13 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	hooks := webhook.New(webhook.Config{URLs: cfg.WebhookURLs, Secret: cfg.APISecret, Queue: cfg.WebhookQueue,
 		RetryFor: cfg.WebhookRetryFor, Timeout: cfg.WebhookTimeout}, log)
 	undo = append(undo, func() { hooks.Close(context.Background()) })
-	rooms.Observe(hooks.Send)
+	var node atomic.Pointer[cluster.Node]
+	rooms.Observe(func(c room.Change) {
+		hooks.Send(c)
+		if n := node.Load(); n != nil {
+			n.Kick() // the directory changed: written and reconciled now
+		}
+	})
 	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks, acme: certs, Recorder: recorder}
 	if certs != nil && cfg.ACMEHTTPListen != "" {
 		if s.acmeLn, err = net.Listen("tcp", cfg.ACMEHTTPListen); err != nil {
@@ -195,6 +205,20 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		undo = append(undo, func() { close(s.acmeStop) })
 	} else {
 		close(s.acmeDone)
+	}
+	if cfg.RedisURL != "" {
+		url := cfg.NodeURL
+		if url == "" {
+			url = s.URL()
+		}
+		n, err := cluster.Open(cluster.Config{RedisURL: cfg.RedisURL, NodeID: cfg.NodeID, URL: url, Rooms: rooms,
+			Load: newLoadMeter(engine.Stats(), rooms).sample, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = n.Close() })
+		s.Cluster = n
+		node.Store(n)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
@@ -333,6 +357,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) shutdown(ctx context.Context) error {
 	s.Drain()
 	waitErr := s.Signal.Wait(ctx)
+	var clusterErr error
+	if s.Cluster != nil {
+		clusterErr = s.Cluster.Close() // its relays, then its keys in Redis
+	}
 	s.Rooms.StopRecordings() // every file complete before the process ends
 	s.webhooks.Close(ctx)    // the last room_finished events, as far as ctx allows
 	httpErr := s.http.Shutdown(ctx)
@@ -347,5 +375,5 @@ func (s *Server) shutdown(ctx context.Context) error {
 	if s.mux != nil {
 		muxErr = s.mux.Close()
 	}
-	return errors.Join(waitErr, httpErr, pprofErr, acmeErr, turnErr, engErr, muxErr)
+	return errors.Join(waitErr, clusterErr, httpErr, pprofErr, acmeErr, turnErr, engErr, muxErr)
 }

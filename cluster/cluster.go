@@ -1,0 +1,518 @@
+// Package cluster makes several Roundtable nodes act as one, with Redis
+// (github.com/redis/go-redis/v9) as the only shared component: a node
+// registry with heartbeats and load, the directory of rooms and
+// participants per node, and pub/sub for the relays' signaling and room
+// presence. Any node serves any room: a room with members on several nodes
+// is linked, on each, by one room.Relay per other node (package room), set
+// up and torn down here as the directory changes.
+//
+// Everything a node writes lives under keys of its own that expire TTL
+// after its last heartbeat (docs/cluster.md lists them): a node that dies
+// leaves nothing behind once they expire, and one that comes back, or a
+// Redis that restarted empty, is written again in full at the next
+// heartbeat.
+//
+// Ownership: a Node runs three goroutines: the heartbeat loop (writes the
+// node's keys, reads the others', reconciles the relays), the pub/sub
+// reader (dispatches relay signals and presence events), and the sender
+// (publishes the relays' signals in order). Its counters are atomics; the
+// list of live nodes is under mu.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/roundtable-sfu/roundtable/room"
+)
+
+// Defaults of Config.
+const (
+	DefaultTTL       = 3 * time.Second
+	DefaultHeartbeat = time.Second
+)
+
+// Config configures a Node.
+type Config struct {
+	// RedisURL: redis://[[user]:password@]host:port[/db] (or rediss:// for
+	// TLS), as go-redis's ParseURL reads it.
+	RedisURL string
+	// NodeID names this node in the cluster; "" draws a random one.
+	NodeID string
+	// URL is this node's own base URL, as clients reach it (redirects).
+	URL string
+	// Rooms is this node's room manager.
+	Rooms *room.Manager
+	// Load reports this node's load at each heartbeat; nil: none.
+	Load func() Load
+	// TTL is how long a node's keys outlive its last heartbeat, and
+	// Heartbeat how often it writes them (0: the defaults).
+	TTL, Heartbeat time.Duration
+	Logger         *slog.Logger
+}
+
+// Load is a node's load, as its heartbeat publishes it.
+type Load struct {
+	// CPU is the share of the machine's cores the process used since the
+	// previous heartbeat, 0 to 1.
+	CPU float64 `json:"cpu"`
+	// PacketsPerSecond: RTP packets forwarded per second.
+	PacketsPerSecond float64 `json:"pps"`
+	Participants     int     `json:"participants"`
+	Rooms            int     `json:"rooms"`
+}
+
+// NodeInfo is what a node publishes about itself.
+type NodeInfo struct {
+	ID       string    `json:"id"`
+	URL      string    `json:"url"`
+	Started  time.Time `json:"started"`
+	Draining bool      `json:"draining,omitempty"`
+	Load     Load      `json:"load"`
+}
+
+// Stats are a Node's counters, for /metrics.
+type Stats struct {
+	RedisErrors   atomic.Uint64 // failed Redis commands and pipelines
+	Nodes         atomic.Int64  // live nodes seen at the last heartbeat, this one included
+	RelaySignals  atomic.Uint64 // relay signals sent to other nodes
+	SignalsQueued atomic.Int64  // waiting to be sent
+}
+
+// Node is this process's membership of the cluster.
+type Node struct {
+	cfg   Config
+	rdb   *redis.Client
+	log   *slog.Logger
+	stats Stats
+	info  NodeInfo
+
+	kick    chan struct{}
+	outbox  chan outMsg
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+
+	// the heartbeat loop's (and Open's, before it starts)
+	beats        int                 // heartbeats written
+	rooms        map[string][]string // the directory last written
+	rebuildUntil time.Time           // Redis lost the directory: no relay closes before
+
+	mu   sync.Mutex
+	live []NodeInfo // at the last heartbeat
+}
+
+// outMsg is one pub/sub message to send.
+type outMsg struct {
+	channel string
+	body    []byte
+}
+
+// message is what nodes publish to each other.
+type message struct {
+	Kind   string            `json:"kind"` // "relay", or "presence": the sender's rooms changed
+	From   string            `json:"from"`
+	Room   string            `json:"room,omitempty"`
+	Signal *room.RelaySignal `json:"signal,omitempty"`
+}
+
+// outboxLen bounds the signals waiting for Redis; beyond it they are
+// dropped (the relay's negotiation times out and starts again).
+const outboxLen = 1024
+
+// Keys and channels (docs/cluster.md).
+const (
+	keyNodes      = "rt:nodes" // sorted set: node id → expiry (Unix ms)
+	presenceTopic = "rt:presence"
+)
+
+func keyNode(id string) string         { return "rt:node:" + id }
+func keyRooms(id string) string        { return "rt:node:" + id + ":rooms" }
+func keyParticipants(id string) string { return "rt:node:" + id + ":participants" }
+func inbox(id string) string           { return "rt:inbox:" + id }
+
+// Open connects to Redis (a clear error if it cannot, within 5 s), writes
+// this node's keys and starts its goroutines.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Rooms == nil {
+		return nil, errors.New("cluster: no room manager")
+	}
+	opt, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: redis url: %w", err)
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Heartbeat >= cfg.TTL {
+		return nil, fmt.Errorf("cluster: heartbeat %v must be shorter than the ttl %v", cfg.Heartbeat, cfg.TTL)
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = NewNodeID()
+	}
+	if strings.ContainsAny(cfg.NodeID, ": \t\r\n") || len(cfg.NodeID) > 64 {
+		return nil, fmt.Errorf("cluster: node id %q: at most 64 bytes, no spaces or colons", cfg.NodeID)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	logOnce.Do(func() { redis.SetLogger(redisLogger{log}) })
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
+	opt.MaxRetries = 1
+	rdb := redis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("cluster: redis at %s does not answer: %w", opt.Addr, err)
+	}
+	n := &Node{cfg: cfg, rdb: rdb, log: log.With("node", cfg.NodeID),
+		info: NodeInfo{ID: cfg.NodeID, URL: cfg.URL, Started: time.Now().UTC()},
+		kick: make(chan struct{}, 1), outbox: make(chan outMsg, outboxLen), stop: make(chan struct{})}
+	if err := n.heartbeat(ctx); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("cluster: first heartbeat: %w", err)
+	}
+	sub := rdb.Subscribe(context.Background(), inbox(cfg.NodeID), presenceTopic)
+	if _, err := sub.Receive(ctx); err != nil { // the subscription is in place
+		_ = sub.Close()
+		_ = rdb.Close()
+		return nil, fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	n.wg.Add(3)
+	go n.heartbeatLoop()
+	go n.readLoop(sub)
+	go n.sendLoop()
+	n.log.Info("cluster joined", "redis", opt.Addr, "url", cfg.URL, "ttl", cfg.TTL)
+	return n, nil
+}
+
+// logOnce sets go-redis's logger (a global) once per process.
+var logOnce sync.Once
+
+// redisLogger takes go-redis's own log lines (reconnection attempts) to
+// slog at debug level: failures the node sees are logged where it sees
+// them, once per heartbeat at most.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
+}
+
+// NewNodeID returns a random node id.
+func NewNodeID() string {
+	var b [5]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() *Stats { return &n.stats }
+
+// Kick makes the heartbeat loop write the directory and reconcile the
+// relays now (a room or member came or went). It never blocks.
+func (n *Node) Kick() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Nodes returns the live nodes as of the last heartbeat.
+func (n *Node) Nodes() []NodeInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.live)
+}
+
+// Close leaves the cluster: the goroutines stop, every relay closes (the
+// other nodes' members leave this node's rooms), and this node's keys are
+// deleted.
+func (n *Node) Close() error {
+	var err error
+	n.closeMu.Do(func() {
+		close(n.stop)
+		n.wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		id := n.cfg.NodeID
+		pipe := n.rdb.TxPipeline()
+		pipe.Del(ctx, keyNode(id), keyRooms(id), keyParticipants(id))
+		pipe.ZRem(ctx, keyNodes, id)
+		if _, perr := pipe.Exec(ctx); perr != nil {
+			err = fmt.Errorf("cluster: remove node keys: %w", perr)
+		}
+		if cerr := n.rdb.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		n.log.Info("cluster left")
+	})
+	return err
+}
+
+func (n *Node) heartbeatLoop() {
+	defer n.wg.Done()
+	tick := time.NewTicker(n.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		case <-n.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Heartbeat)
+		if err := n.heartbeat(ctx); err != nil {
+			n.stats.RedisErrors.Add(1)
+			n.log.Warn("cluster heartbeat failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// heartbeat writes this node's keys in full, reads which nodes live and
+// which rooms they hold, and opens and closes relays to match.
+func (n *Node) heartbeat(ctx context.Context) error {
+	id, ttl := n.cfg.NodeID, n.cfg.TTL
+	dir := n.cfg.Rooms.Directory()
+	if n.cfg.Load != nil {
+		n.info.Load = n.cfg.Load()
+	}
+	info, _ := json.Marshal(n.info)
+	now := time.Now()
+	pipe := n.rdb.TxPipeline()
+	existed := pipe.Exists(ctx, keyNode(id))
+	pipe.Set(ctx, keyNode(id), info, ttl)
+	pipe.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: id})
+	pipe.PExpire(ctx, keyNodes, ttl)
+	pipe.ZRemRangeByScore(ctx, keyNodes, "-inf", fmt.Sprint(now.UnixMilli()))
+	pipe.Del(ctx, keyRooms(id), keyParticipants(id))
+	if len(dir) > 0 {
+		names := make([]any, 0, len(dir))
+		parts := map[string]any{}
+		for r, ids := range dir {
+			names = append(names, r)
+			for _, p := range ids {
+				parts[p] = r
+			}
+		}
+		pipe.SAdd(ctx, keyRooms(id), names...)
+		pipe.PExpire(ctx, keyRooms(id), ttl)
+		if len(parts) > 0 {
+			pipe.HSet(ctx, keyParticipants(id), parts)
+			pipe.PExpire(ctx, keyParticipants(id), ttl)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("write node keys: %w", err)
+	}
+	if existed.Val() == 0 && n.beats > 0 {
+		// Our key had not expired yet: Redis lost it (a restart, a flush).
+		// The other nodes write theirs again within a heartbeat; until
+		// then their absence means nothing.
+		n.rebuildUntil = now.Add(ttl)
+		n.log.Warn("cluster directory lost by redis (restarted?): written again")
+	}
+	n.beats++
+	if changed := !sameKeys(dir, n.rooms); changed {
+		n.rooms = dir
+		body, _ := json.Marshal(message{Kind: "presence", From: id})
+		if err := n.rdb.Publish(ctx, presenceTopic, body).Err(); err != nil {
+			return fmt.Errorf("publish presence: %w", err)
+		}
+	}
+	live, where, err := n.readDirectory(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.live = live
+	n.mu.Unlock()
+	n.stats.Nodes.Store(int64(len(live)))
+	n.reconcile(dir, where, now.Before(n.rebuildUntil))
+	return nil
+}
+
+// sameKeys reports whether two directories name the same rooms.
+func sameKeys(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// readDirectory returns the live nodes and, for every room, the other
+// nodes that hold it.
+func (n *Node) readDirectory(ctx context.Context) ([]NodeInfo, map[string][]string, error) {
+	ids, err := n.rdb.ZRangeByScore(ctx, keyNodes, &redis.ZRangeBy{Min: fmt.Sprint(time.Now().UnixMilli()), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("read nodes: %w", err)
+	}
+	pipe := n.rdb.Pipeline()
+	infos := make([]*redis.StringCmd, len(ids))
+	rooms := make([]*redis.StringSliceCmd, len(ids))
+	for i, id := range ids {
+		infos[i] = pipe.Get(ctx, keyNode(id))
+		rooms[i] = pipe.SMembers(ctx, keyRooms(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("read directory: %w", err)
+	}
+	var live []NodeInfo
+	where := map[string][]string{}
+	for i, id := range ids {
+		var ni NodeInfo
+		b, err := infos[i].Bytes()
+		if err != nil || json.Unmarshal(b, &ni) != nil {
+			continue // expired between the two reads
+		}
+		live = append(live, ni)
+		if id == n.cfg.NodeID {
+			continue
+		}
+		for _, r := range rooms[i].Val() {
+			where[r] = append(where[r], id)
+		}
+	}
+	return live, where, nil
+}
+
+// reconcile opens a relay to every other node that holds one of this
+// node's rooms, and closes those to nodes that no longer do (or died),
+// unless the directory is being rebuilt.
+func (n *Node) reconcile(dir map[string][]string, where map[string][]string, rebuilding bool) {
+	for name := range dir {
+		have := n.cfg.Rooms.Relays(name)
+		for _, node := range where[name] {
+			if have[node] == nil {
+				n.openRelay(name, node)
+			}
+		}
+		for node, rl := range have {
+			if !rebuilding && !slices.Contains(where[name], node) {
+				n.log.Info("relay no longer needed", "room", name, "to", node)
+				rl.Close()
+			}
+		}
+	}
+}
+
+// openRelay links room name here with the same room on node.
+func (n *Node) openRelay(name, node string) *room.Relay {
+	rl, err := n.cfg.Rooms.OpenRelay(name, node, func(s room.RelaySignal) {
+		n.sendSignal(node, name, s)
+	})
+	switch {
+	case errors.Is(err, room.ErrRelayExists):
+		return n.cfg.Rooms.Relays(name)[node]
+	case err != nil:
+		n.log.Warn("relay not opened", "room", name, "to", node, "err", err)
+		return nil
+	}
+	return rl
+}
+
+// sendSignal queues a relay signal for node; it never blocks (a Peer's
+// goroutine calls it).
+func (n *Node) sendSignal(node, roomName string, s room.RelaySignal) {
+	body, err := json.Marshal(message{Kind: "relay", From: n.cfg.NodeID, Room: roomName, Signal: &s})
+	if err != nil {
+		return
+	}
+	select {
+	case n.outbox <- outMsg{channel: inbox(node), body: body}:
+		n.stats.SignalsQueued.Add(1)
+	default:
+		n.stats.RedisErrors.Add(1)
+		n.log.Warn("relay signal dropped: outbox full", "room", roomName, "to", node)
+	}
+}
+
+func (n *Node) sendLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case m := <-n.outbox:
+			n.stats.SignalsQueued.Add(-1)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := n.rdb.Publish(ctx, m.channel, m.body).Err()
+			cancel()
+			if err != nil {
+				n.stats.RedisErrors.Add(1)
+				n.log.Warn("relay signal not sent", "channel", m.channel, "err", err)
+				continue
+			}
+			n.stats.RelaySignals.Add(1)
+		}
+	}
+}
+
+func (n *Node) readLoop(sub *redis.PubSub) {
+	defer n.wg.Done()
+	defer sub.Close()
+	ch := sub.Channel(redis.WithChannelSize(1024))
+	for {
+		select {
+		case <-n.stop:
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			n.dispatch(m)
+		}
+	}
+}
+
+// dispatch handles one message from another node.
+func (n *Node) dispatch(m *redis.Message) {
+	var msg message
+	if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil || msg.From == n.cfg.NodeID {
+		return
+	}
+	switch msg.Kind {
+	case "presence":
+		n.Kick() // a room appeared or went somewhere: reconcile now
+	case "relay":
+		if msg.Signal == nil || msg.Room == "" {
+			return
+		}
+		rl := n.cfg.Rooms.Relays(msg.Room)[msg.From]
+		if rl == nil {
+			if n.cfg.Rooms.Relays(msg.Room) == nil {
+				return // the room is not here (any more)
+			}
+			if rl = n.openRelay(msg.Room, msg.From); rl == nil {
+				return
+			}
+		}
+		if err := rl.HandleSignal(*msg.Signal); err != nil {
+			n.log.Debug("relay signal refused", "room", msg.Room, "from", msg.From, "err", err)
+		}
+	}
+}

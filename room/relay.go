@@ -1,0 +1,630 @@
+package room
+
+// Relays: a room with members on several nodes (package cluster) has, on
+// each node, one Relay per other node that has members in it. A Relay has
+// two legs, each one PeerConnection between the two nodes:
+//
+//   - out, this node's Initiator Peer: it subscribes to every track a
+//     member of this node publishes (the other node's members subscribe
+//     to them there, as to any track), and its data channel carries this
+//     node's side of the room: members, track sources and mutes, data
+//     messages (relay.go's control frames, sent in order by the leg's
+//     writer goroutine);
+//   - in, the Peer that answers the other node's out leg: the tracks it
+//     receives are UpTracks of proxies, the Participants that stand for
+//     the other node's members here (Relay.proxies, Room.remote), which
+//     local members see join, publish and leave as any member.
+//
+// Ownership: Room.mu guards a Relay's proxies, pending tracks, legs and
+// ended flag (the room's lock order: Manager.mu, Room.mu). A leg's Peer
+// and writer goroutine are the leg's; legs are closed with no room lock
+// held (Peer.Close waits for hooks that take it). Proxies are never in
+// Room.members or Room.order: whatever loops over local members (their
+// Peers, their clients, the webhooks) leaves them alone by construction.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/sfu"
+)
+
+// Relay legs, as RelaySignal names the side that sent a signal.
+const (
+	LegOut = "out" // the sender's Initiator: offers, and its candidates
+	LegIn  = "in"  // the sender's answering Peer: answers, and its candidates
+)
+
+// RelaySignal is one signaling message between the two ends of a relay
+// leg, carried between nodes by package cluster.
+type RelaySignal struct {
+	// Leg is the sender's leg (LegOut or LegIn).
+	Leg string `json:"leg"`
+	// Epoch names the out leg the signal belongs to: the sender's own
+	// (LegOut), or the receiver's that it answers (LegIn). A new out leg
+	// (after a failure) has a new epoch; signals of an old one are
+	// dropped.
+	Epoch  string     `json:"epoch"`
+	Signal sfu.Signal `json:"signal"`
+}
+
+// ErrRelayExists: the room already has a relay to that node.
+var ErrRelayExists = errors.New("room: relay to that node exists")
+
+// relayQueue bounds the control and data frames waiting for a leg's data
+// channel writer; a leg whose queue overflows is restarted.
+const relayQueue = 4096
+
+// Relay links a room here with the same room on another node.
+type Relay struct {
+	room *Room
+	node string // the other node's id
+	send func(RelaySignal)
+	log  *slog.Logger
+	done chan struct{}
+	once sync.Once
+
+	// guarded by room.mu
+	out     *relayLeg
+	in      *relayLeg
+	proxies map[string]*Participant   // the other node's members, by id
+	pending map[string][]*sfu.UpTrack // tracks whose member is not known yet, by its id
+	ended   bool
+}
+
+// relayLeg is one PeerConnection of a relay.
+type relayLeg struct {
+	peer  *sfu.Peer
+	epoch string
+	ctl   chan relayFrame // out only: frames for the data channel writer
+	done  chan struct{}   // closed when the leg is retired
+	// failed: legFailed acted on it (guarded by Room.mu)
+	failed bool
+}
+
+// relayFrame is one data-channel message of an out leg: a data message
+// from member `from`, or with from "" a control message.
+type relayFrame struct {
+	from string
+	msg  sfu.DataMessage
+}
+
+// relayControl is a control message (JSON, sent with an empty sender).
+type relayControl struct {
+	// Type: "hello" (an out leg's first message: what follows is its
+	// snapshot), "synced" (the snapshot is complete), "join", "leave",
+	// "track" (a track's source and muted state).
+	Type        string `json:"t"`
+	Participant string `json:"p,omitempty"`
+	Name        string `json:"name,omitempty"`
+	Identity    string `json:"identity,omitempty"`
+	Track       string `json:"track,omitempty"`
+	Source      string `json:"source,omitempty"`
+	Muted       bool   `json:"muted,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// OpenRelay links room roomName, which must have members here, with the
+// same room on node: it starts the out leg, which offers through send at
+// once. HandleSignal takes what the other node sends back. The relay ends
+// with Close, when the room ends here, or never on its own otherwise: a
+// failed out leg is started again. Errors: ErrNoRoom, ErrRelayExists.
+func (m *Manager) OpenRelay(roomName, node string, send func(RelaySignal)) (*Relay, error) {
+	r := m.room(roomName)
+	if r == nil {
+		return nil, ErrNoRoom
+	}
+	rl := &Relay{room: r, node: node, send: send, done: make(chan struct{}),
+		log:     m.log.With("room", roomName, "node", node),
+		proxies: map[string]*Participant{}, pending: map[string][]*sfu.UpTrack{}}
+	r.mu.Lock()
+	if r.ended {
+		r.mu.Unlock()
+		return nil, ErrNoRoom
+	}
+	if r.relays[node] != nil {
+		r.mu.Unlock()
+		return nil, ErrRelayExists
+	}
+	if r.relays == nil {
+		r.relays = map[string]*Relay{}
+	}
+	r.relays[node] = rl
+	r.mu.Unlock()
+	if err := rl.startOut(); err != nil {
+		rl.Close()
+		return nil, err
+	}
+	rl.log.Info("relay opened")
+	return rl, nil
+}
+
+// Node returns the other node's id.
+func (rl *Relay) Node() string { return rl.node }
+
+// Done is closed when the relay has ended.
+func (rl *Relay) Done() <-chan struct{} { return rl.done }
+
+// newEpoch returns a random leg name.
+func newEpoch() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// startOut makes a new out leg (retiring the current one, if any): it
+// subscribes to every local track and sends the room as it is here.
+func (rl *Relay) startOut() error {
+	leg := &relayLeg{epoch: newEpoch(), ctl: make(chan relayFrame, relayQueue), done: make(chan struct{})}
+	peer, err := rl.room.mgr.newPeer(sfu.PeerConfig{
+		ID:        "relay-out:" + rl.node,
+		Initiator: true,
+		Relay:     true,
+		OnSignal:  func(s sfu.Signal) { rl.send(RelaySignal{Leg: LegOut, Epoch: leg.epoch, Signal: s}) },
+		OnTrack:   func(*sfu.UpTrack) bool { return false }, // the other node sends on its own out leg
+		OnState: func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateFailed {
+				rl.legFailed(leg, "ice failed")
+			}
+		},
+		OnError: func(err error) {
+			if errors.Is(err, sfu.ErrNegotiationFailed) {
+				rl.legFailed(leg, err.Error())
+			}
+		},
+		Logger: rl.log,
+	})
+	if err != nil {
+		return fmt.Errorf("relay to %s: %w", rl.node, err)
+	}
+	leg.peer = peer
+	r := rl.room
+	r.mu.Lock()
+	if rl.ended {
+		r.mu.Unlock()
+		_ = peer.Close()
+		return nil
+	}
+	old := rl.out
+	rl.out = leg
+	rl.controlLocked(relayControl{Type: "hello"})
+	for _, p := range r.order {
+		rl.announceLocked(p)
+	}
+	rl.controlLocked(relayControl{Type: "synced"})
+	r.mu.Unlock()
+	go rl.writeLoop(leg)
+	if old != nil {
+		old.retire()
+	}
+	return nil
+}
+
+// announceLocked tells the other node of local member p and its tracks,
+// and subscribes the out leg to them (r.mu held).
+func (rl *Relay) announceLocked(p *Participant) {
+	rl.controlLocked(relayControl{Type: "join", Participant: p.id, Name: p.name, Identity: p.identity})
+	for _, up := range p.tracks {
+		rl.trackLocked(p, up)
+	}
+}
+
+// trackLocked sends a local track's source and muted state and subscribes
+// the out leg to it (r.mu held).
+func (rl *Relay) trackLocked(p *Participant, up *sfu.UpTrack) {
+	info := p.trackInfo(up)
+	rl.controlLocked(relayControl{Type: "track", Participant: p.id, Track: up.ID(), Source: info.Source, Muted: info.Muted})
+	rl.out.peer.Subscribe(up)
+}
+
+// controlLocked queues a control message on the out leg (r.mu held).
+func (rl *Relay) controlLocked(c relayControl) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return // plain strings and bools: cannot happen
+	}
+	rl.queueLocked(relayFrame{msg: sfu.DataMessage{Data: b, IsString: true}})
+}
+
+// queueLocked queues a frame on the out leg without blocking; a full queue
+// (the data channel stuck for thousands of messages) restarts the leg,
+// whose snapshot makes up for what was lost (r.mu held).
+func (rl *Relay) queueLocked(f relayFrame) {
+	leg := rl.out
+	if leg == nil {
+		return
+	}
+	select {
+	case leg.ctl <- f:
+	default:
+		go rl.legFailed(leg, "control queue full")
+	}
+}
+
+// writeLoop sends an out leg's frames in order until the leg is retired.
+func (rl *Relay) writeLoop(leg *relayLeg) {
+	for {
+		select {
+		case <-leg.done:
+			return
+		case f := <-leg.ctl:
+			err := leg.peer.SendData(f.from, f.msg)
+			if err != nil && f.from == "" && !errors.Is(err, sfu.ErrClosed) {
+				rl.legFailed(leg, "control message not sent: "+err.Error())
+				return
+			}
+		}
+	}
+}
+
+// retire ends a leg: its writer stops and its Peer closes (no room lock
+// held).
+func (leg *relayLeg) retire() {
+	close(leg.done)
+	_ = leg.peer.Close()
+}
+
+// legFailed starts a new out leg in place of a failed one, or retires a
+// failed in leg (the other node starts a new out leg, which brings a new
+// one). Called at most once per leg with effect.
+func (rl *Relay) legFailed(leg *relayLeg, why string) {
+	r := rl.room
+	r.mu.Lock()
+	out := rl.out == leg && !leg.failed
+	in := rl.in == leg
+	leg.failed = true
+	if in {
+		rl.in = nil
+	}
+	ended := rl.ended
+	r.mu.Unlock()
+	if ended || (!out && !in) {
+		return
+	}
+	name := LegIn
+	if out {
+		name = LegOut
+	}
+	rl.log.Warn("relay leg failed", "leg", name, "epoch", leg.epoch, "why", why)
+	if in {
+		go leg.retire()
+		return
+	}
+	go func() {
+		if err := rl.startOut(); err != nil {
+			rl.log.Error("relay leg not restarted", "err", err)
+			rl.Close()
+		}
+	}()
+}
+
+// HandleSignal takes a signal from the other node's end of a leg. An offer
+// from an out leg this relay has not seen starts a new in leg (the other
+// node restarted its out leg), whose snapshot replaces the proxies'; a
+// signal for an out leg of ours that is gone is dropped.
+func (rl *Relay) HandleSignal(s RelaySignal) error {
+	r := rl.room
+	switch s.Leg {
+	case LegIn:
+		r.mu.Lock()
+		leg := rl.out
+		r.mu.Unlock()
+		if leg == nil || leg.epoch != s.Epoch {
+			return nil // an answer to an out leg that is gone
+		}
+		switch s.Signal.Kind {
+		case sfu.SignalAnswer:
+			return leg.peer.HandleAnswer(s.Signal.SDP)
+		case sfu.SignalCandidate:
+			return leg.peer.HandleCandidate(s.Signal.Candidate)
+		}
+		return fmt.Errorf("relay: %v from an in leg", s.Signal.Kind)
+	case LegOut:
+		r.mu.Lock()
+		leg := rl.in
+		ended := rl.ended
+		r.mu.Unlock()
+		if ended {
+			return ErrNoRoom
+		}
+		if leg == nil || leg.epoch != s.Epoch {
+			if s.Signal.Kind != sfu.SignalOffer {
+				return nil // a candidate of an out leg whose offer is not here
+			}
+			var err error
+			if leg, err = rl.startIn(s.Epoch); err != nil {
+				return err
+			}
+		}
+		switch s.Signal.Kind {
+		case sfu.SignalOffer:
+			return leg.peer.HandleOffer(s.Signal.SDP)
+		case sfu.SignalCandidate:
+			return leg.peer.HandleCandidate(s.Signal.Candidate)
+		}
+		return fmt.Errorf("relay: %v from an out leg", s.Signal.Kind)
+	}
+	return fmt.Errorf("relay: unknown leg %q", s.Leg)
+}
+
+// startIn makes the in leg that answers the other node's out leg epoch,
+// retiring the one before.
+func (rl *Relay) startIn(epoch string) (*relayLeg, error) {
+	leg := &relayLeg{epoch: epoch, done: make(chan struct{})}
+	peer, err := rl.room.mgr.newPeer(sfu.PeerConfig{
+		ID:                 "relay-in:" + rl.node,
+		Relay:              true,
+		CandidatesInAnswer: true,
+		OnSignal:           func(s sfu.Signal) { rl.send(RelaySignal{Leg: LegIn, Epoch: epoch, Signal: s}) },
+		OnTrack:            func(up *sfu.UpTrack) bool { return rl.onTrack(leg, up) },
+		OnTrackEnded:       rl.onTrackEnded,
+		OnData:             func(d sfu.DataMessage) { rl.onData(leg, d) },
+		OnState: func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateFailed {
+				rl.legFailed(leg, "ice failed")
+			}
+		},
+		Logger: rl.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay from %s: %w", rl.node, err)
+	}
+	leg.peer = peer
+	r := rl.room
+	r.mu.Lock()
+	if rl.ended {
+		r.mu.Unlock()
+		_ = peer.Close()
+		return nil, ErrNoRoom
+	}
+	old := rl.in
+	rl.in = leg
+	r.mu.Unlock()
+	if old != nil {
+		go old.retire()
+	}
+	return leg, nil
+}
+
+// onData is a message from the other node's out leg: with a sender, a
+// data message of that member, for every local member; without, a
+// control message. On the in leg's reader goroutine; d.Data is reused
+// after it returns.
+func (rl *Relay) onData(leg *relayLeg, d sfu.DataMessage) {
+	i := bytes.IndexByte(d.Data, ':')
+	if i < 0 {
+		return
+	}
+	from, body := string(d.Data[:i]), d.Data[i+1:]
+	r := rl.room
+	if from != "" {
+		r.mu.Lock()
+		known := rl.proxies[from] != nil && rl.in == leg
+		others := slices.Clone(r.order)
+		r.mu.Unlock()
+		if !known {
+			return
+		}
+		for _, o := range others {
+			_ = o.peer.SendData(from, sfu.DataMessage{Data: body, IsString: d.IsString})
+		}
+		return
+	}
+	var c relayControl
+	if err := json.Unmarshal(body, &c); err != nil {
+		rl.log.Warn("relay control message refused", "err", err)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rl.ended || rl.in != leg {
+		return
+	}
+	rl.controlFromLocked(c)
+}
+
+// controlFromLocked applies a control message from the other node (r.mu
+// held).
+func (rl *Relay) controlFromLocked(c relayControl) {
+	r := rl.room
+	switch c.Type {
+	case "hello":
+		for _, p := range rl.proxies {
+			p.stale = true // until the snapshot names it again
+		}
+	case "synced":
+		for _, p := range rl.proxies {
+			if p.stale {
+				rl.removeProxyLocked(p, "relay")
+			}
+		}
+	case "join":
+		if c.Participant == "" {
+			return
+		}
+		if p := rl.proxies[c.Participant]; p != nil {
+			p.stale = false
+			return
+		}
+		name, err := NormalizeName(c.Name)
+		if err != nil {
+			name = "?"
+		}
+		p := &Participant{id: c.Participant, name: name, identity: c.Identity, perm: Permissions{Publish: true},
+			relay: rl, room: r, mgr: r.mgr, roomName: r.name, joined: time.Now(), meta: map[string]TrackMeta{}}
+		rl.proxies[p.id] = p
+		r.remote = append(r.remote, p)
+		ev := ParticipantJoined{Participant: p.info()}
+		for _, o := range r.order {
+			o.client.Notify(ev)
+		}
+		rl.log.Info("remote participant joined", "participant", p.id, "name", p.name)
+		for _, up := range rl.pending[p.id] {
+			r.publishLocked(p, up)
+		}
+		delete(rl.pending, p.id)
+	case "leave":
+		if p := rl.proxies[c.Participant]; p != nil {
+			rl.removeProxyLocked(p, c.Reason)
+		}
+	case "track":
+		p := rl.proxies[c.Participant]
+		if p == nil || len(p.meta) >= 4*MaxTrackMeta || c.Track == "" {
+			return
+		}
+		meta := TrackMeta{Source: c.Source, Muted: c.Muted}
+		if p.meta[c.Track] == meta {
+			return
+		}
+		p.meta[c.Track] = meta
+		for _, up := range p.tracks {
+			if up.ID() == c.Track {
+				ev := TrackUpdated{Participant: p.id, Track: p.trackInfo(up)}
+				for _, o := range r.order {
+					o.client.Notify(ev)
+				}
+			}
+		}
+	}
+}
+
+// onTrack takes a track the other node relays: its member's, once that
+// member is known.
+func (rl *Relay) onTrack(leg *relayLeg, up *sfu.UpTrack) bool {
+	r := rl.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rl.ended || rl.in != leg {
+		return false
+	}
+	if p := rl.proxies[up.StreamID()]; p != nil {
+		r.publishLocked(p, up)
+		return true
+	}
+	rl.pending[up.StreamID()] = append(rl.pending[up.StreamID()], up)
+	return true
+}
+
+func (rl *Relay) onTrackEnded(up *sfu.UpTrack) {
+	r := rl.room
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := up.StreamID()
+	rl.pending[id] = slices.DeleteFunc(rl.pending[id], func(t *sfu.UpTrack) bool { return t == up })
+	if len(rl.pending[id]) == 0 {
+		delete(rl.pending, id)
+	}
+	if p := rl.proxies[id]; p != nil {
+		r.unpublishLocked(p, up)
+	}
+}
+
+// removeProxyLocked takes a remote member out: local members stop
+// receiving its tracks and see it leave (r.mu held).
+func (rl *Relay) removeProxyLocked(p *Participant, reason string) {
+	r := rl.room
+	delete(rl.proxies, p.id)
+	r.remote = slices.DeleteFunc(r.remote, func(o *Participant) bool { return o == p })
+	p.left = true
+	for _, o := range r.order {
+		for _, up := range p.tracks {
+			o.peer.Unsubscribe(up)
+		}
+		o.client.Notify(ParticipantLeft{ID: p.id})
+	}
+	hadTracks := len(p.tracks) > 0
+	if r.rec != nil {
+		for _, up := range p.tracks {
+			r.rec.TrackUnpublished(p.id, up)
+		}
+	}
+	p.tracks = nil
+	if hadTracks {
+		r.refollowLocked()
+	}
+	rl.log.Info("remote participant left", "participant", p.id, "reason", reason)
+}
+
+// Close ends the relay: the other node's members leave this room here, and
+// both legs close. Safe to call more than once, with no room lock held.
+func (rl *Relay) Close() {
+	rl.once.Do(func() {
+		r := rl.room
+		r.mu.Lock()
+		rl.ended = true
+		if r.relays[rl.node] == rl {
+			delete(r.relays, rl.node)
+		}
+		for _, p := range rl.proxies {
+			rl.removeProxyLocked(p, "relay closed")
+		}
+		rl.pending = map[string][]*sfu.UpTrack{}
+		out, in := rl.out, rl.in
+		rl.out, rl.in = nil, nil
+		r.mu.Unlock()
+		for _, leg := range []*relayLeg{out, in} {
+			if leg != nil {
+				leg.retire()
+			}
+		}
+		close(rl.done)
+		rl.log.Info("relay closed")
+	})
+}
+
+// Relays returns the room's relays (for the cluster's reconciliation).
+func (m *Manager) Relays(roomName string) map[string]*Relay {
+	r := m.room(roomName)
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]*Relay, len(r.relays))
+	for k, v := range r.relays {
+		out[k] = v
+	}
+	return out
+}
+
+// eachRelayLocked calls f for each of the room's relays that has an out
+// leg, to tell the other nodes of a local change (r.mu held).
+func (r *Room) eachRelayLocked(f func(*Relay)) {
+	for _, rl := range r.relays {
+		if !rl.ended && rl.out != nil {
+			f(rl)
+		}
+	}
+}
+
+// Directory returns, for each room here, the ids of its local members and
+// viewers: what this node holds of the cluster's directory (package
+// cluster writes it to Redis).
+func (m *Manager) Directory() map[string][]string {
+	dir := map[string][]string{}
+	for _, r := range m.allRooms() {
+		r.mu.Lock()
+		ids := make([]string, 0, len(r.order)+len(r.viewers))
+		for _, p := range r.order {
+			ids = append(ids, p.id)
+		}
+		for _, p := range r.viewers {
+			ids = append(ids, p.id)
+		}
+		ended := r.ended
+		r.mu.Unlock()
+		if !ended {
+			dir[r.name] = ids
+		}
+	}
+	return dir
+}
