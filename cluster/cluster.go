@@ -54,11 +54,19 @@ type Config struct {
 	URL string
 	// Rooms is this node's room manager.
 	Rooms *room.Manager
+	// OnRelease is called, on the pub/sub reader, when another node took
+	// over participant (a resume there): the participant's session here
+	// should end with bye "moved" (room.ReasonMoved). It must not block.
+	OnRelease func(participant string)
 	// Load reports this node's load at each heartbeat; nil: none.
 	Load func() Load
 	// TTL is how long a node's keys outlive its last heartbeat, and
 	// Heartbeat how often it writes them (0: the defaults).
 	TTL, Heartbeat time.Duration
+	// ParticipantTTL is how long a participant's record outlives its
+	// node's last heartbeat: as long as its client may come back through
+	// another node (0: TTL).
+	ParticipantTTL time.Duration
 	Logger         *slog.Logger
 }
 
@@ -97,6 +105,8 @@ type Node struct {
 	log   *slog.Logger
 	stats Stats
 	info  NodeInfo
+	// resumeKey is the cluster's resume token key (set by Open).
+	resumeKey string
 
 	kick    chan struct{}
 	outbox  chan outMsg
@@ -105,9 +115,10 @@ type Node struct {
 	closeMu sync.Once
 
 	// the heartbeat loop's (and Open's, before it starts)
-	beats        int                 // heartbeats written
-	rooms        map[string][]string // the directory last written
-	rebuildUntil time.Time           // Redis lost the directory: no relay closes before
+	beats        int                              // heartbeats written
+	rooms        map[string][]room.DirectoryEntry // the directory last written
+	parts        map[string]bool                  // the participant records last written
+	rebuildUntil time.Time                        // Redis lost the directory: no relay closes before
 
 	mu   sync.Mutex
 	live []NodeInfo // at the last heartbeat
@@ -119,12 +130,33 @@ type outMsg struct {
 	body    []byte
 }
 
+// Record is a participant's entry in the directory
+// (rt:participant:{id}): where it is, and what a resume on another node
+// needs to let it continue there.
+type Record struct {
+	Node string `json:"node"`
+	Room string `json:"room"`
+	room.DirectoryEntry
+}
+
+// delIfOurs deletes a participant record only if this node (ARGV[1]) wrote
+// it: a participant that moved has another node's record, which stays.
+var delIfOurs = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and cjson.decode(v).node == ARGV[1] then
+	return redis.call('DEL', KEYS[1])
+end
+return 0`)
+
 // message is what nodes publish to each other.
 type message struct {
-	Kind   string            `json:"kind"` // "relay", or "presence": the sender's rooms changed
-	From   string            `json:"from"`
-	Room   string            `json:"room,omitempty"`
-	Signal *room.RelaySignal `json:"signal,omitempty"`
+	// Kind: "relay"; "presence" (the sender's rooms changed); "release"
+	// (Participant continues on the sender).
+	Kind        string            `json:"kind"`
+	From        string            `json:"from"`
+	Room        string            `json:"room,omitempty"`
+	Participant string            `json:"participant,omitempty"`
+	Signal      *room.RelaySignal `json:"signal,omitempty"`
 }
 
 // outboxLen bounds the signals waiting for Redis; beyond it they are
@@ -135,12 +167,17 @@ const outboxLen = 1024
 const (
 	keyNodes      = "rt:nodes" // sorted set: node id → expiry (Unix ms)
 	presenceTopic = "rt:presence"
+	// keyResume holds the key every node signs resume tokens with: the
+	// first node sets it, the others take it; every heartbeat renews it
+	// (and sets it again after Redis lost it).
+	keyResume = "rt:resume-key"
+	resumeTTL = time.Hour
 )
 
-func keyNode(id string) string         { return "rt:node:" + id }
-func keyRooms(id string) string        { return "rt:node:" + id + ":rooms" }
-func keyParticipants(id string) string { return "rt:node:" + id + ":participants" }
-func inbox(id string) string           { return "rt:inbox:" + id }
+func keyNode(id string) string        { return "rt:node:" + id }
+func keyRooms(id string) string       { return "rt:node:" + id + ":rooms" }
+func keyParticipant(id string) string { return "rt:participant:" + id }
+func inbox(id string) string          { return "rt:inbox:" + id }
 
 // Open connects to Redis (a clear error if it cannot, within 5 s), writes
 // this node's keys and starts its goroutines.
@@ -157,6 +194,9 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.ParticipantTTL < cfg.TTL {
+		cfg.ParticipantTTL = cfg.TTL
 	}
 	if cfg.Heartbeat >= cfg.TTL {
 		return nil, fmt.Errorf("cluster: heartbeat %v must be shorter than the ttl %v", cfg.Heartbeat, cfg.TTL)
@@ -184,6 +224,10 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, rdb: rdb, log: log.With("node", cfg.NodeID),
 		info: NodeInfo{ID: cfg.NodeID, URL: cfg.URL, Started: time.Now().UTC()},
 		kick: make(chan struct{}, 1), outbox: make(chan outMsg, outboxLen), stop: make(chan struct{})}
+	if err := n.loadResumeKey(ctx); err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("cluster: resume key: %w", err)
+	}
 	if err := n.heartbeat(ctx); err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("cluster: first heartbeat: %w", err)
@@ -221,6 +265,62 @@ func NewNodeID() string {
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
+// loadResumeKey takes the cluster's resume token key from Redis, or sets
+// a new random one if there is none.
+func (n *Node) loadResumeKey(ctx context.Context) error {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	fresh := base32.StdEncoding.EncodeToString(b[:])
+	if err := n.rdb.SetNX(ctx, keyResume, fresh, resumeTTL).Err(); err != nil {
+		return err
+	}
+	key, err := n.rdb.Get(ctx, keyResume).Result()
+	if err != nil {
+		return err
+	}
+	n.resumeKey = key
+	return nil
+}
+
+// ResumeKey returns the key every node of the cluster signs resume tokens
+// with (signal.Cluster).
+func (n *Node) ResumeKey() []byte { return []byte(n.resumeKey) }
+
+// Locate finds participant in the directory (signal.Cluster): its node,
+// whether that node is alive (as of the last heartbeat), its room and
+// what it joined with; ok is false if no record names it.
+func (n *Node) Locate(ctx context.Context, participant string) (node string, alive bool, roomName string, e room.DirectoryEntry, ok bool, err error) {
+	b, err := n.rdb.Get(ctx, keyParticipant(participant)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return "", false, "", e, false, nil
+	}
+	if err != nil {
+		n.stats.RedisErrors.Add(1)
+		return "", false, "", e, false, fmt.Errorf("cluster: locate %s: %w", participant, err)
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return "", false, "", e, false, fmt.Errorf("cluster: record of %s: %w", participant, err)
+	}
+	n.mu.Lock()
+	alive = slices.ContainsFunc(n.live, func(ni NodeInfo) bool { return ni.ID == rec.Node })
+	n.mu.Unlock()
+	return rec.Node, alive, rec.Room, rec.DirectoryEntry, true, nil
+}
+
+// Release asks node to let participant go: it continues on this node
+// (signal.Cluster). It never blocks; node ends the participant's session
+// there with bye "moved" (Config.OnRelease).
+func (n *Node) Release(node, participant string) {
+	body, _ := json.Marshal(message{Kind: "release", From: n.cfg.NodeID, Participant: participant})
+	select {
+	case n.outbox <- outMsg{channel: inbox(node), body: body}:
+		n.stats.SignalsQueued.Add(1)
+	default:
+		n.stats.RedisErrors.Add(1)
+	}
+}
+
 // ID returns this node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
@@ -255,8 +355,11 @@ func (n *Node) Close() error {
 		defer cancel()
 		id := n.cfg.NodeID
 		pipe := n.rdb.TxPipeline()
-		pipe.Del(ctx, keyNode(id), keyRooms(id), keyParticipants(id))
+		pipe.Del(ctx, keyNode(id), keyRooms(id))
 		pipe.ZRem(ctx, keyNodes, id)
+		for pid := range n.parts {
+			delIfOurs.Eval(ctx, pipe, []string{keyParticipant(pid)}, id)
+		}
 		if _, perr := pipe.Exec(ctx); perr != nil {
 			err = fmt.Errorf("cluster: remove node keys: %w", perr)
 		}
@@ -300,25 +403,33 @@ func (n *Node) heartbeat(ctx context.Context) error {
 	now := time.Now()
 	pipe := n.rdb.TxPipeline()
 	existed := pipe.Exists(ctx, keyNode(id))
+	pipe.SetNX(ctx, keyResume, n.resumeKey, resumeTTL)
+	pipe.PExpire(ctx, keyResume, resumeTTL)
 	pipe.Set(ctx, keyNode(id), info, ttl)
 	pipe.ZAdd(ctx, keyNodes, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: id})
 	pipe.PExpire(ctx, keyNodes, ttl)
 	pipe.ZRemRangeByScore(ctx, keyNodes, "-inf", fmt.Sprint(now.UnixMilli()))
-	pipe.Del(ctx, keyRooms(id), keyParticipants(id))
-	if len(dir) > 0 {
-		names := make([]any, 0, len(dir))
-		parts := map[string]any{}
-		for r, ids := range dir {
-			names = append(names, r)
-			for _, p := range ids {
-				parts[p] = r
+	pipe.Del(ctx, keyRooms(id))
+	names := make([]any, 0, len(dir))
+	now2 := map[string]bool{}
+	for r, entries := range dir {
+		names = append(names, r)
+		for _, e := range entries {
+			if e.Viewer {
+				continue
 			}
+			b, _ := json.Marshal(Record{Node: id, Room: r, DirectoryEntry: e})
+			pipe.Set(ctx, keyParticipant(e.ID), b, n.cfg.ParticipantTTL)
+			now2[e.ID] = true
 		}
+	}
+	if len(names) > 0 {
 		pipe.SAdd(ctx, keyRooms(id), names...)
 		pipe.PExpire(ctx, keyRooms(id), ttl)
-		if len(parts) > 0 {
-			pipe.HSet(ctx, keyParticipants(id), parts)
-			pipe.PExpire(ctx, keyParticipants(id), ttl)
+	}
+	for pid := range n.parts {
+		if !now2[pid] { // it left, or moved: its record goes unless another node wrote it since
+			delIfOurs.Eval(ctx, pipe, []string{keyParticipant(pid)}, id)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -332,6 +443,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 		n.log.Warn("cluster directory lost by redis (restarted?): written again")
 	}
 	n.beats++
+	n.parts = now2
 	if changed := !sameKeys(dir, n.rooms); changed {
 		n.rooms = dir
 		body, _ := json.Marshal(message{Kind: "presence", From: id})
@@ -347,12 +459,12 @@ func (n *Node) heartbeat(ctx context.Context) error {
 	n.live = live
 	n.mu.Unlock()
 	n.stats.Nodes.Store(int64(len(live)))
-	n.reconcile(dir, where, now.Before(n.rebuildUntil))
+	n.reconcile(dir, live, where, now.Before(n.rebuildUntil))
 	return nil
 }
 
 // sameKeys reports whether two directories name the same rooms.
-func sameKeys(a, b map[string][]string) bool {
+func sameKeys(a, b map[string][]room.DirectoryEntry) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -403,7 +515,7 @@ func (n *Node) readDirectory(ctx context.Context) ([]NodeInfo, map[string][]stri
 // reconcile opens a relay to every other node that holds one of this
 // node's rooms, and closes those to nodes that no longer do (or died),
 // unless the directory is being rebuilt.
-func (n *Node) reconcile(dir map[string][]string, where map[string][]string, rebuilding bool) {
+func (n *Node) reconcile(dir map[string][]room.DirectoryEntry, live []NodeInfo, where map[string][]string, rebuilding bool) {
 	for name := range dir {
 		have := n.cfg.Rooms.Relays(name)
 		for _, node := range where[name] {
@@ -412,7 +524,14 @@ func (n *Node) reconcile(dir map[string][]string, where map[string][]string, reb
 			}
 		}
 		for node, rl := range have {
-			if !rebuilding && !slices.Contains(where[name], node) {
+			switch {
+			case rebuilding || slices.Contains(where[name], node):
+			case !slices.ContainsFunc(live, func(ni NodeInfo) bool { return ni.ID == node }):
+				// Its keys expired: it died. Its members stay a while, to
+				// come back through another node.
+				n.log.Warn("node lost", "room", name, "node_lost", node)
+				rl.Lost()
+			default:
 				n.log.Info("relay no longer needed", "room", name, "to", node)
 				rl.Close()
 			}
@@ -498,6 +617,10 @@ func (n *Node) dispatch(m *redis.Message) {
 	switch msg.Kind {
 	case "presence":
 		n.Kick() // a room appeared or went somewhere: reconcile now
+	case "release":
+		if n.cfg.OnRelease != nil && msg.Participant != "" {
+			n.cfg.OnRelease(msg.Participant)
+		}
 	case "relay":
 		if msg.Signal == nil || msg.Room == "" {
 			return

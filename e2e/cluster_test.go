@@ -2,105 +2,16 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
-	"github.com/redis/go-redis/v9"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
+	"github.com/roundtable-sfu/roundtable/internal/testcluster"
 )
-
-// redisServer is a redis-server of the test's own on a loopback port.
-type redisServer struct {
-	t      *testing.T
-	port   string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	dir    string
-}
-
-// startRedis starts Debian's redis-server on a free loopback port, with
-// no persistence; it is stopped when the test ends.
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("RT_REQUIRE_TOOLS") != "" {
-			t.Fatal("redis-server not installed (scripts/test.sh installs the redis-server package)")
-		}
-		t.Skip("redis-server not installed; run scripts/test.sh")
-	}
-	r := &redisServer{t: t, port: freePort(t), dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) URL() string { return "redis://127.0.0.1:" + r.port + "/0" }
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", r.port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", r.dir, "--protected-mode", "yes")
-	var out bytes.Buffer
-	r.cmd.Stdout, r.cmd.Stderr = &out, &out
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("redis-server: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = r.cmd.Wait()
-		close(exited)
-	}()
-	r.exited = exited
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+r.port, time.Second)
-		if err == nil {
-			_ = conn.Close()
-			return
-		}
-		select {
-		case <-exited:
-			r.t.Fatalf("redis-server exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server did not listen on %s: %s", r.port, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *redisServer) stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
-	r.cmd = nil
-}
-
-func (r *redisServer) client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + r.port})
-}
-
-// keys returns every key in Redis.
-func (r *redisServer) keys(ctx context.Context) []string {
-	c := r.client()
-	defer c.Close()
-	k, err := c.Keys(ctx, "*").Result()
-	if err != nil {
-		r.t.Fatalf("redis keys: %v", err)
-	}
-	return k
-}
 
 func withCluster(url, node string) serverOpt {
 	return func(c *server.Config, _ *[]interceptor.Factory) {
@@ -129,7 +40,7 @@ func hasMedia(c *client.Client, id string, n int) bool {
 // nothing of the room.
 func TestClusterTwoNodesOneRoom(t *testing.T) {
 	checkGoroutines(t)
-	rd := startRedis(t)
+	rd := testcluster.StartRedis(t)
 	a := startServer(t, withCluster(rd.URL(), "node-a"))
 	b := startServer(t, withCluster(rd.URL(), "node-b"))
 	ctx := testContext(t, 60*time.Second)
@@ -180,7 +91,7 @@ func TestClusterTwoNodesOneRoom(t *testing.T) {
 	waitFor(t, ctx, "Ann sees Bob leave", func() bool { _, ok := ann.Participants()[bob.ID]; return !ok })
 	ann.Leave()
 	waitFor(t, ctx, "Redis holds no room", func() bool {
-		for _, k := range rd.keys(ctx) {
+		for _, k := range rd.Keys(ctx) {
 			if strings.HasSuffix(k, ":rooms") || strings.HasSuffix(k, ":participants") {
 				return false
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/roundtable-sfu/roundtable/cluster"
 	"github.com/roundtable-sfu/roundtable/record"
 	"github.com/roundtable-sfu/roundtable/room"
 	"github.com/roundtable-sfu/roundtable/sfu"
@@ -38,6 +39,8 @@ type Sources struct {
 	WHEP func() (connecting, connected int)
 	// Recording is the recorders' counters; nil: none.
 	Recording *record.Stats
+	// Cluster is the cluster node's counters; nil: not in a cluster.
+	Cluster *cluster.Stats
 }
 
 // Handler returns the /metrics handler: Roundtable's metrics plus the Go and
@@ -77,6 +80,7 @@ type collector struct {
 	qualityNow, qualitySeconds, loss, rtt, freezes     *prometheus.Desc
 	whip, whep                                         *prometheus.Desc
 	recordings, recordBytes, recordDropped, recordLost *prometheus.Desc
+	clusterNodes, redisErrors, relays, relayPackets    *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -125,6 +129,10 @@ func newCollector(src Sources) *collector {
 		recordDropped:       desc("recorder_dropped_packets_total", "Packets a recorder's queue could not take (a disk too slow); forwarding to participants is never slowed."),
 		recordLost:          desc("recording_lost_packets_total", "Packets missing from recordings because the server never received them (after retransmissions were asked for)."),
 		whep:                desc("whep_sessions", "WHEP playback sessions now, by state: connecting (answered, media not up yet) or connected.", "state"),
+		clusterNodes:        desc("cluster_nodes", "Live nodes of the cluster, this one included, as of its last heartbeat (only with -redis-url)."),
+		redisErrors:         desc("cluster_redis_errors_total", "Redis commands and pipelines that failed, and relay signals dropped for want of Redis (only with -redis-url)."),
+		relays:              desc("relays", "Relays open now: one per room and other node that has members in it."),
+		relayPackets:        desc("relay_packets_total", "RTP packets of relays between nodes, by direction: out (sent to other nodes) and in (received from them); they count in the rtp_packets totals too.", "direction"),
 		webhooks:            desc("webhooks_total", "Webhook events by result: delivered (2xx), failed (still failing after the retry time), dropped (the queue was full).", "result"),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
 		turnRefused:         desc("turn_refused_total", "TURN requests the built-in server refused, by reason (unauthorized: 401, forbidden: 403, quota: 486, malformed: 400 or dropped).", "reason"),
@@ -173,6 +181,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.layerSwitches, m.LayerSwitches.Load())
 	counter(c.iceRestarts, m.ICERestarts.Load())
 	counter(c.rtcpErrors, m.RTCPReadErrors.Load())
+	gauge(c.relays, float64(c.src.Rooms.RelayCount()))
+	counter(c.relayPackets, m.RelayPacketsOut.Load(), "out")
+	counter(c.relayPackets, m.RelayPacketsIn.Load(), "in")
+	if cl := c.src.Cluster; cl != nil {
+		gauge(c.clusterNodes, float64(cl.Nodes.Load()))
+		counter(c.redisErrors, cl.RedisErrors.Load())
+	}
 	counter(c.dataIn, m.DataIn.Load())
 	counter(c.dataInBytes, m.DataInBytes.Load())
 	counter(c.dataOut, m.DataOut.Load())

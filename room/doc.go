@@ -22,6 +22,9 @@ var (
 	ErrBadRoomName = errors.New("room: invalid room name")
 	// ErrBadName: the display name breaks the naming rules.
 	ErrBadName = errors.New("room: invalid display name")
+	// ErrAlreadyHere: a participant moving here (Member.ID) is a member
+	// here already.
+	ErrAlreadyHere = errors.New("room: the participant is already a member here")
 	// ErrRoomFull: the room has its maximum number of participants.
 	ErrRoomFull = errors.New("room: room is full")
 	// ErrTooManyRooms: the server has its maximum number of rooms.

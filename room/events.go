@@ -37,6 +37,9 @@ type Joined struct {
 	ID           string
 	Room         string
 	Participants []ParticipantInfo
+	// Moved: the participant continues here after it was on another node
+	// of the cluster (Member.ID): the client makes a new PeerConnection.
+	Moved bool
 }
 
 // ParticipantJoined: another member arrived.

@@ -24,6 +24,10 @@ type Limits struct {
 	// ProbeTimeout is how long one may take to connect.
 	MaxProbes    int
 	ProbeTimeout time.Duration
+	// MoveGrace: in a cluster, how long the members of a node that was
+	// lost stay in their rooms on the other nodes, waiting to come back
+	// through another node, before they leave ("node_lost").
+	MoveGrace time.Duration
 }
 
 // Validate reports every limit a Manager cannot run with: each must be
@@ -54,6 +58,9 @@ func (l Limits) Validate() error {
 	}
 	if l.ProbeTimeout <= 0 {
 		bad("probe timeout %v: want more than 0", l.ProbeTimeout)
+	}
+	if l.MoveGrace <= 0 {
+		bad("move grace %v: want more than 0", l.MoveGrace)
 	}
 	return errors.Join(errs...)
 }

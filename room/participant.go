@@ -16,9 +16,9 @@ import (
 // Permissions say what a member may do; signal fills them from the join
 // token's grants (AllowAll on an open server).
 type Permissions struct {
-	Publish     bool // its tracks are forwarded
-	Subscribe   bool // it receives the others' tracks
-	PublishData bool // its data-channel messages are forwarded
+	Publish     bool `json:"publish"`      // its tracks are forwarded
+	Subscribe   bool `json:"subscribe"`    // it receives the others' tracks
+	PublishData bool `json:"publish_data"` // its data-channel messages are forwarded
 }
 
 // AllowAll is an open server's member.
@@ -35,6 +35,10 @@ type Member struct {
 	// CandidatesInAnswer: the member's client gets no trickled candidates
 	// (a WHIP encoder): answers carry them (sfu.PeerConfig).
 	CandidatesInAnswer bool
+	// ID, when set, is the participant id to use instead of a new one: a
+	// participant that moves here from another node of the cluster (a
+	// resume there). Join refuses it while a local member has it.
+	ID string
 }
 
 // Participant is one member of a room. The fields above connected do not
@@ -57,6 +61,7 @@ type Participant struct {
 	joined   time.Time
 
 	view         *viewing // a viewer's (Watch), nil for a member
+	moved        bool     // it came from another node of the cluster (Member.ID)
 	relay        *Relay   // a proxy's: the relay its node's tracks come by (relay.go); nil for a local member
 	probe        bool     // a Probe: in no room
 	connected    atomic.Bool
@@ -73,7 +78,9 @@ type Participant struct {
 	tracks []*sfu.UpTrack
 	meta   map[string]TrackMeta // by the publisher's own track id
 	left   bool
-	stale  bool // a proxy a new snapshot has not named yet (relay.go)
+	stale  bool        // a proxy a new snapshot has not named yet (relay.go)
+	orphan *time.Timer // a proxy whose node was lost or which is moving: when it leaves (relay.go)
+	moving bool        // a member another node took over: its client is being closed ("moved")
 	q      memberQuality
 }
 

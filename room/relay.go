@@ -78,6 +78,7 @@ type Relay struct {
 	in      *relayLeg
 	proxies map[string]*Participant   // the other node's members, by id
 	pending map[string][]*sfu.UpTrack // tracks whose member is not known yet, by its id
+	joins   map[string]relayControl   // "join"s of members still local here, until they leave (moved)
 	ended   bool
 }
 
@@ -125,7 +126,7 @@ func (m *Manager) OpenRelay(roomName, node string, send func(RelaySignal)) (*Rel
 	}
 	rl := &Relay{room: r, node: node, send: send, done: make(chan struct{}),
 		log:     m.log.With("room", roomName, "node", node),
-		proxies: map[string]*Participant{}, pending: map[string][]*sfu.UpTrack{}}
+		proxies: map[string]*Participant{}, pending: map[string][]*sfu.UpTrack{}, joins: map[string]relayControl{}}
 	r.mu.Lock()
 	if r.ended {
 		r.mu.Unlock()
@@ -140,6 +141,7 @@ func (m *Manager) OpenRelay(roomName, node string, send func(RelaySignal)) (*Rel
 	}
 	r.relays[node] = rl
 	r.mu.Unlock()
+	m.relays.Add(1)
 	if err := rl.startOut(); err != nil {
 		rl.Close()
 		return nil, err
@@ -444,15 +446,32 @@ func (rl *Relay) controlFromLocked(c relayControl) {
 	case "synced":
 		for _, p := range rl.proxies {
 			if p.stale {
-				rl.removeProxyLocked(p, "relay")
+				r.dropRemoteLocked(p, "relay")
 			}
 		}
 	case "join":
 		if c.Participant == "" {
 			return
 		}
+		if p := r.members[c.Participant]; p != nil {
+			// A member here continues on that node (a resume there): its
+			// session here ends ("moved") and the relay takes it over
+			// then (Room.removeLocked).
+			rl.joins[p.id] = c
+			if !p.moving {
+				p.moving = true
+				go p.client.Close(ReasonMoved)
+			}
+			return
+		}
 		if p := rl.proxies[c.Participant]; p != nil {
 			p.stale = false
+			return
+		}
+		if p := r.remoteLocked(c.Participant); p != nil {
+			// It was another node's (lost, or it moved from there): the
+			// same participant, now by this relay. Nobody sees it leave.
+			rl.adoptLocked(p)
 			return
 		}
 		name, err := NormalizeName(c.Name)
@@ -474,7 +493,11 @@ func (rl *Relay) controlFromLocked(c relayControl) {
 		delete(rl.pending, p.id)
 	case "leave":
 		if p := rl.proxies[c.Participant]; p != nil {
-			rl.removeProxyLocked(p, c.Reason)
+			if c.Reason == ReasonMoved {
+				r.orphanLocked(p) // it comes back through another node
+				return
+			}
+			r.dropRemoteLocked(p, c.Reason)
 		}
 	case "track":
 		p := rl.proxies[c.Participant]
@@ -528,11 +551,81 @@ func (rl *Relay) onTrackEnded(up *sfu.UpTrack) {
 	}
 }
 
-// removeProxyLocked takes a remote member out: local members stop
-// receiving its tracks and see it leave (r.mu held).
-func (rl *Relay) removeProxyLocked(p *Participant, reason string) {
+// ReasonMoved is the reason of a member that leaves a node to continue on
+// another (a resume there, a drain): the other nodes keep it, for
+// Limits.MoveGrace, until the node it moved to names it.
+const ReasonMoved = "moved"
+
+// remoteLocked finds another node's member by id (r.mu held).
+func (r *Room) remoteLocked(id string) *Participant {
+	for _, p := range r.remote {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+// adoptLocked makes proxy p this relay's: it came back through this node
+// after its own was lost, or moved here. Its old tracks go (they came by
+// the old relay); its new ones come by this one (r.mu held).
+func (rl *Relay) adoptLocked(p *Participant) {
 	r := rl.room
-	delete(rl.proxies, p.id)
+	if p.orphan != nil {
+		p.orphan.Stop()
+		p.orphan = nil
+	}
+	if old := p.relay; old != nil && old != rl && old.proxies[p.id] == p {
+		delete(old.proxies, p.id)
+	}
+	for _, up := range slices.Clone(p.tracks) {
+		r.unpublishLocked(p, up)
+	}
+	p.relay, p.stale = rl, false
+	rl.proxies[p.id] = p
+	rl.log.Info("remote participant moved here", "participant", p.id)
+	for _, up := range rl.pending[p.id] {
+		r.publishLocked(p, up)
+	}
+	delete(rl.pending, p.id)
+}
+
+// orphanLocked keeps another node's member p in the room without a relay
+// for Limits.MoveGrace: its node was lost, or it is moving to another. Its
+// tracks go now; if no relay names it in time, it leaves ("node_lost").
+// r.mu held.
+func (r *Room) orphanLocked(p *Participant) {
+	if old := p.relay; old != nil && old.proxies[p.id] == p {
+		delete(old.proxies, p.id)
+	}
+	for _, up := range slices.Clone(p.tracks) {
+		r.unpublishLocked(p, up)
+	}
+	if p.orphan != nil {
+		p.orphan.Stop()
+	}
+	var t *time.Timer
+	t = time.AfterFunc(r.mgr.limits.MoveGrace, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if p.orphan == t && !p.left {
+			r.dropRemoteLocked(p, "node_lost")
+		}
+	})
+	p.orphan = t
+	r.mgr.log.Info("remote participant waits to move", "room", r.name, "participant", p.id, "for", r.mgr.limits.MoveGrace)
+}
+
+// dropRemoteLocked takes another node's member out: local members stop
+// receiving its tracks and see it leave (r.mu held).
+func (r *Room) dropRemoteLocked(p *Participant, reason string) {
+	if rl := p.relay; rl != nil && rl.proxies[p.id] == p {
+		delete(rl.proxies, p.id)
+	}
+	if p.orphan != nil {
+		p.orphan.Stop()
+		p.orphan = nil
+	}
 	r.remote = slices.DeleteFunc(r.remote, func(o *Participant) bool { return o == p })
 	p.left = true
 	for _, o := range r.order {
@@ -551,12 +644,38 @@ func (rl *Relay) removeProxyLocked(p *Participant, reason string) {
 	if hadTracks {
 		r.refollowLocked()
 	}
-	rl.log.Info("remote participant left", "participant", p.id, "reason", reason)
+	r.mgr.log.Info("remote participant left", "room", r.name, "participant", p.id, "reason", reason)
+}
+
+// takeRemoteLocked takes another node's member out without a word to
+// anyone: it joined here, as the same participant (r.mu held). Its tracks
+// go; its new ones come with it.
+func (r *Room) takeRemoteLocked(p *Participant) {
+	for _, up := range slices.Clone(p.tracks) {
+		r.unpublishLocked(p, up)
+	}
+	if rl := p.relay; rl != nil && rl.proxies[p.id] == p {
+		delete(rl.proxies, p.id)
+	}
+	if p.orphan != nil {
+		p.orphan.Stop()
+		p.orphan = nil
+	}
+	r.remote = slices.DeleteFunc(r.remote, func(o *Participant) bool { return o == p })
+	p.left = true
 }
 
 // Close ends the relay: the other node's members leave this room here, and
 // both legs close. Safe to call more than once, with no room lock held.
-func (rl *Relay) Close() {
+func (rl *Relay) Close() { rl.end(false) }
+
+// Lost ends the relay to a node that died: its members stay in the room
+// for Limits.MoveGrace (without their tracks), waiting to come back through
+// another node as the same participants, and leave ("node_lost") if they
+// do not. With no room lock held.
+func (rl *Relay) Lost() { rl.end(true) }
+
+func (rl *Relay) end(lost bool) {
 	rl.once.Do(func() {
 		r := rl.room
 		r.mu.Lock()
@@ -565,7 +684,11 @@ func (rl *Relay) Close() {
 			delete(r.relays, rl.node)
 		}
 		for _, p := range rl.proxies {
-			rl.removeProxyLocked(p, "relay closed")
+			if lost {
+				r.orphanLocked(p)
+			} else {
+				r.dropRemoteLocked(p, "relay closed")
+			}
 		}
 		rl.pending = map[string][]*sfu.UpTrack{}
 		out, in := rl.out, rl.in
@@ -577,9 +700,13 @@ func (rl *Relay) Close() {
 			}
 		}
 		close(rl.done)
-		rl.log.Info("relay closed")
+		r.mgr.relays.Add(-1)
+		rl.log.Info("relay closed", "node_lost", lost)
 	})
 }
+
+// RelayCount returns how many relays are open, in every room.
+func (m *Manager) RelayCount() int { return int(m.relays.Load()) }
 
 // Relays returns the room's relays (for the cluster's reconciliation).
 func (m *Manager) Relays(roomName string) map[string]*Relay {
@@ -606,24 +733,36 @@ func (r *Room) eachRelayLocked(f func(*Relay)) {
 	}
 }
 
-// Directory returns, for each room here, the ids of its local members and
-// viewers: what this node holds of the cluster's directory (package
-// cluster writes it to Redis).
-func (m *Manager) Directory() map[string][]string {
-	dir := map[string][]string{}
+// DirectoryEntry is one local participant as the cluster's directory
+// keeps it: what a resume on another node needs to let it continue there.
+type DirectoryEntry struct {
+	ID       string      `json:"id"`
+	Name     string      `json:"name"`
+	Identity string      `json:"identity,omitempty"`
+	Perm     Permissions `json:"perm"`
+	// Viewer: a WHEP viewer, which cannot move (its player holds no
+	// socket to resume on).
+	Viewer bool `json:"viewer,omitempty"`
+}
+
+// Directory returns, for each room here, its local members and viewers:
+// what this node holds of the cluster's directory (package cluster writes
+// it to Redis).
+func (m *Manager) Directory() map[string][]DirectoryEntry {
+	dir := map[string][]DirectoryEntry{}
 	for _, r := range m.allRooms() {
 		r.mu.Lock()
-		ids := make([]string, 0, len(r.order)+len(r.viewers))
+		entries := make([]DirectoryEntry, 0, len(r.order)+len(r.viewers))
 		for _, p := range r.order {
-			ids = append(ids, p.id)
+			entries = append(entries, DirectoryEntry{ID: p.id, Name: p.name, Identity: p.identity, Perm: p.perm, Viewer: p.view != nil})
 		}
 		for _, p := range r.viewers {
-			ids = append(ids, p.id)
+			entries = append(entries, DirectoryEntry{ID: p.id, Name: p.name, Identity: p.identity, Perm: p.perm, Viewer: true})
 		}
 		ended := r.ended
 		r.mu.Unlock()
 		if !ended {
-			dir[r.name] = ids
+			dir[r.name] = entries
 		}
 	}
 	return dir

@@ -61,6 +61,7 @@ type Manager struct {
 	quality      *QualityStats
 	participants atomic.Int64
 	probes       atomic.Int64  // open Probes
+	relays       atomic.Int64  // open Relays (relay.go)
 	stop         chan struct{} // ends the speaker goroutine
 	stopped      chan struct{}
 	stopOnce     sync.Once
@@ -139,8 +140,12 @@ func (m *Manager) join(roomName string, who Member, c Client, v *viewing) (*Part
 	if closed { // checked again in add; this saves a PeerConnection while draining
 		return nil, ErrClosed
 	}
+	id := who.ID
+	if id == "" {
+		id = NewID()
+	}
 	p := &Participant{
-		id: NewID(), name: name, identity: who.Identity, perm: who.Perm, client: c, meta: map[string]TrackMeta{},
+		id: id, moved: who.ID != "", name: name, identity: who.Identity, perm: who.Perm, client: c, meta: map[string]TrackMeta{},
 		mgr: m, roomName: roomName, joined: time.Now(),
 		rate: NewTokenBucket(m.limits.DataRate, m.limits.DataBurst, nil),
 		view: v,
@@ -242,11 +247,20 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, c
 			}
 		}
 	}
+	if r.members[p.id] != nil {
+		return nil, created, ErrAlreadyHere
+	}
 	if replaced == nil && len(r.members)+len(r.remote) >= m.limits.MaxParticipants {
 		return nil, created, ErrRoomFull
 	}
 	if replaced != nil {
 		r.removeLocked(replaced, "replaced")
+	}
+	// The same participant, known here as another node's member, moved
+	// here (cluster): the others already know it and see no join.
+	moved := r.remoteLocked(p.id)
+	if moved != nil {
+		r.takeRemoteLocked(moved)
 	}
 	p.room = r
 	infos := make([]ParticipantInfo, 0, len(r.order)+len(r.remote))
@@ -261,10 +275,10 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, c
 	r.members[p.id] = p
 	r.order = append(r.order, p)
 	m.participants.Add(1)
-	p.client.Notify(Joined{ID: p.id, Room: r.name, Participants: infos})
+	p.client.Notify(Joined{ID: p.id, Room: r.name, Participants: infos, Moved: p.moved})
 	me := p.info()
 	for _, o := range r.order {
-		if o != p {
+		if o != p && moved == nil {
 			o.client.Notify(ParticipantJoined{Participant: me})
 		}
 	}
@@ -342,11 +356,35 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 			break
 		}
 	}
+	var stand *Participant
+	if reason == ReasonMoved {
+		// It continues on another node (cluster): here it becomes that
+		// node's member, waiting for the relay that names it (or
+		// Limits.MoveGrace). The others lose its tracks, not it.
+		stand = &Participant{id: p.id, name: p.name, identity: p.identity, perm: Permissions{Publish: true},
+			room: r, mgr: r.mgr, roomName: r.name, joined: p.joined, meta: map[string]TrackMeta{}}
+	}
 	for _, o := range r.order {
 		for _, up := range p.tracks {
 			o.peer.Unsubscribe(up)
 		}
-		o.client.Notify(ParticipantLeft{ID: p.id})
+		if stand != nil {
+			for _, up := range p.tracks {
+				o.client.Notify(TrackUnpublished{Participant: p.id, TrackID: up.ID()})
+			}
+		} else {
+			o.client.Notify(ParticipantLeft{ID: p.id})
+		}
+	}
+	if stand != nil {
+		r.remote = append(r.remote, stand)
+		r.orphanLocked(stand)
+		for _, rl := range r.relays {
+			if c, ok := rl.joins[p.id]; ok { // the node it moved to named it already
+				delete(rl.joins, p.id)
+				rl.controlFromLocked(c)
+			}
+		}
 	}
 	r.eachRelayLocked(func(rl *Relay) {
 		for _, up := range p.tracks {

@@ -71,6 +71,7 @@ type DownTrack struct {
 	stats    *Stats
 	kind     Kind
 	est      *estimator // the subscriber's; nil in tests
+	relay    bool       // a relay's out leg sends it (Stats.RelayPacketsOut)
 
 	queue chan queued
 	rtx   chan uint16
@@ -487,6 +488,9 @@ func (d *DownTrack) send(l *layer, ext uint64, seq uint16, retransmit bool) bool
 	}
 	d.stats.PacketsOut[d.kind].Add(1)
 	d.stats.BytesOut[d.kind].Add(uint64(n))
+	if d.relay {
+		d.stats.RelayPacketsOut.Add(1)
+	}
 	if !retransmit {
 		d.sentPackets.Add(1)
 		d.sentBytes.Add(uint64(n))

@@ -35,7 +35,7 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		}
 		up = newSimulcastUpTrack(id, stream, remote.Kind(), remote.Codec(), rid, uint32(remote.SSRC()),
 			p.engine.stats, p.pc.WriteRTCP)
-		up.receiver, up.remoteID = receiver, remote.ID()
+		up.receiver, up.remoteID, up.relayed = receiver, remote.ID(), p.cfg.Relay
 		l = (*up.layers.Load())[0]
 		for _, e := range receiver.GetParameters().HeaderExtensions {
 			if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {

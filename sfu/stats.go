@@ -102,6 +102,11 @@ type Stats struct {
 	DataIn, DataInBytes   atomic.Uint64 // data-channel messages received
 	DataOut, DataOutBytes atomic.Uint64 // data-channel messages forwarded
 
+	// RelayPacketsIn and RelayPacketsOut are the RTP packets of relays
+	// between nodes (PeerConfig.Relay), received and sent; they count in
+	// PacketsIn and PacketsOut too.
+	RelayPacketsIn, RelayPacketsOut atomic.Uint64
+
 	Peers         atomic.Int64
 	UpTracks      [numKinds]atomic.Int64
 	Subscriptions atomic.Int64

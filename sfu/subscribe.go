@@ -97,7 +97,7 @@ func (p *Peer) offer() error {
 func (p *Peer) subscribe(up *UpTrack) error {
 	n := &p.neg
 	d := newDownTrack(up, p.engine.stats)
-	d.est = p.est
+	d.est, d.relay = p.est, p.cfg.Relay
 	have, err := p.codecs(up.kind)
 	if err != nil {
 		return err

@@ -42,6 +42,7 @@ type UpTrack struct {
 	simulcast bool
 	writeRTCP func([]rtcp.Packet) error
 	refused   atomic.Bool // PeerConfig.OnTrack said no: read and drop
+	relayed   bool        // it came by a relay from another node (set before its loops start)
 	muted     atomic.Bool // SetMuted: read, cached for nobody, dropped
 
 	mu       sync.Mutex
@@ -293,6 +294,9 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 	}
 	u.stats.PacketsIn[k].Add(1)
 	u.stats.BytesIn[k].Add(uint64(len(pkt)))
+	if u.relayed {
+		u.stats.RelayPacketsIn.Add(1)
+	}
 	ext := unwrap.Unwrap(hdr.SequenceNumber)
 	l.arrived(ext)
 	if u.muted.Load() {

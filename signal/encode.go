@@ -14,6 +14,11 @@ import (
 func (s *Session) encodeEvent(ev room.Event) (string, any) {
 	switch ev := ev.(type) {
 	case room.Joined:
+		if ev.Moved {
+			m := s.snapshot(TypeResumed, ev.ID, ev.Room, ev.Participants)
+			m.Migrated = true
+			return TypeResumed, m
+		}
 		return TypeJoined, s.snapshot(TypeJoined, ev.ID, ev.Room, ev.Participants)
 	case room.Resumed:
 		return TypeResumed, s.snapshot(TypeResumed, ev.ID, ev.Room, ev.Participants)

@@ -222,6 +222,10 @@ type (
 		Participants []ParticipantJSON `json:"participants"`
 		ICEServers   []ICEServer       `json:"iceServers"`
 		ResumeToken  string            `json:"resumeToken"`
+		// Migrated, in "resumed" only: the participant continues on
+		// another node of a cluster; the client makes a new
+		// PeerConnection (docs/protocol.md, Resume).
+		Migrated bool `json:"migrated,omitempty"`
 	}
 	resumeTokenMsg struct {
 		Type  string `json:"type"`

@@ -4,6 +4,7 @@ package signal
 // after newResumeSigner; any goroutine may mint and check.
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -38,7 +39,8 @@ func (e *resumeError) Error() string { return "resume refused: " + e.msg }
 // resumeSigner mints and checks resume tokens: HMAC-SHA256 (RFC 2104) over
 // {"r": room, "p": participant id, "e": expiry in Unix milliseconds}, with a
 // key drawn from crypto/rand when the server starts, so a restart
-// invalidates every token. The token is base64url(payload) "."
+// invalidates every token; in a cluster, with the cluster's key (from
+// Redis), so that any node can take any node's participant back. The token is base64url(payload) "."
 // base64url(MAC), unpadded.
 type resumeSigner struct {
 	key [32]byte
@@ -51,8 +53,17 @@ type resumeClaims struct {
 	Expiry      int64  `json:"e"`
 }
 
-func newResumeSigner(ttl time.Duration) (*resumeSigner, error) {
+// newResumeSigner returns a signer with key (a cluster's, shared by every
+// node: at least 32 bytes), or with a random one when key is nil.
+func newResumeSigner(ttl time.Duration, key []byte) (*resumeSigner, error) {
 	s := &resumeSigner{ttl: ttl}
+	if key != nil {
+		if len(key) < len(s.key) {
+			return nil, fmt.Errorf("signal: resume key of %d bytes: want at least %d", len(key), len(s.key))
+		}
+		s.key = sha256.Sum256(key)
+		return s, nil
+	}
 	if _, err := rand.Read(s.key[:]); err != nil {
 		return nil, fmt.Errorf("signal: resume key: %w", err)
 	}
@@ -144,7 +155,16 @@ func (s *Session) resume(m Inbound) {
 		s.srv.mu.Lock()
 		mem = s.srv.members[c.Participant]
 		s.srv.mu.Unlock()
-		if mem == nil {
+		if mem == nil && s.srv.cfg.Cluster != nil {
+			if moved, merr := s.moveHere(c); moved || merr != nil {
+				if merr != nil {
+					err = merr
+				} else {
+					return
+				}
+			}
+		}
+		if mem == nil && err == nil {
 			err = &resumeError{ResumeGone, "the participant is gone: it left, or its resume window ran out"}
 		}
 	}
@@ -183,4 +203,48 @@ func (s *Session) resume(m Inbound) {
 	}
 	s.srv.stats.Resumes.Add(ResumeOK)
 	s.logger().Info("participant resumed", "replaced_socket", old != nil)
+}
+
+// moveHere takes a participant of another node of the cluster (the
+// resume's claims c) into this node: its node died, or its client came
+// back through this one (a load balancer chose it). The participant keeps
+// its id; the client gets "resumed" with "migrated": true and makes a new
+// PeerConnection. It reports false, with no error, if the directory does
+// not know the participant.
+func (s *Session) moveHere(c resumeClaims) (bool, error) {
+	cl := s.srv.cfg.Cluster
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	node, alive, roomName, e, ok, err := cl.Locate(ctx, c.Participant)
+	switch {
+	case err != nil:
+		s.logger().Warn("resume: cluster directory unavailable", "err", err)
+		return false, nil
+	case !ok || roomName != c.Room || e.Viewer:
+		return false, nil
+	case node == cl.ID():
+		return false, nil // ours, and gone
+	}
+	if alive {
+		cl.Release(node, c.Participant)
+	}
+	mem := &member{srv: s.srv, sess: s}
+	who := room.Member{ID: c.Participant, Name: e.Name, Identity: e.Identity, Perm: e.Perm}
+	p, err := s.srv.rooms.Join(roomName, who, mem)
+	if err != nil {
+		s.logger().Info("resume: participant not moved here", "participant", c.Participant, "from", node, "err", err)
+		return false, &resumeError{ResumeGone, "the participant could not continue on this node: " + err.Error()}
+	}
+	mem.mu.Lock()
+	mem.part = p
+	mem.mu.Unlock()
+	s.srv.mu.Lock()
+	s.srv.members[p.ID()] = mem
+	s.srv.mu.Unlock()
+	s.part, s.mem = p, mem
+	s.addLogAttrs("participant", p.ID(), "room", p.Room())
+	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
+	s.srv.stats.Resumes.Add(ResumeOK)
+	s.logger().Info("participant moved here", "from", node, "node_alive", alive)
+	return true, nil
 }

@@ -10,7 +10,7 @@ import (
 // A token checks only with the key that signed it, only before its
 // expiry, and only as it was minted: any change to its claims breaks it.
 func TestResumeToken(t *testing.T) {
-	s, err := newResumeSigner(time.Minute)
+	s, err := newResumeSigner(time.Minute, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func TestResumeToken(t *testing.T) {
 	if _, err := s.check(tok, now.Add(time.Minute)); resumeReason(err) != ResumeExpired {
 		t.Errorf("at expiry: %v, want %s", err, ResumeExpired)
 	}
-	other, _ := newResumeSigner(time.Minute) // a restarted server
+	other, _ := newResumeSigner(time.Minute, nil) // a restarted server
 	if _, err := other.check(tok, now); resumeReason(err) != ResumeInvalid {
 		t.Errorf("another key: %v, want %s", err, ResumeInvalid)
 	}

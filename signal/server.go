@@ -63,6 +63,25 @@ type Config struct {
 	// resume tokens last twice that plus three PingIntervals, and are
 	// renewed every half window.
 	ResumeWindow time.Duration
+	// Cluster, when set, makes this server one node of a cluster (package
+	// cluster): resume tokens are signed with the cluster's key, and a
+	// resume for a participant of another node moves it here. Nil: one
+	// node.
+	Cluster Cluster
+}
+
+// Cluster is what signaling needs of a cluster (a *cluster.Node).
+type Cluster interface {
+	// ID is this node's id.
+	ID() string
+	// ResumeKey is the key every node signs resume tokens with.
+	ResumeKey() []byte
+	// Locate finds a participant in the directory: its node, whether that
+	// node is alive, its room and what it joined with; ok false if the
+	// directory does not know it (it left, or its record expired).
+	Locate(ctx context.Context, participant string) (node string, alive bool, roomName string, e room.DirectoryEntry, ok bool, err error)
+	// Release asks node to let participant go: it continues here.
+	Release(node, participant string)
 }
 
 // Validate reports every value NewServer cannot run with: each limit and
@@ -156,7 +175,11 @@ func NewServer(rooms *room.Manager, cfg Config, log *slog.Logger) (*Server, erro
 	// A token is at most half a window plus a ping interval old when the
 	// socket drops (renewals go at pings), the drop is seen within two
 	// ping intervals, and the window runs from then.
-	if s.resumer, err = newResumeSigner(2*cfg.ResumeWindow + 3*cfg.PingInterval); err != nil {
+	var key []byte
+	if cfg.Cluster != nil {
+		key = cfg.Cluster.ResumeKey()
+	}
+	if s.resumer, err = newResumeSigner(2*cfg.ResumeWindow+3*cfg.PingInterval, key); err != nil {
 		return nil, err
 	}
 	for _, p := range sfu.Paths() {

@@ -101,6 +101,7 @@ type joinedMsg struct {
 	Participants []sig.ParticipantJSON `json:"participants"`
 	ICEServers   []sig.ICEServer       `json:"iceServers"`
 	ResumeToken  string                `json:"resumeToken"`
+	Migrated     bool                  `json:"migrated"`
 }
 
 // serverMsg is any server message.

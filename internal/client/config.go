@@ -20,6 +20,13 @@ type Config struct {
 	Name string
 	// Token is the join token, for servers that require one.
 	Token string
+	// AutoResume makes the client, as the web client does, open a new
+	// socket at once (and again with backoff, 0.1 s doubling to 2 s, for
+	// 30 s) and send resume when its socket drops without a bye; a
+	// "resumed" that says "migrated" (the participant continues on another
+	// node of a cluster) makes it start a new PeerConnection with the same
+	// tracks.
+	AutoResume bool
 	// Audio and Video are how many synthetic tracks to publish.
 	Audio, Video int
 	// VideoFPS (default 30), PacketsPerFrame (default 2, keyframes 3x),

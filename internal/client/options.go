@@ -114,8 +114,15 @@ func (c *Client) openDataChannel() error {
 	}
 	c.mu.Lock()
 	c.dc = dc
+	open := c.dcOpen
+	select {
+	case <-open: // a PeerConnection before this one's (migrate)
+		open = make(chan struct{})
+		c.dcOpen = open
+	default:
+	}
 	c.mu.Unlock()
-	dc.OnOpen(func() { close(c.dcOpen) })
+	dc.OnOpen(func() { close(open) })
 	dc.OnMessage(c.onData)
 	return nil
 }

@@ -22,7 +22,9 @@ import (
 )
 
 type resumeState struct {
-	token       string // the newest resume token (joined, resumed, resume-token)
+	migrations  atomic.Int64 // "resumed" with "migrated": new PeerConnections
+	autoResumed atomic.Int64 // AutoResume's successes
+	token       string       // the newest resume token (joined, resumed, resume-token)
 	dropped     atomic.Bool
 	stalled     atomic.Pointer[websocket.Conn] // Stall's socket
 	restartNext atomic.Bool                    // RestartICEOnNextOffer
@@ -153,7 +155,11 @@ func (c *Client) onResumeMessage(m serverMsg, raw []byte) {
 		c.snapshotLocked(j)
 		c.mu.Unlock()
 		c.resume.resumes.Add(1)
-		c.resumeResult(nil)
+		var err error
+		if j.Migrated {
+			err = c.migrate()
+		}
+		c.resumeResult(err)
 	case sig.TypeResumeToken:
 		c.mu.Lock()
 		c.resume.token = m.Token
@@ -225,4 +231,66 @@ func (c *Client) RestartICEOnNextOffer() { c.resume.restartNext.Store(true) }
 func freshCredentials(sdp string) string {
 	sdp = strings.ReplaceAll(sdp, "a=ice-ufrag:", "a=ice-ufrag:rst")
 	return strings.ReplaceAll(sdp, "a=ice-pwd:", "a=ice-pwd:restarted")
+}
+
+// Migrations counts the "resumed" messages that said "migrated" (the
+// participant continues on another node: a new PeerConnection).
+func (c *Client) Migrations() int { return int(c.resume.migrations.Load()) }
+
+// AutoResumes counts the resumes AutoResume made that succeeded.
+func (c *Client) AutoResumes() int { return int(c.resume.autoResumed.Load()) }
+
+// migrate replaces the PeerConnection with a new one that publishes the
+// same tracks (Config.Audio, Config.Video) and offers them: the
+// participant continues on another node, which has none of the old one's
+// state. On the signaling reader.
+func (c *Client) migrate() error {
+	c.resume.migrations.Add(1)
+	c.mu.Lock()
+	local := c.local
+	c.local = nil
+	c.cands = nil
+	c.mu.Unlock()
+	for _, l := range local {
+		l.stop() // before Close: see Abort
+	}
+	c.negMu.Lock()
+	if c.pc != nil {
+		c.settleICE()
+		_ = c.pc.Close()
+	}
+	c.negMu.Unlock()
+	for _, l := range local {
+		l.wait()
+	}
+	c.connected.Store(false)
+	if err := c.startPeer(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// autoResume takes the participant back on a new socket after the old one
+// dropped (Config.AutoResume); it gives up after 30 s, or at once when the
+// server refuses the resume.
+func (c *Client) autoResume() {
+	defer c.wg.Done()
+	delay := 100 * time.Millisecond
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.closing.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.Resume(ctx, "", c.cfg.Room)
+		cancel()
+		if err == nil {
+			c.resume.autoResumed.Add(1)
+			return
+		}
+		if strings.Contains(err.Error(), sig.CodeResumeFailed) || time.Now().After(deadline) {
+			c.fail(fmt.Errorf("auto resume: %w", err))
+			c.once.Do(func() { close(c.closed) })
+			return
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 2*time.Second)
+	}
 }

@@ -34,6 +34,15 @@ func (c *Client) readLoop(ws *websocket.Conn) {
 			c.wsMu.Lock()
 			current := c.ws == ws
 			c.wsMu.Unlock()
+			c.mu.Lock()
+			bye := c.bye
+			c.mu.Unlock()
+			if current && !c.closing.Load() && c.cfg.AutoResume && bye == "" && !c.resume.dropped.Load() {
+				c.resume.dropped.Store(true)
+				c.wg.Add(1)
+				go c.autoResume()
+				return
+			}
 			if c.closing.Load() || current && !c.resume.dropped.Load() {
 				c.once.Do(func() { close(c.closed) })
 			}

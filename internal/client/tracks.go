@@ -304,8 +304,11 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 
 // WaitDataChannel waits until the data channel is open.
 func (c *Client) WaitDataChannel(timeout time.Duration) error {
+	c.mu.Lock()
+	open := c.dcOpen
+	c.mu.Unlock()
 	select {
-	case <-c.dcOpen:
+	case <-open:
 		return nil
 	case <-time.After(timeout):
 		return errClosed

@@ -152,7 +152,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		MaxRooms: cfg.MaxRooms, MaxParticipants: cfg.MaxParticipants,
 		DataRate: cfg.DataRate, DataBurst: cfg.DataBurst(),
 		MaxTracks: cfg.MaxTracks, ConnectTimeout: cfg.ConnectTimeout,
-		MaxProbes: cfg.MaxProbes, ProbeTimeout: cfg.ProbeTimeout,
+		MaxProbes: cfg.MaxProbes, ProbeTimeout: cfg.ProbeTimeout, MoveGrace: cfg.ResumeWindow,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -166,6 +166,27 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	if cfg.RecordDir != "" {
 		rooms.RecordAll(recorder.Start)
 	}
+	var clusterNode *cluster.Node
+	var sigRef atomic.Pointer[signal.Server] // set below, before any participant exists
+	if cfg.RedisURL != "" {
+		url := cfg.NodeURL
+		if url == "" {
+			url = (&Server{cfg: cfg, ln: ln, tls: tlsCfg != nil}).URL()
+		}
+		n, err := cluster.Open(cluster.Config{RedisURL: cfg.RedisURL, NodeID: cfg.NodeID, URL: url, Rooms: rooms,
+			Load: newLoadMeter(engine.Stats(), rooms).sample, ParticipantTTL: cfg.ResumeWindow + cluster.DefaultTTL,
+			OnRelease: func(id string) {
+				if sig := sigRef.Load(); sig != nil {
+					sig.CloseParticipant(id, room.ReasonMoved)
+				}
+			},
+			Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = n.Close() })
+		clusterNode = n
+	}
 	var keys *auth.Keys
 	if !cfg.Open() {
 		keys = &auth.Keys{Key: cfg.APIKey, Secret: cfg.APISecret}
@@ -175,22 +196,23 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		MaxMessage: cfg.SignalMaxMessage, JoinTimeout: cfg.JoinTimeout,
 		PingInterval: cfg.PingInterval, WriteTimeout: cfg.WriteTimeout, ResumeWindow: cfg.ResumeWindow,
 		MessageRate: cfg.MessageRate, MessageBurst: cfg.MessageBurst(),
+		Cluster: clusterSide(clusterNode),
 	}, log)
 	if err != nil {
 		return nil, err
 	}
+	sigRef.Store(sig)
 
 	hooks := webhook.New(webhook.Config{URLs: cfg.WebhookURLs, Secret: cfg.APISecret, Queue: cfg.WebhookQueue,
 		RetryFor: cfg.WebhookRetryFor, Timeout: cfg.WebhookTimeout}, log)
 	undo = append(undo, func() { hooks.Close(context.Background()) })
-	var node atomic.Pointer[cluster.Node]
 	rooms.Observe(func(c room.Change) {
 		hooks.Send(c)
-		if n := node.Load(); n != nil {
-			n.Kick() // the directory changed: written and reconciled now
+		if clusterNode != nil {
+			clusterNode.Kick() // the directory changed: written and reconciled now
 		}
 	})
-	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks, acme: certs, Recorder: recorder}
+	s := &Server{Engine: engine, Rooms: rooms, Signal: sig, log: log, cfg: cfg, ln: ln, httpLn: httpLn, mux: dm, turn: ts, webhooks: hooks, acme: certs, Recorder: recorder, Cluster: clusterNode}
 	if certs != nil && cfg.ACMEHTTPListen != "" {
 		if s.acmeLn, err = net.Listen("tcp", cfg.ACMEHTTPListen); err != nil {
 			return nil, fmt.Errorf("acme-http-listen %s: %w", cfg.ACMEHTTPListen, err)
@@ -206,20 +228,6 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	} else {
 		close(s.acmeDone)
 	}
-	if cfg.RedisURL != "" {
-		url := cfg.NodeURL
-		if url == "" {
-			url = s.URL()
-		}
-		n, err := cluster.Open(cluster.Config{RedisURL: cfg.RedisURL, NodeID: cfg.NodeID, URL: url, Rooms: rooms,
-			Load: newLoadMeter(engine.Stats(), rooms).sample, Logger: log})
-		if err != nil {
-			return nil, err
-		}
-		undo = append(undo, func() { _ = n.Close() })
-		s.Cluster = n
-		node.Store(n)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", sig)
 	whipCfg := whip.Config{Keys: keys, ICEServers: ts.iceServers, Draining: s.draining.Load}
@@ -229,7 +237,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	mux.Handle(whip.PlaybackPrefix, s.WHEP)
 	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage, Record: s.Recorder.Start}, log))
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats(),
-		Webhooks: hooks.Stats(), WHIP: s.WHIP.States, WHEP: s.WHEP.States, Recording: s.Recorder.Stats()}))
+		Webhooks: hooks.Stats(), WHIP: s.WHIP.States, WHEP: s.WHEP.States, Recording: s.Recorder.Stats(), Cluster: clusterStats(s.Cluster)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if s.draining.Load() {
@@ -259,6 +267,22 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	}
 	ok = true
 	return s, nil
+}
+
+// clusterSide is what signaling needs of the cluster, nil without one.
+func clusterSide(n *cluster.Node) signal.Cluster {
+	if n == nil {
+		return nil
+	}
+	return n
+}
+
+// clusterStats returns n's counters, nil without a cluster.
+func clusterStats(n *cluster.Node) *cluster.Stats {
+	if n == nil {
+		return nil
+	}
+	return n.Stats()
 }
 
 // sniffTimeout bounds how long a connection to the shared TLS port may take

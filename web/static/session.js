@@ -12,6 +12,7 @@
 //   status {state}           connecting | connected | reconnecting | closed
 //   joined {id}              (also after every rejoin; not after a resume)
 //   resumed {id}             the socket came back, the participant is the same
+//                            (also after a move to another node: a new PeerConnection)
 //   reset                    all remote state is gone (before a rejoin)
 //   participant {id, name, present, initial}  initial: in the joined snapshot
 //   track {participant, trackId, track, meta}   a remote track arrived
@@ -124,7 +125,10 @@ export class Session extends EventTarget {
     setTimeout(() => { if (!this.closed) this.connect(); }, delay);
   }
 
-  teardownPeer() {
+  // teardownPeer closes the PeerConnection; unless keepRoom (a move to
+  // another node of a cluster, where the room is the same), what this side
+  // knew of the room goes too ("reset").
+  teardownPeer(keepRoom = false) {
     this.endPeer();
     if (this.pc) {
       this.pc.onicecandidate = this.pc.ontrack = this.pc.onnegotiationneeded = null;
@@ -138,7 +142,7 @@ export class Session extends EventTarget {
     // Operations pending on a closed PeerConnection never settle (WebRTC
     // §4.4.1.2): messages of the next connection must not wait behind them.
     this.queue = Promise.resolve();
-    if (this.people.size || this.meta.size) {
+    if (!keepRoom && (this.people.size || this.meta.size)) {
       this.people.clear();
       this.meta.clear();
       this.quality.clear();
@@ -256,6 +260,11 @@ export class Session extends EventTarget {
   onResumed(m) {
     this.id = m.id;
     this.resumeToken = m.resumeToken || '';
+    // migrated: the participant continues on another node of a cluster
+    // (its node was lost or is draining): same id and room, a new
+    // PeerConnection; the others' tracks keep their ids and come again on
+    // it, so their tiles stay.
+    if (m.migrated) this.teardownPeer(true);
     // Fresh TURN credentials, for an ICE restart on a new network.
     if (this.pc && m.iceServers) {
       try {
@@ -283,6 +292,11 @@ export class Session extends EventTarget {
       this.people.set(p.id, p.name);
       for (const t of p.tracks) this.setMeta(p.id, t, this.meta.has(t.id));
       if (!known) this.emit('participant', { id: p.id, name: p.name, present: true });
+    }
+    if (m.migrated) {
+      this.setupPeer(m.iceServers || []); // republishes the local tracks and offers
+      this.emit('resumed', { id: m.id });
+      return;
     }
     for (const l of this.local.values()) this.send({ type: 'track-update', track: l.id, source: l.source, muted: l.muted });
     if (this.pc && this.pc.signalingState === 'have-local-offer' && this.pc.localDescription) {

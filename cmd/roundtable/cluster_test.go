@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/testcluster"
+)
+
+// node is one roundtable process of a test cluster.
+type node struct {
+	id  string
+	url string // http://127.0.0.1:port/
+	cmd *exec.Cmd
+}
+
+// startCluster starts redis-server, n roundtable processes on it and
+// haproxy round-robin in front of them; everything stops at the end of the
+// test. It returns the nodes and the WebSocket URL through haproxy.
+func startCluster(t *testing.T, n int, extra ...string) (*testcluster.Redis, []*node, string) {
+	t.Helper()
+	rd := testcluster.StartRedis(t)
+	var nodes []*node
+	var backends []string
+	for i := range n {
+		id := fmt.Sprintf("n%d", i+1)
+		args := append([]string{"-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-turn-port", "0",
+			"-ice-interfaces", "lo", "-ice-ipv4-only", "-mdns=false", "-log-format", "json",
+			"-redis-url", rd.URL(), "-node-id", id}, extra...)
+		cmd, out, stderr := startMain(t, args...)
+		url := printedURL(t, out, stderr)
+		go func(r *bufio.Reader) { // keep the pipe drained
+			for {
+				if _, err := r.ReadString('\n'); err != nil {
+					return
+				}
+			}
+		}(out)
+		nodes = append(nodes, &node{id: id, url: url, cmd: cmd})
+		backends = append(backends, strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/"))
+	}
+	h := testcluster.StartHAProxy(t, backends...)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := client.Wait(ctx, func() bool { return metric(t, "http://"+h.Addr+"/", "roundtable_rooms") >= 0 }); err != nil {
+		t.Fatalf("haproxy does not forward: %v", err)
+	}
+	return rd, nodes, "ws://" + h.Addr + "/ws"
+}
+
+// metric reads one unlabelled sample (or the sum of a labelled one's
+// series) from a node's /metrics, -1 if it cannot.
+func metric(t *testing.T, url, name string) float64 {
+	resp, err := http.Get(url + "metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return -1
+	}
+	sum, found := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
+// receives reports whether c receives an audio and a video track from
+// participant id, each with at least n packets.
+func receives(c *client.Client, id string, n int) bool {
+	var audio, video bool
+	for _, r := range c.ActiveRemote() {
+		if r.StreamID != id || r.Stats().Packets < n {
+			continue
+		}
+		audio = audio || r.Kind == webrtc.RTPCodecTypeAudio
+		video = video || r.Kind == webrtc.RTPCodecTypeVideo
+	}
+	return audio && video
+}
+
+// counts are packets sent per publisher and kind, and received per
+// receiver, publisher and kind.
+type counts struct {
+	sent map[string]uint64 // "pub/kind"
+	got  map[string]int    // "recv/pub/kind"
+}
+
+func snapshot(cs []*client.Client) counts {
+	c := counts{sent: map[string]uint64{}, got: map[string]int{}}
+	for _, p := range cs {
+		for _, l := range p.Local() {
+			c.sent[fmt.Sprintf("%s/%v", p.ID, l.Video())] += l.Sent.Load()
+		}
+		for _, r := range p.ActiveRemote() {
+			st := r.Stats()
+			c.got[fmt.Sprintf("%s/%s/%v", p.ID, r.StreamID, r.Kind == webrtc.RTPCodecTypeVideo)] += st.Packets - st.Dups
+		}
+	}
+	return c
+}
+
+// Issue 16, test 1: six pion participants join one room through haproxy,
+// which spreads them over three nodes; each receives every other's audio
+// and video (delivery at least 99 % over 8 s) and data messages, and each
+// published track crosses each relay once: every node holds two relays
+// (one per other node) whose out legs subscribe to its own two members'
+// four tracks, and no more.
+func TestClusterSixParticipantsThreeNodes(t *testing.T) {
+	_, nodes, ws := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var cs []*client.Client
+	for i := range 6 {
+		c, err := client.Join(ctx, client.Config{URL: ws, Room: "six", Name: fmt.Sprintf("p%d", i), Audio: 1, Video: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		cs = append(cs, c)
+	}
+	for _, n := range nodes {
+		if got := metric(t, n.url, "roundtable_participants"); got != 2 {
+			t.Errorf("node %s has %v participants, want 2 (haproxy round-robin)", n.id, got)
+		}
+	}
+	for _, c := range cs {
+		for _, o := range cs {
+			if o == c {
+				continue
+			}
+			if err := client.Wait(ctx, func() bool { return receives(c, o.ID, 30) }); err != nil {
+				t.Fatalf("%s does not receive %s's media: %s", c.ID, o.ID, c.Debug())
+			}
+		}
+	}
+	before := snapshot(cs)
+	time.Sleep(8 * time.Second) // the delivery window
+	after := snapshot(cs)
+	for _, c := range cs {
+		for _, o := range cs {
+			if o == c {
+				continue
+			}
+			for _, video := range []bool{false, true} {
+				pk := fmt.Sprintf("%s/%v", o.ID, video)
+				rk := fmt.Sprintf("%s/%s/%v", c.ID, o.ID, video)
+				sent := after.sent[pk] - before.sent[pk]
+				got := after.got[rk] - before.got[rk]
+				if sent == 0 || float64(got) < 0.99*float64(sent) {
+					t.Errorf("%s got %d of %s's %d %s packets in 8 s (want at least 99 %%)", c.ID, got, o.ID, sent,
+						map[bool]string{false: "audio", true: "video"}[video])
+				}
+			}
+		}
+	}
+
+	for i, c := range cs {
+		if err := c.WaitDataChannel(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SendText(fmt.Sprintf("hello from %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cs {
+		err := client.Wait(ctx, func() bool {
+			n := 0
+			for _, m := range c.Data() {
+				if strings.HasPrefix(string(m.Data), "hello from ") {
+					n++
+				}
+			}
+			return n == 5
+		})
+		if err != nil {
+			t.Errorf("participant %d got data %v, want five hellos", i, c.Data())
+		}
+	}
+
+	for _, n := range nodes {
+		relays := metric(t, n.url, "roundtable_relays")
+		subs := metric(t, n.url, "roundtable_subscriptions")
+		out := metric(t, n.url, "roundtable_relay_packets_total")
+		t.Logf("node %s: relays %v, subscriptions %v, relay packets %v", n.id, relays, subs, out)
+		if relays != 2 {
+			t.Errorf("node %s: %v relays, want 2", n.id, relays)
+		}
+		// Two members receiving five others' two tracks, and two out legs
+		// carrying the two members' two tracks each.
+		if want := 2.0*5*2 + 2*2*2; subs != want {
+			t.Errorf("node %s: %v subscriptions, want %v (each track once per relay)", n.id, subs, want)
+		}
+	}
+	for _, c := range cs {
+		c.Leave()
+	}
+}
+
+// localMembers returns the ids of roomName's members on node n (the admin
+// API lists a node's own members), nil if it cannot tell.
+func localMembers(n *node, roomName string) []string {
+	resp, err := http.Get(n.url + "api/v1/rooms/" + roomName)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Participants []struct {
+			ID string `json:"id"`
+		} `json:"participants"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return nil
+	}
+	var ids []string
+	for _, p := range body.Participants {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// receivesSince reports whether c receives audio and video from id on
+// tracks that started after t, each with at least n packets.
+func receivesSince(c *client.Client, id string, n int, t time.Time) bool {
+	var audio, video bool
+	for _, r := range c.ActiveRemote() {
+		st := r.Stats()
+		if r.StreamID != id || st.Packets < n || st.Started.Before(t) {
+			continue
+		}
+		audio = audio || r.Kind == webrtc.RTPCodecTypeAudio
+		video = video || r.Kind == webrtc.RTPCodecTypeVideo
+	}
+	return audio && video
+}
+
+// Issue 16, test 3: kill -9 one node of three. Its two participants'
+// clients resume through haproxy on the nodes left and are back in the
+// room, publishing and receiving, within 5 s of the loss; the others see
+// no participant-left for them; Redis holds nothing of the dead node once
+// its keys expired.
+func TestClusterNodeLoss(t *testing.T) {
+	rd, nodes, ws := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var cs []*client.Client
+	for i := range 6 {
+		c, err := client.Join(ctx, client.Config{URL: ws, Room: "loss", Name: fmt.Sprintf("p%d", i), Audio: 1, Video: 1, AutoResume: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		for _, o := range cs {
+			if o != c {
+				if err := client.Wait(ctx, func() bool { return receives(c, o.ID, 30) }); err != nil {
+					t.Fatalf("%s does not receive %s's media: %s", c.ID, o.ID, c.Debug())
+				}
+			}
+		}
+	}
+	victim := nodes[2]
+	gone := localMembers(victim, "loss")
+	if len(gone) != 2 {
+		t.Fatalf("node %s has members %v, want two", victim.id, gone)
+	}
+	killed := time.Now()
+	if err := victim.cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		for _, o := range cs {
+			if o == c || !slices.Contains(gone, o.ID) && !slices.Contains(gone, c.ID) {
+				continue
+			}
+			if err := client.Wait(ctx, func() bool { return receivesSince(c, o.ID, 10, killed) }); err != nil {
+				t.Fatalf("%s does not receive %s's media again: %s", c.ID, o.ID, c.Debug())
+			}
+		}
+	}
+	back := time.Since(killed)
+	t.Logf("the lost node's participants were back with media %v after the kill", back.Round(time.Millisecond))
+	if back > 5*time.Second {
+		t.Errorf("back after %v, want within 5 s", back)
+	}
+	for _, c := range cs {
+		if slices.Contains(gone, c.ID) {
+			if c.Migrations() != 1 {
+				t.Errorf("%s: %d migrations, want 1", c.ID, c.Migrations())
+			}
+			continue
+		}
+		for _, id := range c.Departures() {
+			if slices.Contains(gone, id) {
+				t.Errorf("%s saw %s leave", c.ID, id)
+			}
+		}
+	}
+	// Its keys expire 3 s after its last heartbeat; its participants'
+	// records are the nodes' they moved to.
+	c := rd.Client()
+	defer c.Close()
+	err := client.Wait(ctx, func() bool {
+		for _, k := range rd.Keys(ctx) {
+			if strings.Contains(k, ":"+victim.id) {
+				return false
+			}
+		}
+		return c.ZScore(ctx, "rt:nodes", victim.id).Err() != nil // gone from the registry
+	})
+	if err != nil {
+		t.Errorf("Redis still holds %v", rd.Keys(ctx))
+	}
+	for _, id := range gone {
+		v, err := c.Get(ctx, "rt:participant:"+id).Result()
+		if err != nil || strings.Contains(v, `"node":"`+victim.id+`"`) {
+			t.Errorf("record of %s: %q, %v; want another node's", id, v, err)
+		}
+	}
+	for _, c := range cs {
+		c.Leave()
+	}
+}
