@@ -64,6 +64,11 @@ type Config struct {
 	// Record starts a room's recording (package record); nil: the API
 	// cannot record.
 	Record room.NewRecorder
+	// Node is this node's id in a cluster, and Peers lists the other live
+	// nodes: with Peers, the API answers for the whole cluster
+	// (cluster.go). Nil Peers: one node.
+	Node  string
+	Peers func() []Peer
 }
 
 // API serves the admin routes.
@@ -150,6 +155,10 @@ func (a *API) guard(rt route) http.HandlerFunc {
 				return
 			}
 		}
+		if a.cfg.Peers != nil && !rt.open && r.Header.Get(LocalHeader) == "" {
+			a.clustered(rt, w, r)
+			return
+		}
 		rt.handle(a, w, r)
 	}
 }
@@ -187,6 +196,7 @@ type (
 		Tracks       int       `json:"tracks"`
 		Created      time.Time `json:"created"`
 		Recording    bool      `json:"recording"`
+		Nodes        []string  `json:"nodes,omitempty"` // in a cluster, the nodes it has members on
 	}
 	grantsJSON struct {
 		Publish     bool `json:"publish"`
@@ -209,6 +219,7 @@ type (
 		Connected bool         `json:"connected"`
 		Path      string       `json:"path,omitempty"`
 		Quality   *qualityJSON `json:"quality,omitempty"`
+		Node      string       `json:"node,omitempty"` // in a cluster, the node it is on
 	}
 	qualityJSON struct {
 		Up          string  `json:"up"`
@@ -239,7 +250,7 @@ func (a *API) listRooms(w http.ResponseWriter, _ *http.Request) {
 	rooms := a.rooms.Rooms()
 	out := make([]roomJSON, 0, len(rooms))
 	for _, r := range rooms {
-		out = append(out, roomOf(r))
+		out = append(out, a.roomOf(r))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
 }
@@ -255,7 +266,7 @@ func (a *API) showRoom(w http.ResponseWriter, r *http.Request) {
 		p := participantJSON{ID: m.ID, Name: m.Name, Identity: m.Identity, JoinedAt: m.Joined.UTC(),
 			Grants:    grantsJSON{Publish: m.Perm.Publish, Subscribe: m.Perm.Subscribe, PublishData: m.Perm.PublishData},
 			Tracks:    make([]trackJSON, 0, len(m.Tracks)),
-			Connected: m.Connected, Path: m.Path}
+			Connected: m.Connected, Path: m.Path, Node: a.cfg.Node}
 		if q := m.Quality; q != nil {
 			p.Quality = &qualityJSON{Up: q.Up.String(), Down: q.Down.String(),
 				RTTMs:     float64(q.RTT.Microseconds()) / 1000,
@@ -266,7 +277,7 @@ func (a *API) showRoom(w http.ResponseWriter, r *http.Request) {
 		}
 		ps = append(ps, p)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"room": roomOf(info), "participants": ps})
+	writeJSON(w, http.StatusOK, map[string]any{"room": a.roomOf(info), "participants": ps})
 }
 
 func (a *API) closeRoom(w http.ResponseWriter, r *http.Request) {
@@ -419,8 +430,12 @@ func recordingOf(rec room.Recorder) map[string]string {
 	return out
 }
 
-func roomOf(r room.RoomInfo) roomJSON {
-	return roomJSON{Name: r.Name, Participants: r.Participants, Tracks: r.Tracks, Created: r.Created.UTC(), Recording: r.Recording}
+func (a *API) roomOf(r room.RoomInfo) roomJSON {
+	rj := roomJSON{Name: r.Name, Participants: r.Participants, Tracks: r.Tracks, Created: r.Created.UTC(), Recording: r.Recording}
+	if a.cfg.Node != "" {
+		rj.Nodes = []string{a.cfg.Node}
+	}
+	return rj
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

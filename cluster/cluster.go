@@ -54,6 +54,12 @@ type Config struct {
 	URL string
 	// Rooms is this node's room manager.
 	Rooms *room.Manager
+	// Redirect: a join for a room that no node holds yet, arriving here
+	// while another node is less loaded, is sent there (Place).
+	Redirect bool
+	// MaxLoad, when more than 0, is the share of the machine's CPU (0 to
+	// 1, as Load.CPU) over which this node takes no new room.
+	MaxLoad float64
 	// OnRelease is called, on the pub/sub reader, when another node took
 	// over participant (a resume there): the participant's session here
 	// should end with bye "moved" (room.ReasonMoved). It must not block.
@@ -107,6 +113,7 @@ type Node struct {
 	info  NodeInfo
 	// resumeKey is the cluster's resume token key (set by Open).
 	resumeKey string
+	draining  atomic.Bool // SetDraining: published with the heartbeat
 
 	kick    chan struct{}
 	outbox  chan outMsg
@@ -120,8 +127,9 @@ type Node struct {
 	parts        map[string]bool                  // the participant records last written
 	rebuildUntil time.Time                        // Redis lost the directory: no relay closes before
 
-	mu   sync.Mutex
-	live []NodeInfo // at the last heartbeat
+	mu    sync.Mutex
+	live  []NodeInfo          // at the last heartbeat
+	where map[string][]string // room → the other nodes that hold it, at the last heartbeat
 }
 
 // outMsg is one pub/sub message to send.
@@ -321,6 +329,100 @@ func (n *Node) Release(node, participant string) {
 	}
 }
 
+// SetDraining marks this node as draining in the registry (at once): the
+// other nodes send it no clients (Target) and no new rooms.
+func (n *Node) SetDraining() {
+	n.draining.Store(true)
+	n.Kick()
+}
+
+// Target returns the base URL of the live node, other than this one and
+// not draining, with the fewest participants (then the least CPU), as of
+// the last heartbeat; "" if there is none (signal.Cluster).
+func (n *Node) Target() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var best *NodeInfo
+	for i := range n.live {
+		ni := &n.live[i]
+		if ni.ID == n.cfg.NodeID || ni.Draining || ni.URL == "" {
+			continue
+		}
+		if best == nil || ni.Load.Participants < best.Load.Participants ||
+			ni.Load.Participants == best.Load.Participants && ni.Load.CPU < best.Load.CPU {
+			best = ni
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.URL
+}
+
+// ErrOverloaded: this node is over Config.MaxLoad, and no other node can
+// take a new room.
+var ErrOverloaded = errors.New("cluster: every node is over its load limit; try again later")
+
+// busyMargin: within it, two nodes' CPU shares count as equal and their
+// participants decide which is busier.
+const busyMargin = 0.1
+
+// busier reports whether a is busier than b: more CPU by over busyMargin,
+// or as much and more participants.
+func busier(a, b Load) bool {
+	if a.CPU > b.CPU+busyMargin {
+		return true
+	}
+	return a.CPU >= b.CPU-busyMargin && a.Participants > b.Participants
+}
+
+// Place says where a join for roomName goes (signal.Cluster): here ("")
+// if the room is here or on any node already, or if this node is not
+// busier than every other; with Config.Redirect, to the base URL of the
+// least loaded node otherwise. A node over Config.MaxLoad takes no new
+// room: the join goes elsewhere if Redirect allows and a node is under
+// its limit, else ErrOverloaded. Reads the state of the last heartbeat.
+func (n *Node) Place(roomName string) (string, error) {
+	if n.cfg.Rooms.Relays(roomName) != nil {
+		return "", nil // here already
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.where[roomName]) > 0 {
+		return "", nil // on another node: any node serves any room
+	}
+	var self *NodeInfo
+	var best *NodeInfo
+	for i := range n.live {
+		ni := &n.live[i]
+		if ni.ID == n.cfg.NodeID {
+			self = ni
+			continue
+		}
+		if ni.Draining || ni.URL == "" {
+			continue
+		}
+		if best == nil || busier(best.Load, ni.Load) {
+			best = ni
+		}
+	}
+	over := n.cfg.MaxLoad > 0 && self != nil && self.Load.CPU > n.cfg.MaxLoad
+	switch {
+	case n.cfg.Redirect && best != nil && self != nil && (over || busier(self.Load, best.Load)):
+		if n.cfg.MaxLoad > 0 && best.Load.CPU > n.cfg.MaxLoad {
+			break
+		}
+		return best.URL, nil
+	case !over:
+		return "", nil
+	}
+	if over {
+		return "", fmt.Errorf("%w (this node uses %.0f %% of its CPU, over -max-load %.0f %%)", ErrOverloaded,
+			100*self.Load.CPU, 100*n.cfg.MaxLoad)
+	}
+	return "", nil
+}
+
 // ID returns this node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
@@ -399,6 +501,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 	if n.cfg.Load != nil {
 		n.info.Load = n.cfg.Load()
 	}
+	n.info.Draining = n.draining.Load()
 	info, _ := json.Marshal(n.info)
 	now := time.Now()
 	pipe := n.rdb.TxPipeline()
@@ -456,7 +559,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 		return err
 	}
 	n.mu.Lock()
-	n.live = live
+	n.live, n.where = live, where
 	n.mu.Unlock()
 	n.stats.Nodes.Store(int64(len(live)))
 	n.reconcile(dir, live, where, now.Before(n.rebuildUntil))

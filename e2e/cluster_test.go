@@ -2,6 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +18,13 @@ import (
 	"github.com/roundtable-sfu/roundtable/internal/testcluster"
 )
 
+// withCluster makes the server node `node` of the cluster on Redis url.
+// Its resume window is 2 s: a node that shuts down waits for its
+// participants to move (docs/cluster.md, Drain), and those of a test
+// whose clients were aborted only leave when their window ends.
 func withCluster(url, node string) serverOpt {
 	return func(c *server.Config, _ *[]interceptor.Factory) {
-		c.RedisURL, c.NodeID = url, node
+		c.RedisURL, c.NodeID, c.ResumeWindow = url, node, 2*time.Second
 	}
 }
 
@@ -101,4 +110,201 @@ func TestClusterTwoNodesOneRoom(t *testing.T) {
 	waitFor(t, ctx, "no PeerConnection left", func() bool {
 		return a.Engine.Stats().Peers.Load() == 0 && b.Engine.Stats().Peers.Load() == 0
 	})
+}
+
+// Placement (issue 16, point 3): with -cluster-redirect, a join for a new
+// room that arrives at a node busier than another is sent there (the
+// client is told the node's URL and joins there); a join for a room that
+// exists somewhere stays where it landed; a node over -max-load refuses new
+// rooms with error "overloaded" when no other node can take them.
+func TestClusterPlacement(t *testing.T) {
+	checkGoroutines(t)
+	rd := testcluster.StartRedis(t)
+	a := startServer(t, withCluster(rd.URL(), "busy"), func(c *server.Config, _ *[]interceptor.Factory) { c.ClusterRedirect = true })
+	b := startServer(t, withCluster(rd.URL(), "idle"))
+	ctx := testContext(t, 60*time.Second)
+	a.join(ctx, "first", "ann", 1, 0)
+	a.join(ctx, "first", "bob", 1, 0)
+	// Both nodes' heartbeats carry the loads: two participants on one.
+	waitFor(t, ctx, "the loads in the registry", func() bool {
+		for _, ni := range a.Cluster.Nodes() {
+			if ni.ID == "busy" && ni.Load.Participants == 2 {
+				return len(a.Cluster.Nodes()) == 2
+			}
+		}
+		return false
+	})
+	cat := a.join(ctx, "second", "cat", 0, 0)
+	if cat.Redirects.Load() != 1 {
+		t.Errorf("cat was redirected %d times, want once", cat.Redirects.Load())
+	}
+	if _, members, ok := b.Rooms.Room("second"); !ok || len(members) != 1 || members[0].ID != cat.ID {
+		t.Errorf("the new room is not on the idle node: %v %v", ok, members)
+	}
+	// A room that exists stays where the join lands, on any node.
+	dan := a.join(ctx, "second", "dan", 0, 0)
+	if dan.Redirects.Load() != 0 {
+		t.Errorf("a join for an existing room was redirected")
+	}
+	if _, members, _ := a.Rooms.Room("second"); len(members) != 1 || members[0].ID != dan.ID {
+		t.Errorf("dan is not on the node he reached: %v", members)
+	}
+
+	// A node over its load limit, without redirects: a clear error.
+	c := startServer(t, withCluster(rd.URL(), "full"), func(c *server.Config, _ *[]interceptor.Factory) { c.MaxLoad = 1e-9 })
+	waitFor(t, ctx, "the full node's load in the registry", func() bool {
+		for _, ni := range c.Cluster.Nodes() {
+			if ni.ID == "full" && ni.Load.CPU > 1e-9 {
+				return true
+			}
+		}
+		return false
+	})
+	_, err := client.Join(ctx, client.Config{URL: c.WSURL(), Room: "third", Name: "eve"})
+	if err == nil || !strings.Contains(err.Error(), "overloaded") {
+		t.Errorf("join at an overloaded node: %v, want error overloaded", err)
+	}
+	// An existing room is still served there.
+	fay := c.join(ctx, "first", "fay", 0, 0)
+	waitFor(t, ctx, "Fay sees Ann", func() bool { return len(fay.Participants()) >= 2 })
+}
+
+// The admin API of a cluster (issue 16, point 6) answers for every node,
+// whichever it is asked: the room with its members on both nodes, data to
+// all of them, a participant of the other node removed, the room closed
+// everywhere.
+func TestClusterAdminAPI(t *testing.T) {
+	checkGoroutines(t)
+	rd := testcluster.StartRedis(t)
+	a := startServer(t, withCluster(rd.URL(), "na"))
+	b := startServer(t, withCluster(rd.URL(), "nb"))
+	ctx := testContext(t, 60*time.Second)
+	ann := a.join(ctx, "adm", "ann", 0, 0)
+	bob := b.join(ctx, "adm", "bob", 0, 0)
+	cat := b.join(ctx, "adm", "cat", 0, 0)
+	waitFor(t, ctx, "Ann sees Bob and Cat", func() bool { return len(ann.Participants()) == 2 })
+	waitFor(t, ctx, "each node sees the other", func() bool { return len(a.Cluster.Nodes()) == 2 && len(b.Cluster.Nodes()) == 2 })
+	api := "http://" + a.Addr().String() + "/api/v1/rooms"
+	do := func(method, url, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+	status, v := do("GET", api, "")
+	rooms, _ := v["rooms"].([]any)
+	if status != 200 || len(rooms) != 1 {
+		t.Fatalf("GET rooms: %d %v", status, v)
+	}
+	r0 := rooms[0].(map[string]any)
+	if r0["participants"] != 3.0 || len(r0["nodes"].([]any)) != 2 {
+		t.Errorf("the room as the cluster sees it: %v, want 3 participants on 2 nodes", r0)
+	}
+	status, v = do("GET", api+"/adm", "")
+	ps, _ := v["participants"].([]any)
+	nodes := map[string]string{}
+	for _, p := range ps {
+		pm := p.(map[string]any)
+		nodes[pm["id"].(string)] = pm["node"].(string)
+	}
+	if status != 200 || nodes[ann.ID] != "na" || nodes[bob.ID] != "nb" || nodes[cat.ID] != "nb" {
+		t.Errorf("GET the room: %d, participants' nodes %v", status, nodes)
+	}
+	if status, v = do("POST", api+"/adm/data", `{"text":"from the operator"}`); status != 200 || v["recipients"] != 3.0 {
+		t.Errorf("data: %d %v, want 3 recipients", status, v)
+	}
+	waitFor(t, ctx, "the operator's message on the other node", func() bool {
+		for _, m := range bob.Data() {
+			if m.From == "server" && string(m.Data) == "from the operator" {
+				return true
+			}
+		}
+		return false
+	})
+	if status, _ = do("POST", api+"/adm/participants/"+bob.ID+"/remove", ""); status != 204 {
+		t.Errorf("remove a participant of the other node: %d", status)
+	}
+	waitFor(t, ctx, "Bob removed", func() bool { return bob.Bye() == "removed" })
+	if status, _ = do("POST", api+"/adm/participants/nobody/remove", ""); status != 404 {
+		t.Errorf("remove nobody: %d, want 404", status)
+	}
+	if status, _ = do("DELETE", api+"/adm", ""); status != 204 {
+		t.Errorf("close the room: %d", status)
+	}
+	waitFor(t, ctx, "everyone's bye", func() bool { return ann.Bye() == "room_closed" && cat.Bye() == "room_closed" })
+}
+
+// Issue 16, test 5: Redis restarted under a running cluster: the room
+// keeps running through the outage (media flows, nobody leaves), and the
+// directory is written again once Redis is back, empty; a node that
+// starts while Redis is down refuses to, with a clear error.
+func TestClusterSurvivesRedisRestart(t *testing.T) {
+	checkGoroutines(t)
+	rd := testcluster.StartRedis(t)
+	a := startServer(t, withCluster(rd.URL(), "ra"))
+	b := startServer(t, withCluster(rd.URL(), "rb"))
+	ctx := testContext(t, 60*time.Second)
+	ann := a.join(ctx, "steady", "ann", 1, 1)
+	bob := b.join(ctx, "steady", "bob", 1, 1)
+	waitFor(t, ctx, "media both ways", func() bool { return hasMedia(ann, bob.ID, 30) && hasMedia(bob, ann.ID, 30) })
+
+	rd.Stop()
+	down := time.Now()
+	received := func(c *client.Client, from string) int {
+		n := 0
+		for _, r := range c.ActiveRemote() {
+			if r.StreamID == from {
+				n += r.Stats().Packets
+			}
+		}
+		return n
+	}
+	n0, m0 := received(ann, bob.ID), received(bob, ann.ID)
+	waitFor(t, ctx, "heartbeats failing", func() bool {
+		return a.Cluster.Stats().RedisErrors.Load() > 0 && b.Cluster.Stats().RedisErrors.Load() > 0
+	})
+	time.Sleep(3 * time.Second) // longer than the keys' TTL: nobody may take the other for dead
+	if n, m := received(ann, bob.ID), received(bob, ann.ID); n < n0+100 || m < m0+100 {
+		t.Errorf("media during the outage: Ann got %d more packets, Bob %d", n-n0, m-m0)
+	}
+	rd.Start()
+	t.Logf("Redis down for %v", time.Since(down).Round(time.Millisecond))
+	waitFor(t, ctx, "the directory written again", func() bool {
+		keys := rd.Keys(ctx)
+		return slices.Contains(keys, "rt:node:ra") && slices.Contains(keys, "rt:node:rb") &&
+			slices.Contains(keys, "rt:participant:"+ann.ID) && slices.Contains(keys, "rt:participant:"+bob.ID) &&
+			slices.Contains(keys, "rt:node:ra:rooms") && slices.Contains(keys, "rt:resume-key")
+	})
+	// The cluster works on: a newcomer on either node sees everyone.
+	cat := b.join(ctx, "steady", "cat", 1, 1)
+	waitFor(t, ctx, "Cat receives Ann through the relay", func() bool { return hasMedia(cat, ann.ID, 30) })
+	waitFor(t, ctx, "Ann receives Cat", func() bool { return hasMedia(ann, cat.ID, 30) })
+	for _, c := range []*client.Client{ann, bob} {
+		if d := c.Departures(); len(d) > 0 {
+			t.Errorf("%s saw %v leave", c.ID, d)
+		}
+	}
+	if a.Rooms.RelayCount() != 1 || b.Rooms.RelayCount() != 1 {
+		t.Errorf("relays: %d and %d, want one each", a.Rooms.RelayCount(), b.Rooms.RelayCount())
+	}
+
+	// Redis down at start: the node refuses to start, and says why.
+	cfg := server.DefaultConfig()
+	cfg.Listen, cfg.ICEPort, cfg.ICETCPPort, cfg.TURNPort = "127.0.0.1:0", 0, 0, 0
+	cfg.ICEInterfaces, cfg.ICEIPv4Only, cfg.MDNS = []string{"lo"}, true, false
+	cfg.RedisURL = "redis://127.0.0.1:" + testcluster.FreePort(t)
+	if srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "does not answer") {
+		if srv != nil {
+			_ = srv.Shutdown(ctx)
+		}
+		t.Errorf("start with Redis down: %v, want an error saying Redis does not answer", err)
+	} else {
+		t.Logf("start with Redis down: %v", err)
+	}
 }

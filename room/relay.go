@@ -86,8 +86,11 @@ type Relay struct {
 type relayLeg struct {
 	peer  *sfu.Peer
 	epoch string
-	ctl   chan relayFrame // out only: frames for the data channel writer
-	done  chan struct{}   // closed when the leg is retired
+	ctl   chan relayFrame    // out only: frames for the data channel writer
+	flush chan chan struct{} // out only: send what is queued, then close the channel given
+	// stopped (out only) is closed when the writer returns.
+	stopped chan struct{}
+	done    chan struct{} // closed when the leg is retired
 	// failed: legFailed acted on it (guarded by Room.mu)
 	failed bool
 }
@@ -166,7 +169,8 @@ func newEpoch() string {
 // startOut makes a new out leg (retiring the current one, if any): it
 // subscribes to every local track and sends the room as it is here.
 func (rl *Relay) startOut() error {
-	leg := &relayLeg{epoch: newEpoch(), ctl: make(chan relayFrame, relayQueue), done: make(chan struct{})}
+	leg := &relayLeg{epoch: newEpoch(), ctl: make(chan relayFrame, relayQueue), flush: make(chan chan struct{}),
+		stopped: make(chan struct{}), done: make(chan struct{})}
 	peer, err := rl.room.mgr.newPeer(sfu.PeerConfig{
 		ID:        "relay-out:" + rl.node,
 		Initiator: true,
@@ -252,25 +256,62 @@ func (rl *Relay) queueLocked(f relayFrame) {
 	}
 }
 
-// writeLoop sends an out leg's frames in order until the leg is retired.
+// writeLoop sends an out leg's frames in order until the leg is retired;
+// a flush request makes it send what is queued and wait (at most
+// flushWait) for the data channel to have sent it.
 func (rl *Relay) writeLoop(leg *relayLeg) {
+	defer close(leg.stopped)
+	send := func(f relayFrame) bool {
+		err := leg.peer.SendData(f.from, f.msg)
+		if err != nil && f.from == "" && !errors.Is(err, sfu.ErrClosed) {
+			rl.legFailed(leg, "control message not sent: "+err.Error())
+			return false
+		}
+		return true
+	}
 	for {
 		select {
 		case <-leg.done:
 			return
 		case f := <-leg.ctl:
-			err := leg.peer.SendData(f.from, f.msg)
-			if err != nil && f.from == "" && !errors.Is(err, sfu.ErrClosed) {
-				rl.legFailed(leg, "control message not sent: "+err.Error())
+			if !send(f) {
 				return
 			}
+		case flushed := <-leg.flush:
+			for more := true; more; {
+				select {
+				case f := <-leg.ctl:
+					more = send(f)
+				default:
+					more = false
+				}
+			}
+			deadline := time.Now().Add(flushWait)
+			for leg.peer.DataPending() > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			close(flushed)
+			return
 		}
 	}
 }
 
+// flushWait bounds how long a relay that closes waits for its last
+// control messages (the members that left) to go out.
+const flushWait = time.Second
+
 // retire ends a leg: its writer stops and its Peer closes (no room lock
-// held).
+// held). An out leg's writer first sends what is queued (flush), so that
+// the other node hears of the last members to leave.
 func (leg *relayLeg) retire() {
+	if leg.flush != nil {
+		flushed := make(chan struct{})
+		select {
+		case leg.flush <- flushed:
+			<-flushed // the writer waits at most flushWait
+		case <-leg.stopped: // the writer stopped already
+		}
+	}
 	close(leg.done)
 	_ = leg.peer.Close()
 }
@@ -665,8 +706,11 @@ func (r *Room) takeRemoteLocked(p *Participant) {
 	p.left = true
 }
 
-// Close ends the relay: the other node's members leave this room here, and
+// Close ends the relay to a node that no longer has members in the room
+// (it told of each that left), flushing this side's last messages first;
 // both legs close. Safe to call more than once, with no room lock held.
+// Any of the other node's members still here (a message lost, or a member
+// moving) waits as Lost's do.
 func (rl *Relay) Close() { rl.end(false) }
 
 // Lost ends the relay to a node that died: its members stay in the room
@@ -683,12 +727,11 @@ func (rl *Relay) end(lost bool) {
 		if r.relays[rl.node] == rl {
 			delete(r.relays, rl.node)
 		}
+		// The other node told of every member that left before it left
+		// the room; one it named last may still be moving: any left here
+		// waits, as after a node's loss.
 		for _, p := range rl.proxies {
-			if lost {
-				r.orphanLocked(p)
-			} else {
-				r.dropRemoteLocked(p, "relay closed")
-			}
+			r.orphanLocked(p)
 		}
 		rl.pending = map[string][]*sfu.UpTrack{}
 		out, in := rl.out, rl.in

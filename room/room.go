@@ -316,6 +316,12 @@ func (m *Manager) Leave(p *Participant, reason string) {
 		for _, rl := range r.relays {
 			relays = append(relays, rl)
 		}
+		for _, o := range r.remote {
+			if o.orphan != nil { // nobody here waits for it any more
+				o.orphan.Stop()
+				o.orphan = nil
+			}
+		}
 		m.emit(Change{Kind: ChangeRoomFinished, Room: r.name})
 	}
 	r.mu.Unlock()

@@ -290,6 +290,18 @@ func (p *Peer) sendFrame(dc *webrtc.DataChannel, f dataFrame) error {
 	return nil
 }
 
+// DataPending returns how many bytes of data messages wait to be sent: queued
+// before the channel opened, or buffered by the open channel.
+func (p *Peer) DataPending() int {
+	p.mu.Lock()
+	dc, pending := p.data.ch, p.data.pendingBytes
+	p.mu.Unlock()
+	if dc != nil {
+		pending += int(dc.BufferedAmount())
+	}
+	return pending
+}
+
 // CountDrop counts a message dropped by a policy outside this package.
 func (p *Peer) CountDrop(r DropReason) { p.engine.stats.Drop(r) }
 

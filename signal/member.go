@@ -89,7 +89,8 @@ func (m *member) end(s *Session, reason string) {
 
 // detach is called by the reader of s when its socket dropped: the member
 // stays in the room, its negotiation on hold, for the resume window. A
-// member the server is closing, or a server draining, ends instead.
+// member the server is closing, or a server draining (but in a cluster),
+// ends instead.
 func (m *member) detach(s *Session, reason string) {
 	m.mu.Lock()
 	if m.sess != s || m.left {
@@ -97,7 +98,9 @@ func (m *member) detach(s *Session, reason string) {
 		return
 	}
 	m.sess = nil
-	if m.closing || m.srv.draining.Load() {
+	// Draining ends it, unless in a cluster, where its client resumes on
+	// another node, which releases it here ("moved").
+	if m.closing || m.srv.draining.Load() && m.srv.cfg.Cluster == nil {
 		m.left = true
 		m.mu.Unlock()
 		m.leave(reason, false)

@@ -42,6 +42,9 @@ const (
 	TypeICERestart  = "ice-restart"
 	// TypeConnectionQuality carries members' connection quality levels.
 	TypeConnectionQuality = "connection-quality"
+	// TypeReconnect (cluster): the node is draining; the client opens a
+	// new socket, to url if given, and sends resume (or join) there.
+	TypeReconnect = "reconnect"
 )
 
 // QualityJSON is one member's connection quality levels: "excellent",
@@ -104,6 +107,9 @@ const (
 	// CodeResumeFailed: a resume was refused; the error's reason is one of
 	// ResumeResults (not "ok"). The socket stays open: join afresh on it.
 	CodeResumeFailed = "resume_failed"
+	// CodeOverloaded: in a cluster, this node is over its -max-load and
+	// takes no new room, and no other node can (cluster.ErrOverloaded).
+	CodeOverloaded = "overloaded"
 )
 
 // ErrorCodes lists every error code, for metrics.
@@ -112,7 +118,7 @@ var ErrorCodes = []string{CodeBadJSON, CodeBadMessage, CodeUnknownType, CodeNotJ
 	CodeBusy, CodeShuttingDown, CodeUnknownTrack, CodeMessageTooBig, CodeSlowClient, CodeInternal,
 	CodeAuthRequired, CodeTokenInvalid, CodeTokenExpired, CodeTokenNotYetValid, CodeTokenWrongRoom, CodeTokenNoGrants,
 	CodePublishNotAllowed, CodeDataNotAllowed, CodeDraining, CodeRateLimited, CodeTooManyTracks,
-	CodeCodecNotSupported, CodeDataChannelRefused, CodeNegotiationFailed, CodeICEFailed, CodeTooManyProbes, CodeResumeFailed}
+	CodeCodecNotSupported, CodeDataChannelRefused, CodeNegotiationFailed, CodeICEFailed, CodeTooManyProbes, CodeResumeFailed, CodeOverloaded}
 
 // Candidate is the browser's RTCIceCandidateInit.
 type Candidate = webrtc.ICECandidateInit
@@ -226,6 +232,10 @@ type (
 		// another node of a cluster; the client makes a new
 		// PeerConnection (docs/protocol.md, Resume).
 		Migrated bool `json:"migrated,omitempty"`
+	}
+	reconnectMsg struct {
+		Type string `json:"type"`
+		URL  string `json:"url,omitempty"`
 	}
 	resumeTokenMsg struct {
 		Type  string `json:"type"`

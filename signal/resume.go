@@ -143,7 +143,7 @@ func (s *Session) resume(m Inbound) {
 		return
 	}
 	if s.srv.draining.Load() {
-		s.sendError(CodeDraining, "the server is draining: join another one")
+		s.refuseDraining()
 		return
 	}
 	c, err := s.srv.resumer.check(m.Token, time.Now())
@@ -247,4 +247,14 @@ func (s *Session) moveHere(c resumeClaims) (bool, error) {
 	s.srv.stats.Resumes.Add(ResumeOK)
 	s.logger().Info("participant moved here", "from", node, "node_alive", alive)
 	return true, nil
+}
+
+// refuseDraining answers a join or resume on a draining server: error
+// "draining"; in a cluster, "reconnect" to another node instead.
+func (s *Session) refuseDraining() {
+	if cl := s.srv.cfg.Cluster; cl != nil {
+		s.send(TypeReconnect, reconnectMsg{Type: TypeReconnect, URL: cl.Target()})
+		return
+	}
+	s.sendError(CodeDraining, "the server is draining: join another one")
 }

@@ -82,6 +82,14 @@ type Cluster interface {
 	Locate(ctx context.Context, participant string) (node string, alive bool, roomName string, e room.DirectoryEntry, ok bool, err error)
 	// Release asks node to let participant go: it continues here.
 	Release(node, participant string)
+	// Target returns the base URL of the node a client of a draining node
+	// should go to ("" none: the client's own URL, through its load
+	// balancer).
+	Target() string
+	// Place says where a join for roomName goes: "" here, or another
+	// node's base URL (a new room, and that node is less loaded); an
+	// error (cluster.ErrOverloaded) when it cannot go anywhere.
+	Place(roomName string) (string, error)
 }
 
 // Validate reports every value NewServer cannot run with: each limit and
@@ -285,6 +293,22 @@ func (s *Server) Drain() {
 	s.mu.Lock()
 	s.draining.Store(true)
 	s.mu.Unlock()
+}
+
+// Reconnect tells every client, in a cluster, to move: each session gets
+// "reconnect" with the base URL of the node to go to ("" none: its own
+// URL), and its client resumes there (docs/protocol.md). Call it after
+// Drain, which turns away their resumes here.
+func (s *Server) Reconnect(url string) {
+	s.mu.Lock()
+	all := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.send(TypeReconnect, reconnectMsg{Type: TypeReconnect, URL: url})
+	}
 }
 
 // Wait blocks until every session has ended or ctx is done.

@@ -268,7 +268,7 @@ func (s *Session) join(m Inbound) {
 		return
 	}
 	if s.srv.draining.Load() {
-		s.sendError(CodeDraining, "the server is draining: join another one")
+		s.refuseDraining()
 		return
 	}
 	who := room.Member{Name: m.Name, Perm: room.AllowAll}
@@ -285,6 +285,19 @@ func (s *Session) join(m Inbound) {
 		who.Identity = c.Subject
 		who.Perm = room.Permissions{Publish: c.Grants.Publish, Subscribe: c.Grants.Subscribe, PublishData: c.Grants.PublishData}
 		s.addLogAttrs("identity", c.Subject)
+	}
+	if cl := s.srv.cfg.Cluster; cl != nil {
+		url, err := cl.Place(m.Room)
+		if err != nil {
+			s.logger().Info("join refused", "room", m.Room, "err", err)
+			s.sendError(CodeOverloaded, err.Error())
+			return
+		}
+		if url != "" {
+			s.logger().Info("join redirected", "room", m.Room, "to", url)
+			s.send(TypeReconnect, reconnectMsg{Type: TypeReconnect, URL: url})
+			return
+		}
 	}
 	mem := &member{srv: s.srv, sess: s}
 	p, err := s.srv.rooms.Join(m.Room, who, mem)

@@ -27,7 +27,7 @@ func runLoad(args []string, stdout, stderr io.Writer) error {
 	cfg := load.DefaultConfig()
 	fs := flag.NewFlagSet("roundtable load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "the server's signaling URL")
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "the server's signaling URL; several, comma-separated (a cluster's nodes), take the participants in turn")
 	fs.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, "fanout (P publishers, S subscribers), room (N all publishing), rooms (R rooms of N), audio (P speakers, S listeners)")
 	fs.IntVar(&cfg.Publishers, "publishers", cfg.Publishers, "publishers (fanout) or speakers (audio)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "subscribers (fanout) or listeners (audio)")

@@ -234,6 +234,8 @@ func flags(cfg *server.Config, layer *int, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGINT or SIGTERM, how long to wait for participants to leave after bye")
 	fs.StringVar(&cfg.RedisURL, "redis-url", cfg.RedisURL, "redis://host:port: make this server a node of the cluster that shares this Redis (docs/cluster.md); empty: one node, no Redis")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "this node's name in the cluster (default: a random one per start)")
+	fs.BoolVar(&cfg.ClusterRedirect, "cluster-redirect", cfg.ClusterRedirect, "send a join for a new room to the least loaded node of the cluster when this one is busier (the client is told the node's URL)")
+	fs.Float64Var(&cfg.MaxLoad, "max-load", cfg.MaxLoad, "in a cluster, the share of the machine's CPU (0 to 1) over which this node takes no new room (0: no limit)")
 	fs.StringVar(&cfg.NodeURL, "node-url", cfg.NodeURL, "this node's own base URL as clients reach it, for the cluster's redirects (default: the listener's)")
 	fs.StringVar(&cfg.PprofListen, "pprof-listen", cfg.PprofListen, "serve Go's profiler (/debug/pprof/) on this separate address, e.g. 127.0.0.1:6060 (default off)")
 	return fs

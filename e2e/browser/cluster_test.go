@@ -21,7 +21,9 @@ func TestClusterTabsOnTwoNodes(t *testing.T) {
 	var nodes []*server.Server
 	var backends []string
 	for _, id := range []string{"n1", "n2"} {
-		srv := startServer(t, func(c *server.Config) { c.RedisURL, c.NodeID = rd.URL(), id })
+		// A short resume window: at the end, the tabs' participants
+		// stay for it while their nodes drain (docs/cluster.md).
+		srv := startServer(t, func(c *server.Config) { c.RedisURL, c.NodeID, c.ResumeWindow = rd.URL(), id, 2*time.Second })
 		nodes = append(nodes, srv)
 		backends = append(backends, srv.Addr().String())
 	}

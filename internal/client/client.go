@@ -58,6 +58,10 @@ type Client struct {
 	dc      *webrtc.DataChannel
 	dcOpen  chan struct{}
 	joined  chan sig.Inbound
+	// redirected gets the socket URL of a "reconnect" that comes before
+	// joined (-cluster-redirect); Redirects counts those followed.
+	redirected chan string
+	Redirects  atomic.Int64
 	joinErr chan ErrorMsg
 	closed  chan struct{}
 	once    sync.Once
@@ -117,6 +121,7 @@ type serverMsg struct {
 	Track       *sig.TrackJSON  `json:"track"`
 	TrackID     string          `json:"trackId"`
 	Token       string          `json:"token"`
+	URL         string          `json:"url"`
 }
 
 // newAPI builds the client's pion API: the server's codecs, pion's default
@@ -188,17 +193,34 @@ func Join(ctx context.Context, cfg Config) (*Client, error) {
 		c.Abort()
 		return nil, err
 	}
-	select {
-	case <-c.joined:
-	case e := <-c.joinErr:
-		c.Abort()
-		return nil, fmt.Errorf("join %s: %s: %s", cfg.Room, e.Code, e.Message)
-	case <-c.closed:
-		c.Abort()
-		return nil, fmt.Errorf("join %s: %s", cfg.Room, c.lastError())
-	case <-ctx.Done():
-		c.Abort()
-		return nil, fmt.Errorf("join %s: %w", cfg.Room, ctx.Err())
+	for joined, redirects := false, 0; !joined; {
+		select {
+		case <-c.joined:
+			joined = true
+		case url := <-c.redirected:
+			// A cluster node sends the join elsewhere (-cluster-redirect).
+			if redirects++; redirects > 3 {
+				c.Abort()
+				return nil, fmt.Errorf("join %s: redirected %d times", cfg.Room, redirects)
+			}
+			if err := c.redial(ctx, url); err != nil {
+				c.Abort()
+				return nil, fmt.Errorf("join %s: redirected: %w", cfg.Room, err)
+			}
+			if err := c.SendJSON(join); err != nil {
+				c.Abort()
+				return nil, err
+			}
+		case e := <-c.joinErr:
+			c.Abort()
+			return nil, fmt.Errorf("join %s: %s: %s", cfg.Room, e.Code, e.Message)
+		case <-c.closed:
+			c.Abort()
+			return nil, fmt.Errorf("join %s: %s", cfg.Room, c.lastError())
+		case <-ctx.Done():
+			c.Abort()
+			return nil, fmt.Errorf("join %s: %w", cfg.Room, ctx.Err())
+		}
 	}
 	if cfg.DeferPeer {
 		return c, nil
@@ -208,6 +230,27 @@ func Join(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// redial replaces the socket, before joining, with one to url (a
+// "reconnect" that redirects the join): the old one closes, which ends
+// nothing since the client has not joined.
+func (c *Client) redial(ctx context.Context, url string) error {
+	cfg := c.cfg
+	cfg.URL = url
+	ws, err := cfg.dial(ctx)
+	if err != nil {
+		return err
+	}
+	c.wsMu.Lock()
+	old := c.ws
+	c.ws = ws
+	c.wsMu.Unlock()
+	_ = old.Close()
+	c.Redirects.Add(1)
+	c.wg.Add(1)
+	go c.readLoop(ws)
+	return nil
 }
 
 // StartPeer creates the PeerConnection of a client joined with DeferPeer
@@ -243,7 +286,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg: cfg, ws: ws,
-		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1),
+		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1), redirected: make(chan string, 1),
 		iceChange:    make(chan struct{}, 1),
 		closed:       make(chan struct{}),
 		participants: map[string]string{}, quality: map[string]sig.QualityJSON{}, published: map[string]string{}, remote: map[string]*RemoteTrack{},

@@ -35,7 +35,10 @@ type LocalTrack struct {
 	fileDone chan struct{} // closed when the file is sent (or failed)
 	fileErr  atomic.Value  // error
 
-	Sent         atomic.Uint64 // RTP packets written
+	Sent atomic.Uint64 // RTP packets written
+	// LastCounter is the payload counter (Payload.Counter) of the newest
+	// packet written: counters from 1 to it were sent, but for write errors.
+	LastCounter  atomic.Uint64
 	PLIsReceived atomic.Uint64
 	NACKs        atomic.Uint64
 	RRs          atomic.Uint64 // receiver reports about this track
@@ -350,6 +353,7 @@ func (l *LocalTrack) sendLoop() {
 				continue
 			}
 			l.Sent.Add(1)
+			l.LastCounter.Store(counter)
 		}
 		ts += clock
 	}

@@ -22,9 +22,12 @@ import (
 )
 
 type resumeState struct {
-	migrations  atomic.Int64 // "resumed" with "migrated": new PeerConnections
-	autoResumed atomic.Int64 // AutoResume's successes
-	token       string       // the newest resume token (joined, resumed, resume-token)
+	migrations  atomic.Int64           // "resumed" with "migrated": new PeerConnections
+	reconnects  atomic.Int64           // "reconnect" messages received
+	redirect    atomic.Pointer[string] // a "reconnect"'s socket URL, until it fails twice
+	redirectBad atomic.Int64           // failed dials to it
+	autoResumed atomic.Int64           // AutoResume's successes
+	token       string                 // the newest resume token (joined, resumed, resume-token)
 	dropped     atomic.Bool
 	stalled     atomic.Pointer[websocket.Conn] // Stall's socket
 	restartNext atomic.Bool                    // RestartICEOnNextOffer
@@ -99,7 +102,7 @@ func (c *Client) Resume(ctx context.Context, token, room string) error {
 	if token == "" {
 		token = c.ResumeToken()
 	}
-	ws, err := c.cfg.dial(ctx)
+	ws, err := c.dialResume(ctx)
 	if err != nil {
 		return fmt.Errorf("resume: %w", err)
 	}
@@ -165,6 +168,34 @@ func (c *Client) onResumeMessage(m serverMsg, raw []byte) {
 		c.resume.token = m.Token
 		c.mu.Unlock()
 		c.resume.tokens.Add(1)
+	case sig.TypeReconnect:
+		c.mu.Lock()
+		joined := c.ID != ""
+		c.mu.Unlock()
+		if !joined { // a join sent elsewhere (-cluster-redirect)
+			if m.URL != "" {
+				select {
+				case c.redirected <- socketURL(m.URL):
+				default:
+				}
+			}
+			return
+		}
+		// The node drains (cluster): resume elsewhere, AutoResume's way.
+		c.resume.reconnects.Add(1)
+		if m.URL != "" {
+			u := socketURL(m.URL)
+			c.resume.redirect.Store(&u)
+			c.resume.redirectBad.Store(0)
+		}
+		if c.resumeResult(errors.New("reconnect: the node is draining")) {
+			return // a pending Resume fails; AutoResume tries again, there
+		}
+		if c.cfg.AutoResume {
+			c.wsMu.Lock()
+			_ = c.ws.NetConn().Close() // the reader sees the drop and resumes
+			c.wsMu.Unlock()
+		}
 	case sig.TypeICERestart:
 		c.resume.restartAsks.Add(1)
 		go func() {
@@ -293,4 +324,37 @@ func (c *Client) autoResume() {
 		time.Sleep(delay)
 		delay = min(2*delay, 2*time.Second)
 	}
+}
+
+// Reconnects counts the "reconnect" messages received.
+func (c *Client) Reconnects() int { return int(c.resume.reconnects.Load()) }
+
+// socketURL is the signaling socket of a node's base URL.
+func socketURL(base string) string {
+	u := strings.TrimSuffix(base, "/") + "/ws"
+	if rest, ok := strings.CutPrefix(u, "https://"); ok {
+		return "wss://" + rest
+	}
+	if rest, ok := strings.CutPrefix(u, "http://"); ok {
+		return "ws://" + rest
+	}
+	return u
+}
+
+// dialResume opens the socket a resume goes on: the URL a "reconnect"
+// named, until it failed twice, else the client's own.
+func (c *Client) dialResume(ctx context.Context) (*websocket.Conn, error) {
+	if u := c.resume.redirect.Load(); u != nil {
+		cfg := c.cfg
+		cfg.URL = *u
+		ws, err := cfg.dial(ctx)
+		if err == nil {
+			return ws, nil
+		}
+		if c.resume.redirectBad.Add(1) >= 2 {
+			c.resume.redirect.Store(nil)
+		}
+		return nil, err
+	}
+	return c.cfg.dial(ctx)
 }

@@ -69,7 +69,7 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		c.snapshotLocked(j)
 		c.mu.Unlock()
 		c.joined <- sig.Inbound{}
-	case sig.TypeResumed, sig.TypeResumeToken, sig.TypeICERestart:
+	case sig.TypeResumed, sig.TypeResumeToken, sig.TypeICERestart, sig.TypeReconnect:
 		c.onResumeMessage(m, raw)
 	case sig.TypeParticipantJoined:
 		var p sig.ParticipantJSON

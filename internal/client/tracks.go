@@ -44,7 +44,8 @@ type RemoteTrack struct {
 	keyframeTimes []time.Time // arrivals of keyframes' first packets, newest last (at most 64)
 	ended         bool
 	unwrap        sfu.SeqUnwrapper
-	lastSeq       uint64 // extended: 65,536 packets do not wrap the counts
+	lastSeq       uint64              // extended: 65,536 packets do not wrap the counts
+	counters      map[uint64]struct{} // the publisher's payload counters received (Payload.Counter)
 	firstSeq      uint64
 	seqGaps       int
 	latency       []time.Duration
@@ -102,6 +103,21 @@ type Stats struct {
 	// packets pion refused to read (a payload type not negotiated).
 	PayloadTypes map[uint8]int
 	ReadErrors   int
+}
+
+// CountersIn returns how many distinct packets with a publisher's payload
+// counter in [lo, hi] arrived (its LocalTrack.LastCounter tells what it
+// sent): delivery over a window, whatever the latency.
+func (r *RemoteTrack) CountersIn(lo, hi uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for c := range r.counters {
+		if c >= lo && c <= hi {
+			n++
+		}
+	}
+	return n
 }
 
 // KeyframeAfter returns when the first keyframe that arrived after t
@@ -163,7 +179,7 @@ func (c *Client) ActiveRemote() []*RemoteTrack {
 }
 
 func newRemoteTrack() *RemoteTrack {
-	return &RemoteTrack{started: time.Now(), seen: map[uint64]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint64]time.Time{},
+	return &RemoteTrack{started: time.Now(), seen: map[uint64]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint64]time.Time{}, counters: map[uint64]struct{}{},
 		layer: -1, payloadTypes: map[uint8]int{}}
 }
 
@@ -279,6 +295,7 @@ func (r *RemoteTrack) observe(p *rtp.Packet, video bool) {
 		return
 	}
 	r.payloadIDs[pl.ID]++
+	r.counters[pl.Counter] = struct{}{}
 	if video && seq == r.lastSeq { // the newest packet
 		if r.layer >= 0 && int(pl.Track) != r.layer {
 			r.layerChanges++

@@ -43,7 +43,10 @@ const (
 
 // Config describes one run; start from DefaultConfig.
 type Config struct {
-	URL      string // the server's signaling URL, ws://127.0.0.1:8080/ws
+	// URL is the server's signaling URL, ws://127.0.0.1:8080/ws; several,
+	// comma-separated (the nodes of a cluster), take the participants in
+	// turn, and the server figures are the nodes' sums.
+	URL      string
 	Scenario string // fanout, room, rooms or audio
 	// Publishers and Subscribers size fanout (video and audio publishers)
 	// and audio (speakers and listeners), all in one room.
@@ -154,6 +157,7 @@ type Result struct {
 	Scenario     string  `json:"scenario"`
 	Transport    string  `json:"transport"`
 	Participants int     `json:"participants"`
+	Nodes        int     `json:"nodes"` // the URLs the participants were spread over
 	Connected    int     `json:"connected"`
 	Seconds      float64 `json:"seconds"`
 	Expected     uint64  `json:"expected_packets"`
@@ -165,13 +169,16 @@ type Result struct {
 	JoinP50      float64 `json:"join_p50_ms"`
 	JoinMax      float64 `json:"join_max_ms"`
 	// From the server's /metrics over the measured window (0 if it has none).
-	ServerForwardedPerSec float64  `json:"server_forwarded_packets_per_second"`
-	ServerCPUPerPacketUS  float64  `json:"server_cpu_us_per_forwarded_packet"`
-	ServerCPUCores        float64  `json:"server_cpu_cores"`
-	ServerRSSBytes        float64  `json:"server_rss_bytes"`
-	ServerRSSDeltaBytes   float64  `json:"server_rss_delta_bytes"`
-	Subscriptions         float64  `json:"server_subscriptions"`
-	Errors                []string `json:"errors,omitempty"`
+	ServerForwardedPerSec float64 `json:"server_forwarded_packets_per_second"`
+	// ServerRelayedPerSec: packets per second that crossed between nodes
+	// (each counted once, though both nodes see it); 0 on one node.
+	ServerRelayedPerSec  float64  `json:"server_relayed_packets_per_second"`
+	ServerCPUPerPacketUS float64  `json:"server_cpu_us_per_forwarded_packet"`
+	ServerCPUCores       float64  `json:"server_cpu_cores"`
+	ServerRSSBytes       float64  `json:"server_rss_bytes"`
+	ServerRSSDeltaBytes  float64  `json:"server_rss_delta_bytes"`
+	Subscriptions        float64  `json:"server_subscriptions"`
+	Errors               []string `json:"errors,omitempty"`
 }
 
 // JSON returns the result as one JSON object.
@@ -184,6 +191,9 @@ func (r *Result) JSON() []byte {
 func (r *Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "scenario %s over %s: %d/%d participants connected, %.1f s measured\n", r.Scenario, r.Transport, r.Connected, r.Participants, r.Seconds)
+	if r.Nodes > 1 {
+		fmt.Fprintf(&b, "cluster   %d nodes, %.0f packets/s between them\n", r.Nodes, r.ServerRelayedPerSec)
+	}
 	fmt.Fprintf(&b, "delivery  %.3f %% (%d of %d packets)\n", 100*r.Delivery, r.Received, r.Expected)
 	fmt.Fprintf(&b, "latency   p50 %.2f ms  p95 %.2f ms  p99 %.2f ms\n", r.LatencyP50, r.LatencyP95, r.LatencyP99)
 	fmt.Fprintf(&b, "join      p50 %.0f ms  max %.0f ms\n", r.JoinP50, r.JoinMax)
@@ -238,12 +248,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	metricsURL, err := metricsURLFor(cfg.URL)
-	if err != nil {
-		return nil, err
+	urls := splitURLs(cfg.URL)
+	var metricsURLs []string
+	for _, u := range urls {
+		mu, err := metricsURLFor(u)
+		if err != nil {
+			return nil, err
+		}
+		metricsURLs = append(metricsURLs, mu)
 	}
-	res := &Result{Scenario: cfg.Scenario, Transport: cfg.Transport, Participants: len(members)}
-	before, _ := scrape(ctx, metricsURL)
+	res := &Result{Scenario: cfg.Scenario, Transport: cfg.Transport, Participants: len(members), Nodes: len(urls)}
+	before, _ := scrapeAll(ctx, metricsURLs)
 
 	m := &meter{}
 	m.from.Store(math.MaxInt64) // nothing counts before the window opens
@@ -260,7 +275,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			start := time.Now()
-			cc := client.Config{URL: cfg.URL, Room: mb.room, Name: mb.name, Audio: mb.audio, Video: mb.video,
+			cc := client.Config{URL: urls[i%len(urls)], Room: mb.room, Name: mb.name, Audio: mb.audio, Video: mb.video,
 				VideoFPS: cfg.FPS, PacketsPerFrame: ppf, PacketSize: cfg.PacketSize, KeyframeInterval: cfg.KeyframeInterval,
 				OnPacket: m.onPacket}
 			switch cfg.Transport {
@@ -319,7 +334,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	sent0 := sentByRoom(members, clients)
 	start := time.Now()
 	m.from.Store(start.UnixNano())
-	atStart, _ := scrape(ctx, metricsURL)
+	atStart, _ := scrapeAll(ctx, metricsURLs)
 	live := func(elapsed time.Duration) {
 		if cfg.Live == nil {
 			return
@@ -336,7 +351,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	end := time.Now()
 	m.to.Store(end.UnixNano())
 	res.Expected = expected(members, clients, sent0)
-	atEnd, _ := scrape(ctx, metricsURL)
+	atEnd, _ := scrapeAll(ctx, metricsURLs)
 	// Packets sent before the end may still be in flight or repaired.
 	if err := sleep(ctx, time.Second, nil); err != nil {
 		return nil, err
@@ -354,6 +369,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		fwd := atEnd.sum("roundtable_rtp_packets_sent_total") - atStart.sum("roundtable_rtp_packets_sent_total")
 		cpu := atEnd.sum("process_cpu_seconds_total") - atStart.sum("process_cpu_seconds_total")
 		res.ServerForwardedPerSec = fwd / res.Seconds
+		res.ServerRelayedPerSec = (atEnd.sum("roundtable_relay_packets_total") - atStart.sum("roundtable_relay_packets_total")) / 2 / res.Seconds
 		res.ServerCPUCores = cpu / res.Seconds
 		if fwd > 0 {
 			res.ServerCPUPerPacketUS = cpu / fwd * 1e6
@@ -428,6 +444,43 @@ func sleep(ctx context.Context, d time.Duration, tick func(time.Duration)) error
 			}
 		}
 	}
+}
+
+// splitURLs splits a comma-separated list of signaling URLs.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// scrapeAll scrapes every node and sums what they report; an error only
+// if no node answered.
+func scrapeAll(ctx context.Context, urls []string) (samples, error) {
+	var total samples
+	var firstErr error
+	for _, u := range urls {
+		s, err := scrape(ctx, u)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		if total == nil {
+			total = samples{}
+		}
+		for k, v := range s {
+			total[k] += v
+		}
+	}
+	if total == nil {
+		return nil, firstErr
+	}
+	return total, nil
 }
 
 // metricsURLFor turns ws://host/ws into http://host/metrics.

@@ -138,6 +138,12 @@ type Config struct {
 	// NodeID names this node in the cluster ("" a random one); NodeURL is
 	// its base URL as clients reach it ("" the listener's).
 	NodeID, NodeURL string
+	// ClusterRedirect sends a join for a new room to the least loaded
+	// node when this one is busier (-cluster-redirect); MaxLoad (0 to 1,
+	// a share of the machine's CPU; 0 none) is the load over which this
+	// node takes no new room (-max-load).
+	ClusterRedirect bool
+	MaxLoad         float64
 }
 
 // MinSecret is the shortest API secret accepted: HS256 wants a key of at
@@ -331,6 +337,17 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookQueue < 1 || c.WebhookRetryFor <= 0 || c.WebhookTimeout <= 0 {
 		bad("webhook queue %d, retry %v, timeout %v: want each more than 0", c.WebhookQueue, c.WebhookRetryFor, c.WebhookTimeout)
+	}
+	if c.MaxLoad < 0 || c.MaxLoad > 1 {
+		bad("max-load %v: want a share of the CPU from 0 (no limit) to 1", c.MaxLoad)
+	}
+	if (c.ClusterRedirect || c.MaxLoad > 0) && c.RedisURL == "" {
+		bad("cluster-redirect and max-load need redis-url (a cluster)")
+	}
+	if c.NodeURL != "" {
+		if u, err := url.Parse(c.NodeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("node-url %q: want http(s)://host[:port]/", c.NodeURL)
+		}
 	}
 	if c.ResumeWindow <= 0 {
 		bad("resume-window %v: want more than 0", c.ResumeWindow)

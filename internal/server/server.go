@@ -175,6 +175,7 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 		}
 		n, err := cluster.Open(cluster.Config{RedisURL: cfg.RedisURL, NodeID: cfg.NodeID, URL: url, Rooms: rooms,
 			Load: newLoadMeter(engine.Stats(), rooms).sample, ParticipantTTL: cfg.ResumeWindow + cluster.DefaultTTL,
+			Redirect: cfg.ClusterRedirect, MaxLoad: cfg.MaxLoad,
 			OnRelease: func(id string) {
 				if sig := sigRef.Load(); sig != nil {
 					sig.CloseParticipant(id, room.ReasonMoved)
@@ -235,7 +236,19 @@ func NewWithInterceptors(cfg Config, log *slog.Logger, extra []interceptor.Facto
 	mux.Handle(whip.Prefix, s.WHIP)
 	s.WHEP = whip.NewWHEP(rooms, whipCfg, log)
 	mux.Handle(whip.PlaybackPrefix, s.WHEP)
-	mux.Handle(admin.Prefix, admin.New(rooms, admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage, Record: s.Recorder.Start}, log))
+	adminCfg := admin.Config{Keys: keys, MaxData: cfg.DataMaxMessage, Record: s.Recorder.Start}
+	if clusterNode != nil {
+		adminCfg.Node, adminCfg.Peers = clusterNode.ID(), func() []admin.Peer {
+			var out []admin.Peer
+			for _, ni := range clusterNode.Nodes() {
+				if ni.ID != clusterNode.ID() && ni.URL != "" {
+					out = append(out, admin.Peer{ID: ni.ID, URL: ni.URL})
+				}
+			}
+			return out
+		}
+	}
+	mux.Handle(admin.Prefix, admin.New(rooms, adminCfg, log))
 	mux.Handle("/metrics", metrics.Handler(metrics.Sources{Media: engine.Stats(), Rooms: rooms, Signal: sig.Stats(), Estimates: engine.Estimates, TURN: ts.stats(),
 		Webhooks: hooks.Stats(), WHIP: s.WHIP.States, WHEP: s.WHEP.States, Recording: s.Recorder.Stats(), Cluster: clusterStats(s.Cluster)}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -363,9 +376,21 @@ func (s *Server) Serve() error {
 // Drain starts draining: /readyz turns 503, new sockets get 503, joins on
 // open ones get "draining", and every participant gets bye "shutdown".
 // Safe to call more than once.
+//
+// In a cluster, participants move instead: the node is marked draining in
+// Redis, and every client gets "reconnect" naming the least loaded other
+// node, where it resumes (the others see no one leave); Shutdown ends
+// whoever is left once the drain timeout is nearly over.
 func (s *Server) Drain() {
 	s.draining.Store(true)
 	s.Signal.Drain()
+	if s.Cluster != nil {
+		s.Cluster.SetDraining()
+		target := s.Cluster.Target()
+		s.log.Info("draining: participants move", "to", target)
+		s.Signal.Reconnect(target)
+		return
+	}
 	s.Rooms.Close("shutdown")
 	s.Signal.CloseAll("shutdown")
 }
@@ -380,7 +405,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.Drain()
-	waitErr := s.Signal.Wait(ctx)
+	var waitErr error
+	if s.Cluster != nil {
+		// Moves first, until a second before ctx's end; then the rest go.
+		mctx := ctx
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) > 2*time.Second {
+			var cancel context.CancelFunc
+			mctx, cancel = context.WithDeadline(ctx, dl.Add(-time.Second))
+			defer cancel()
+		}
+		if err := s.Signal.Wait(mctx); err != nil {
+			s.log.Warn("drain: some participants did not move", "err", err)
+		}
+		s.Rooms.Close("shutdown") // whoever is left; and the speaker loop
+		s.Signal.CloseAll("shutdown")
+	}
+	waitErr = s.Signal.Wait(ctx)
 	var clusterErr error
 	if s.Cluster != nil {
 		clusterErr = s.Cluster.Close() // its relays, then its keys in Redis

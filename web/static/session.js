@@ -51,6 +51,7 @@ export class Session extends EventTarget {
     this.token = token || '';
     this.codec = (codec || '').toLowerCase(); // preferred video codec: vp8, vp9 or h264
     this.url = url || `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    this.homeURL = this.url;
     this.id = null;
     this.ws = null;
     this.pc = null;
@@ -117,6 +118,7 @@ export class Session extends EventTarget {
   // keeps the PeerConnection, to resume; without, it drops it, to rejoin.
   reconnect() {
     if (!this.resumeToken) this.teardownPeer();
+    if (this.attempt >= 2 && this.url !== this.homeURL) this.url = this.homeURL; // a reconnect's node is unreachable
     this.setState(this.everJoined ? 'reconnecting' : 'connecting');
     const delay = Math.min(5000, 500 * 2 ** this.attempt++);
     if (this.attempt > 1 && !this.everJoined) {
@@ -167,6 +169,7 @@ export class Session extends EventTarget {
       case 'resumed': this.onResumed(m); break;
       case 'resume-token': this.resumeToken = m.token; break;
       case 'ice-restart': if (this.pc) this.pc.restartIce(); break;
+      case 'reconnect': this.onReconnect(m); break;
       case 'participant-joined':
         this.people.set(m.participant.id, m.participant.name);
         this.emit('participant', { id: m.participant.id, name: m.participant.name, present: true });
@@ -248,6 +251,17 @@ export class Session extends EventTarget {
         }
         break; // any other reason: the socket closes and we rejoin
     }
+  }
+
+  // onReconnect: the node drains (cluster, docs/cluster.md): a new socket
+  // at once, to the node it names if any (back to this page's own after two
+  // failures there), and resume (or join) there. The old socket is left
+  // open and ignored: a close frame would end the participant; the old
+  // node closes it once the participant moved.
+  onReconnect(m) {
+    if (m.url) this.url = m.url.replace(/^http/, 'ws').replace(/\/?$/, '/ws');
+    if (this.ws) this.ws.onclose = null;
+    if (!this.closed) this.connect();
   }
 
   // onResumed takes the room as it is now (the resumed snapshot) in place
