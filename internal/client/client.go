@@ -52,21 +52,21 @@ type Client struct {
 	ID   string
 	Room string
 
-	ws      *websocket.Conn // replaced by Resume, under wsMu
-	wsMu    sync.Mutex
-	pc      *webrtc.PeerConnection
-	dc      *webrtc.DataChannel
-	dcOpen  chan struct{}
-	joined  chan sig.Inbound
+	ws     *websocket.Conn // replaced by Resume, under wsMu
+	wsMu   sync.Mutex
+	pc     *webrtc.PeerConnection
+	dc     *webrtc.DataChannel
+	dcOpen chan struct{}
+	joined chan sig.Inbound
 	// redirected gets the socket URL of a "reconnect" that comes before
 	// joined (-cluster-redirect); Redirects counts those followed.
 	redirected chan string
 	Redirects  atomic.Int64
-	joinErr chan ErrorMsg
-	closed  chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-	joinMsg joinedMsg
+	joinErr    chan ErrorMsg
+	closed     chan struct{}
+	once       sync.Once
+	wg         sync.WaitGroup
+	joinMsg    joinedMsg
 
 	mu           sync.Mutex
 	errors       []ErrorMsg
