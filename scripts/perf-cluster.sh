@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The cost of a relayed packet against a local one (docs/performance.md,
-# issue 16): fanout 2 -> N (roundtable load) against one node, then against
-# two nodes of a cluster on one redis-server, the load tool spreading its
-# participants over both (each node has one publisher and half the
-# subscribers, so each publisher's tracks cross to the other node once).
+# issue 16): N rooms of two (roundtable load -scenario rooms -size 2, both
+# members publishing audio and video) against one node, then against two
+# nodes of a cluster on one redis-server, the load tool spreading its
+# participants over both: the two members of each room are on different
+# nodes, so every packet crosses a relay (out on one node, in on the
+# other) before its subscriber gets it.
 # Every roundtable process is pinned to CPU 0, the load tool to CPU 1; the
 # two setups are interleaved, ROUNDS times. The server figures are the
 # nodes' sums (CPU, forwarded and relayed packets).
-# Usage: ./scripts/perf-cluster.sh [N, default 24] [seconds, default 15] [rounds, default 2]
+# Usage: ./scripts/perf-cluster.sh [N rooms, default 10] [seconds, default 15] [rounds, default 2]
 # Writes docs/perf/cluster.jsonl. Loopback only; needs redis-server and taskset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-24}
+n=${1:-10}
 secs=${2:-15}
 rounds=${3:-2}
 dir=$(mktemp -d)
@@ -36,7 +38,7 @@ for round in $(seq "$rounds"); do
 	for setup in single cluster; do
 		url=ws://127.0.0.1:8191/ws
 		[ "$setup" = cluster ] && url=ws://127.0.0.1:8192/ws,ws://127.0.0.1:8193/ws
-		taskset -c 1 "$bin" load -url "$url" -publishers 2 -subscribers "$n" -warmup 5s -duration "${secs}s" -json -min-delivery 0 |
+		taskset -c 1 "$bin" load -url "$url" -scenario rooms -rooms "$n" -size 2 -warmup 5s -duration "${secs}s" -json -min-delivery 0 |
 			tr -d '\n ' | sed "s/^{/{\"round\":$round,\"setup\":\"$setup\",\"n\":$n,/" >>"$out" || true
 		echo >>"$out"
 		tail -n 1 "$out"
