@@ -633,13 +633,24 @@ func (n *Node) reconcile(dir map[string][]room.DirectoryEntry, live []NodeInfo, 
 				// Its keys expired: it died. Its members stay a while, to
 				// come back through another node.
 				n.log.Warn("node lost", "room", name, "node_lost", node)
-				rl.Lost()
+				n.endRelay(rl.Lost)
 			default:
 				n.log.Info("relay no longer needed", "room", name, "to", node)
-				rl.Close()
+				n.endRelay(rl.Close)
 			}
 		}
 	}
+}
+
+// endRelay ends a relay on a goroutine of its own (counted in wg): closing
+// its legs takes up to a second or two, and the heartbeat must not wait
+// (its keys would expire).
+func (n *Node) endRelay(end func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		end()
+	}()
 }
 
 // openRelay links room name here with the same room on node.

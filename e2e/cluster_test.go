@@ -308,3 +308,95 @@ func TestClusterSurvivesRedisRestart(t *testing.T) {
 		t.Logf("start with Redis down: %v", err)
 	}
 }
+
+// The layers wanted downstream cross the relay (issue 16, point 2): a
+// simulcast publisher on one node, two subscribers on the other. The relay
+// carries the layer the largest tile there needs: both tiles small, the
+// low layer; one large, the top layer; both hidden, nothing at all; every
+// switch at a keyframe.
+func TestClusterRelayFollowsRemoteTiles(t *testing.T) {
+	checkGoroutines(t)
+	rd := testcluster.StartRedis(t)
+	a := startServer(t, withCluster(rd.URL(), "pa"))
+	b := startServer(t, withCluster(rd.URL(), "pb"))
+	ctx := testContext(t, 60*time.Second)
+	a.joinWith(ctx, client.Config{Room: "tiles", Name: "pub", Video: 1, Simulcast: true, KeyframeInterval: 10 * time.Minute})
+	s1 := b.join(ctx, "tiles", "s1", 0, 0)
+	s2 := b.join(ctx, "tiles", "s2", 0, 0)
+	var v1, v2 *client.RemoteTrack
+	waitFor(t, ctx, "video at both", func() bool {
+		v1, v2 = videoTrack(s1), videoTrack(s2)
+		return v1 != nil && v2 != nil && v1.Stats().Packets > 30 && v2.Stats().Packets > 30
+	})
+	waitFor(t, ctx, "the top layer by default", func() bool { return v1.Stats().Layer == 2 && v2.Stats().Layer == 2 })
+	view := func(c *client.Client, v *client.RemoteTrack, w, h int, visible bool) {
+		t.Helper()
+		if err := c.SetViewport(v.TrackID, w, h, visible); err != nil {
+			t.Fatal(err)
+		}
+	}
+	view(s1, v1, 320, 180, true)
+	view(s2, v2, 160, 90, true)
+	waitFor(t, ctx, "the low layer for two small tiles", func() bool { return v1.Stats().Layer == 0 && v2.Stats().Layer == 0 })
+	view(s2, v2, 1280, 720, true)
+	waitFor(t, ctx, "the top layer for one large tile", func() bool { return v1.Stats().Layer == 2 && v2.Stats().Layer == 2 })
+	view(s1, v1, 320, 180, false)
+	view(s2, v2, 1280, 720, false)
+	time.Sleep(500 * time.Millisecond) // the pause reaches the relay
+	relayed := func() uint64 { return a.Engine.Stats().RelayPacketsOut.Load() }
+	n0 := relayed()
+	time.Sleep(time.Second)
+	if n := relayed() - n0; n > 5 {
+		t.Errorf("%d packets crossed in a second while no tile showed the video", n)
+	}
+	view(s1, v1, 640, 360, true)
+	waitFor(t, ctx, "video again, at the middle layer", func() bool { return v1.Stats().Layer == 1 && relayed() > n0+30 })
+	for _, v := range []*client.RemoteTrack{v1, v2} {
+		if st := v.Stats(); st.BadSwitches != 0 {
+			t.Errorf("%d switches did not start with a keyframe", st.BadSwitches)
+		}
+	}
+}
+
+// The active speaker is chosen among every node's members: each node
+// sends its members' audio levels over the relays. Ann on one node talks,
+// then Bob on the other: everyone, on both nodes, is told each in turn.
+func TestClusterActiveSpeakerAcrossNodes(t *testing.T) {
+	checkGoroutines(t)
+	rd := testcluster.StartRedis(t)
+	a := startServer(t, withCluster(rd.URL(), "sa"))
+	b := startServer(t, withCluster(rd.URL(), "sb"))
+	ctx := testContext(t, 40*time.Second)
+	ann := a.join(ctx, "talk", "ann", 1, 0)
+	bob := b.join(ctx, "talk", "bob", 1, 0)
+	cat := b.join(ctx, "talk", "cat", 1, 0)
+	cs := []*client.Client{ann, bob, cat}
+	for _, c := range cs {
+		waitFor(t, ctx, "audio from the two others", func() bool {
+			n := 0
+			for _, r := range c.ActiveRemote() {
+				if r.Stats().Packets > 10 {
+					n++
+				}
+			}
+			return n == 2
+		})
+	}
+	speakerIs := func(id string) func() bool {
+		return func() bool {
+			for _, c := range cs {
+				ev := c.Speakers()
+				if len(ev) == 0 || ev[len(ev)-1].Participant != id {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	ann.Local()[0].SetAudioLevel(20)
+	bob.Local()[0].SetAudioLevel(60)
+	waitFor(t, ctx, "Ann (node sa) the speaker everywhere", speakerIs(ann.ID))
+	ann.Local()[0].SetAudioLevel(127)
+	bob.Local()[0].SetAudioLevel(10)
+	waitFor(t, ctx, "Bob (node sb) the speaker everywhere", speakerIs(bob.ID))
+}

@@ -84,6 +84,16 @@ type Participant struct {
 	q      memberQuality
 }
 
+// SetMoving marks the member as taken over by another node of the cluster
+// (a resume there): however its session here ends, it leaves as moved.
+func (p *Participant) SetMoving() {
+	if r := p.room; r != nil {
+		r.mu.Lock()
+		p.moving = true
+		r.mu.Unlock()
+	}
+}
+
 // ID returns the participant id.
 func (p *Participant) ID() string { return p.id }
 

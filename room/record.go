@@ -86,7 +86,7 @@ func (m *Manager) StartRecording(roomName string, newRec NewRecorder) (Recorder,
 func (r *Room) attachLocked(rec Recorder) {
 	r.rec = rec
 	r.mgr.recordings.Add(1)
-	for _, p := range r.order {
+	for _, p := range r.everyoneLocked() { // relayed tracks too
 		for _, up := range p.tracks {
 			rec.TrackPublished(p.info(), p.identity, up, p.trackInfo(up))
 		}

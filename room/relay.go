@@ -79,6 +79,9 @@ type Relay struct {
 	proxies map[string]*Participant   // the other node's members, by id
 	pending map[string][]*sfu.UpTrack // tracks whose member is not known yet, by its id
 	joins   map[string]relayControl   // "join"s of members still local here, until they leave (moved)
+	views   map[string]view           // the "view" last sent of each relayed track, by its id
+	levels  map[string]float64        // the other node's members' audio levels, from its last "levels"
+	levelAt time.Time                 // when they came
 	ended   bool
 }
 
@@ -115,6 +118,19 @@ type relayControl struct {
 	Source      string `json:"source,omitempty"`
 	Muted       bool   `json:"muted,omitempty"`
 	Reason      string `json:"reason,omitempty"`
+	// At ("join"): when the member joined the sending node (Unix
+	// nanoseconds): of two nodes that both have a member, the later join
+	// is the member (it moved there).
+	At int64 `json:"at,omitempty"`
+	// "view" (from the node that receives Track, on its in leg): the
+	// largest tile its members show it in (0 unknown: the best layer),
+	// and whether any shows it at all.
+	Width   int  `json:"w,omitempty"`
+	Height  int  `json:"h,omitempty"`
+	Visible bool `json:"visible,omitempty"`
+	// "levels" (every SpeakerInterval): the sending node's members' audio
+	// levels over the tick (SpeakerDetector's samples), by participant.
+	Levels map[string]float64 `json:"l,omitempty"`
 }
 
 // OpenRelay links room roomName, which must have members here, with the
@@ -129,7 +145,8 @@ func (m *Manager) OpenRelay(roomName, node string, send func(RelaySignal)) (*Rel
 	}
 	rl := &Relay{room: r, node: node, send: send, done: make(chan struct{}),
 		log:     m.log.With("room", roomName, "node", node),
-		proxies: map[string]*Participant{}, pending: map[string][]*sfu.UpTrack{}, joins: map[string]relayControl{}}
+		proxies: map[string]*Participant{}, pending: map[string][]*sfu.UpTrack{}, joins: map[string]relayControl{},
+		views: map[string]view{}}
 	r.mu.Lock()
 	if r.ended {
 		r.mu.Unlock()
@@ -177,6 +194,7 @@ func (rl *Relay) startOut() error {
 		Relay:     true,
 		OnSignal:  func(s sfu.Signal) { rl.send(RelaySignal{Leg: LegOut, Epoch: leg.epoch, Signal: s}) },
 		OnTrack:   func(*sfu.UpTrack) bool { return false }, // the other node sends on its own out leg
+		OnData:    rl.onView,
 		OnState: func(s webrtc.PeerConnectionState) {
 			if s == webrtc.PeerConnectionStateFailed {
 				rl.legFailed(leg, "ice failed")
@@ -218,7 +236,7 @@ func (rl *Relay) startOut() error {
 // announceLocked tells the other node of local member p and its tracks,
 // and subscribes the out leg to them (r.mu held).
 func (rl *Relay) announceLocked(p *Participant) {
-	rl.controlLocked(relayControl{Type: "join", Participant: p.id, Name: p.name, Identity: p.identity})
+	rl.controlLocked(relayControl{Type: "join", Participant: p.id, Name: p.name, Identity: p.identity, At: p.joined.UnixNano()})
 	for _, up := range p.tracks {
 		rl.trackLocked(p, up)
 	}
@@ -301,10 +319,13 @@ func (rl *Relay) writeLoop(leg *relayLeg) {
 const flushWait = time.Second
 
 // retire ends a leg: its writer stops and its Peer closes (no room lock
-// held). An out leg's writer first sends what is queued (flush), so that
-// the other node hears of the last members to leave.
-func (leg *relayLeg) retire() {
-	if leg.flush != nil {
+// held). An out leg's writer first sends what is queued (flush, unless the
+// other node is gone), so that the other node hears of the last members
+// to leave.
+func (leg *relayLeg) retire() { leg.retireFlushing(true) }
+
+func (leg *relayLeg) retireFlushing(flush bool) {
+	if leg.flush != nil && flush {
 		flushed := make(chan struct{})
 		select {
 		case leg.flush <- flushed:
@@ -431,6 +452,7 @@ func (rl *Relay) startIn(epoch string) (*relayLeg, error) {
 	}
 	old := rl.in
 	rl.in = leg
+	rl.views = map[string]view{} // the other node's new out leg knows none
 	r.mu.Unlock()
 	if old != nil {
 		go old.retire()
@@ -487,7 +509,9 @@ func (rl *Relay) controlFromLocked(c relayControl) {
 	case "synced":
 		for _, p := range rl.proxies {
 			if p.stale {
-				r.dropRemoteLocked(p, "relay")
+				// Not named by the new snapshot: it left, or is moving
+				// and its "leave" went with the old leg. It waits.
+				r.orphanLocked(p)
 			}
 		}
 	case "join":
@@ -495,9 +519,13 @@ func (rl *Relay) controlFromLocked(c relayControl) {
 			return
 		}
 		if p := r.members[c.Participant]; p != nil {
-			// A member here continues on that node (a resume there): its
-			// session here ends ("moved") and the relay takes it over
-			// then (Room.removeLocked).
+			// A member here that joined that node later continues there
+			// (a resume there): its session here ends ("moved") and the
+			// relay takes it over then (Room.removeLocked). An older
+			// join (a snapshot taken before it left that node) is stale.
+			if c.At <= p.joined.UnixNano() {
+				return
+			}
 			rl.joins[p.id] = c
 			if !p.moving {
 				p.moving = true
@@ -539,6 +567,10 @@ func (rl *Relay) controlFromLocked(c relayControl) {
 				return
 			}
 			r.dropRemoteLocked(p, c.Reason)
+		}
+	case "levels":
+		if len(c.Levels) <= 4*r.mgr.limits.MaxParticipants {
+			rl.levels, rl.levelAt = c.Levels, time.Now()
 		}
 	case "track":
 		p := rl.proxies[c.Participant]
@@ -589,6 +621,7 @@ func (rl *Relay) onTrackEnded(up *sfu.UpTrack) {
 	}
 	if p := rl.proxies[id]; p != nil {
 		r.unpublishLocked(p, up)
+		delete(p.meta, up.ID())
 	}
 }
 
@@ -731,7 +764,11 @@ func (rl *Relay) end(lost bool) {
 		// the room; one it named last may still be moving: any left here
 		// waits, as after a node's loss.
 		for _, p := range rl.proxies {
-			r.orphanLocked(p)
+			if r.ended {
+				r.takeRemoteLocked(p) // nobody here to tell, or to wait for it
+			} else {
+				r.orphanLocked(p)
+			}
 		}
 		rl.pending = map[string][]*sfu.UpTrack{}
 		out, in := rl.out, rl.in
@@ -739,7 +776,7 @@ func (rl *Relay) end(lost bool) {
 		r.mu.Unlock()
 		for _, leg := range []*relayLeg{out, in} {
 			if leg != nil {
-				leg.retire()
+				leg.retireFlushing(!lost) // a dead node acknowledges nothing
 			}
 		}
 		close(rl.done)
@@ -797,6 +834,9 @@ func (m *Manager) Directory() map[string][]DirectoryEntry {
 		r.mu.Lock()
 		entries := make([]DirectoryEntry, 0, len(r.order)+len(r.viewers))
 		for _, p := range r.order {
+			if p.moving {
+				continue // another node has it now
+			}
 			entries = append(entries, DirectoryEntry{ID: p.id, Name: p.name, Identity: p.identity, Perm: p.perm, Viewer: p.view != nil})
 		}
 		for _, p := range r.viewers {
@@ -809,4 +849,141 @@ func (m *Manager) Directory() map[string][]DirectoryEntry {
 		}
 	}
 	return dir
+}
+
+// onView takes a "view" from the other node (on this out leg's data
+// channel, from its in leg): how its members show one of this node's
+// tracks. The out leg's DownTrack follows it as a subscriber's follows its
+// tile: the layer for the largest tile, nothing while nobody shows it.
+func (rl *Relay) onView(d sfu.DataMessage) {
+	body, ok := bytes.CutPrefix(d.Data, []byte(":"))
+	if !ok {
+		return
+	}
+	var c relayControl
+	if json.Unmarshal(body, &c) != nil || c.Type != "view" || c.Width < 0 || c.Height < 0 || c.Width > 16384 || c.Height > 16384 {
+		return
+	}
+	r := rl.room
+	r.mu.Lock()
+	var up *sfu.UpTrack
+	for _, p := range r.order {
+		for _, t := range p.tracks {
+			if t.ID() == c.Track {
+				up = t
+			}
+		}
+	}
+	leg := rl.out
+	r.mu.Unlock()
+	if up != nil && leg != nil {
+		leg.peer.SetViewport(up, c.Width, c.Height, c.Visible)
+	}
+}
+
+// viewResend: every viewResend-th call (seconds, from the speaker loop)
+// sends every view again, changed or not, in case one was lost or came
+// out of order.
+const viewResend = 5
+
+// view is what a node's members show of a relayed video: the largest
+// visible tile (0 unknown), and whether any shows it.
+type view struct {
+	Width, Height int
+	Visible       bool
+}
+
+// relayedLocked reports whether up came by a relay (r.mu held).
+func (r *Room) relayedLocked(up *sfu.UpTrack) bool {
+	for _, p := range r.remote {
+		if slices.Contains(p.tracks, up) {
+			return true
+		}
+	}
+	return false
+}
+
+// sendViews tells every other node how the members here show its tracks
+// (a "view" per relayed video track, when it changed): the largest tile
+// (0 if one shows it with no size hint), and whether any shows it. Called
+// on a viewport hint for a relayed track and every QualityInterval (a
+// subscriber that left), with no room lock held.
+func (r *Room) sendViews() {
+	type out struct {
+		peer *sfu.Peer
+		msg  []byte
+	}
+	var sends []out
+	r.viewsMu.Lock() // one sender at a time: views go out in the order computed
+	defer r.viewsMu.Unlock()
+	r.mu.Lock()
+	r.viewRound++
+	resend := r.viewRound%viewResend == 0
+	// A viewer or a recorder takes whatever comes: every video, best layer.
+	everything := len(r.viewers) > 0 || r.rec != nil ||
+		slices.ContainsFunc(r.order, func(o *Participant) bool { return o.view != nil })
+	for _, rl := range r.relays {
+		if rl.ended || rl.in == nil {
+			continue
+		}
+		for _, p := range rl.proxies {
+			for _, up := range p.tracks {
+				if up.Kind() != webrtc.RTPCodecTypeVideo {
+					continue
+				}
+				v := view{}
+				unknown := false
+				for _, o := range r.order {
+					w, h, visible, ok := o.peer.Viewport(up)
+					if !ok || !visible {
+						continue
+					}
+					v.Visible = true
+					unknown = unknown || w == 0 || h == 0
+					v.Width, v.Height = max(v.Width, w), max(v.Height, h)
+				}
+				if everything {
+					v.Visible = true
+				}
+				if unknown || everything || !v.Visible {
+					v.Width, v.Height = 0, 0
+				}
+				if last, ok := rl.views[up.ID()]; ok && last == v && !resend {
+					continue
+				}
+				rl.views[up.ID()] = v
+				b, _ := json.Marshal(relayControl{Type: "view", Track: up.ID(), Width: v.Width, Height: v.Height, Visible: v.Visible})
+				sends = append(sends, out{rl.in.peer, b})
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range sends {
+		_ = s.peer.SendData("", sfu.DataMessage{Data: s.msg, IsString: true})
+	}
+}
+
+// remoteLevelsLocked adds the other nodes' members' audio levels, from
+// their last "levels" if it is fresh, to a speaker tick's samples (r.mu
+// held): the active speaker is chosen among every node's members.
+func (r *Room) remoteLevelsLocked(samples map[string]float64, now time.Time) {
+	for _, rl := range r.relays {
+		if now.Sub(rl.levelAt) > 4*SpeakerInterval {
+			continue
+		}
+		for id, l := range rl.levels {
+			if rl.proxies[id] != nil {
+				samples[id] = l
+			}
+		}
+	}
+}
+
+// findLocked returns the member, local or another node's, of id (r.mu
+// held).
+func (r *Room) findLocked(id string) *Participant {
+	if p := r.members[id]; p != nil {
+		return p
+	}
+	return r.remoteLocked(id)
 }

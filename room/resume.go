@@ -32,8 +32,8 @@ func (m *Manager) Resume(p *Participant, attach func() bool) error {
 	if p.left || !attach() {
 		return ErrGone
 	}
-	infos := make([]ParticipantInfo, 0, len(r.order))
-	for _, o := range r.order {
+	infos := make([]ParticipantInfo, 0, len(r.order)+len(r.remote))
+	for _, o := range r.everyoneLocked() { // the other nodes' members too
 		if o != p {
 			infos = append(infos, o.info())
 		}

@@ -114,6 +114,10 @@ type Room struct {
 	// order (relay.go).
 	relays map[string]*Relay
 	remote []*Participant
+	// viewsMu serializes sendViews (never held with mu taken first);
+	// viewRound counts its calls (under mu).
+	viewsMu   sync.Mutex
+	viewRound int
 }
 
 // Join validates the names, creates the member's Peer and adds it to the
@@ -250,7 +254,11 @@ func (m *Manager) add(roomName string, p *Participant) (replaced *Participant, c
 	if r.members[p.id] != nil {
 		return nil, created, ErrAlreadyHere
 	}
-	if replaced == nil && len(r.members)+len(r.remote) >= m.limits.MaxParticipants {
+	others := len(r.members) + len(r.remote)
+	if r.remoteLocked(p.id) != nil {
+		others-- // it moves here: it is in the room already
+	}
+	if replaced == nil && others >= m.limits.MaxParticipants {
 		return nil, created, ErrRoomFull
 	}
 	if replaced != nil {
@@ -363,7 +371,8 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 		}
 	}
 	var stand *Participant
-	if reason == ReasonMoved {
+	if reason == ReasonMoved || p.moving {
+		reason = ReasonMoved // another node took it over, whatever ended the session here
 		// It continues on another node (cluster): here it becomes that
 		// node's member, waiting for the relay that names it (or
 		// Limits.MoveGrace). The others lose its tracks, not it.
@@ -385,9 +394,11 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 	if stand != nil {
 		r.remote = append(r.remote, stand)
 		r.orphanLocked(stand)
-		for _, rl := range r.relays {
-			if c, ok := rl.joins[p.id]; ok { // the node it moved to named it already
-				delete(rl.joins, p.id)
+	}
+	for _, rl := range r.relays {
+		if c, ok := rl.joins[p.id]; ok { // the node it moved to named it already
+			delete(rl.joins, p.id)
+			if stand != nil {
 				rl.controlFromLocked(c)
 			}
 		}

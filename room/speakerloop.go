@@ -5,6 +5,7 @@ package room
 // QualityInterval (quality.go), under each room's mutex in turn.
 
 import (
+	"maps"
 	"time"
 
 	"github.com/pion/webrtc/v3"
@@ -31,6 +32,7 @@ func (m *Manager) speakerLoop() {
 			r.detectSpeaker()
 			if quality {
 				r.sampleQuality(m.quality)
+				r.sendViews()
 			}
 		}
 	}
@@ -64,6 +66,11 @@ func (r *Room) detectSpeaker() {
 			}
 		}
 		samples[p.id] = loudest
+	}
+	if len(r.relays) > 0 {
+		local := maps.Clone(samples)
+		r.eachRelayLocked(func(rl *Relay) { rl.controlLocked(relayControl{Type: "levels", Levels: local}) })
+		r.remoteLevelsLocked(samples, time.Now())
 	}
 	speaker, changed := r.speaker.Update(samples)
 	if !changed || speaker == "" {

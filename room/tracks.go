@@ -28,9 +28,13 @@ func (m *Manager) SetViewport(p *Participant, trackID string, width, height int,
 			}
 		}
 	}
+	relayed := up != nil && r.relayedLocked(up)
 	r.mu.Unlock()
 	if up == nil || !p.peer.SetViewport(up, width, height, visible) {
 		return fmt.Errorf("%w: %q", ErrUnknownTrack, trackID)
+	}
+	if relayed {
+		r.sendViews() // its node sends the layer this tile needs
 	}
 	return nil
 }

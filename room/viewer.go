@@ -115,7 +115,7 @@ func (r *Room) followLocked(v *Participant) {
 		v.peer.Follow(ups...)
 		return
 	}
-	if s := r.members[r.speaker.current]; s != nil {
+	if s := r.findLocked(r.speaker.current); s != nil { // on any node
 		add(s)
 	}
 	audio, video := v.peer.PlaybackSources()

@@ -417,6 +417,19 @@ func (p *Peer) SetViewport(up *UpTrack, width, height int, visible bool) bool {
 	return true
 }
 
+// Viewport returns the subscriber's last rendering hint for up: its size in
+// pixels (0 with no hint) and whether it is visible; ok is false if the
+// Peer does not receive up.
+func (p *Peer) Viewport(up *UpTrack) (width, height int, visible, ok bool) {
+	p.mu.Lock()
+	d := p.downs[up]
+	p.mu.Unlock()
+	if d == nil {
+		return 0, 0, false, false
+	}
+	return int(d.width.Load()), int(d.height.Load()), !d.paused.Load(), true
+}
+
 // RemoteSDP returns the remote description in force ("" before the first
 // offer): a WHIP ICE restart builds its offer from it.
 func (p *Peer) RemoteSDP() string {

@@ -225,9 +225,6 @@ func (s *Session) moveHere(c resumeClaims) (bool, error) {
 	case node == cl.ID():
 		return false, nil // ours, and gone
 	}
-	if alive {
-		cl.Release(node, c.Participant)
-	}
 	mem := &member{srv: s.srv, sess: s}
 	who := room.Member{ID: c.Participant, Name: e.Name, Identity: e.Identity, Perm: e.Perm}
 	p, err := s.srv.rooms.Join(roomName, who, mem)
@@ -242,6 +239,9 @@ func (s *Session) moveHere(c resumeClaims) (bool, error) {
 	s.srv.members[p.ID()] = mem
 	s.srv.mu.Unlock()
 	s.part, s.mem = p, mem
+	if alive {
+		cl.Release(node, c.Participant) // only now: it is here
+	}
 	s.addLogAttrs("participant", p.ID(), "room", p.Room())
 	_ = s.conn.SetReadDeadline(time.Now().Add(2 * s.srv.cfg.PingInterval))
 	s.srv.stats.Resumes.Add(ResumeOK)
@@ -253,8 +253,10 @@ func (s *Session) moveHere(c resumeClaims) (bool, error) {
 // "draining"; in a cluster, "reconnect" to another node instead.
 func (s *Session) refuseDraining() {
 	if cl := s.srv.cfg.Cluster; cl != nil {
-		s.send(TypeReconnect, reconnectMsg{Type: TypeReconnect, URL: cl.Target()})
-		return
+		if url := cl.Target(); url != "" {
+			s.send(TypeReconnect, reconnectMsg{Type: TypeReconnect, URL: url})
+			return
+		}
 	}
 	s.sendError(CodeDraining, "the server is draining: join another one")
 }

@@ -269,6 +269,9 @@ func (s *Server) CloseParticipant(id, reason string) bool {
 	if m == nil {
 		return false
 	}
+	if reason == room.ReasonMoved && m.part != nil {
+		m.part.SetMoving() // a reason set before (a failed write) must not hide it
+	}
 	m.Close(reason)
 	return true
 }

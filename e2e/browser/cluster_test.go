@@ -79,3 +79,90 @@ func TestClusterTabsOnTwoNodes(t *testing.T) {
 		}
 	}
 }
+
+// A drained node's tab moves (issue 16, point 5, as a browser sees it):
+// Ann and Bob on two nodes; Bob's node shuts down (the drain SIGTERM
+// starts): Bob's tab gets reconnect, resumes on Ann's node, is told it
+// migrated and makes a new PeerConnection; both see and hear each other
+// again, Ann's tab never dropped Bob's tile, and the drain ends once he
+// moved.
+func TestClusterDrainMovesTab(t *testing.T) {
+	rd := testcluster.StartRedis(t)
+	var nodes []*server.Server
+	var backends []string
+	for _, id := range []string{"d1", "d2"} {
+		srv := startServer(t, func(c *server.Config) {
+			c.RedisURL, c.NodeID, c.ResumeWindow, c.DrainTimeout = rd.URL(), id, 2*time.Second, 15*time.Second
+		})
+		nodes = append(nodes, srv)
+		backends = append(backends, srv.Addr().String())
+	}
+	h := testcluster.StartHAProxy(t, backends...)
+	base := "http://" + h.Addr + "/"
+	b := newBrowser(t)
+	defer b.screenshots()
+	nodeOf := func(id string) int {
+		for i, n := range nodes {
+			_, members, _ := n.Rooms.Room("move")
+			if slices.ContainsFunc(members, func(m room.MemberInfo) bool { return m.ID == id }) {
+				return i
+			}
+		}
+		return -1
+	}
+	tab1 := b.open(base + "r/move?name=Ann")
+	waitJS(t, tab1, "tab 1 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
+	ann := selfID(t, tab1)
+	tab2 := b.open(base + "r/move?name=Bob")
+	var bob string
+	for attempt := 0; ; attempt++ {
+		waitJS(t, tab2, "tab 2 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
+		bob = selfID(t, tab2)
+		if nodeOf(bob) != nodeOf(ann) && nodeOf(bob) >= 0 {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("both tabs keep landing on node %d", nodeOf(ann))
+		}
+		if _, err := chromedp.Run(tab2, chromedp.Navigate(base+"r/move?name=Bob")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tab := range []context.Context{tab1, tab2} {
+		waitJS(t, tab, fmt.Sprintf("remote video playing in tab %d", i+1), remoteVideosPlaying+"(1)", 30*time.Second)
+	}
+	// Ann's tab notes any tile of Bob's that goes away.
+	eval[bool](t, tab1, `window.__bobGone = false;
+		new MutationObserver(() => { if (!document.querySelector('.tile.camera[data-participant="`+bob+`"]')) window.__bobGone = true; })
+			.observe(document.body, {childList: true, subtree: true}); true`)
+	oldPC := `window.__oldPC = window.roundtable.session.pc; true`
+	eval[bool](t, tab2, oldPC)
+
+	drained := nodes[nodeOf(bob)]
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- drained.Shutdown(ctx)
+	}()
+	waitJS(t, tab2, "a new PeerConnection in tab 2", `window.roundtable.session.pc && window.roundtable.session.pc !== window.__oldPC`, 15*time.Second)
+	for i, tab := range []context.Context{tab1, tab2} {
+		waitJS(t, tab, fmt.Sprintf("remote video playing again in tab %d", i+1), remoteVideosPlaying+"(1)", 20*time.Second)
+		waitJS(t, tab, fmt.Sprintf("remote audio flowing again in tab %d", i+1), remoteAudioFlowing+"(1)", 10*time.Second)
+	}
+	t.Logf("Bob moved and both see each other %v after the drain began", time.Since(start).Round(time.Millisecond))
+	if err := <-done; err != nil {
+		t.Errorf("the drain: %v", err)
+	}
+	t.Logf("the drained node stopped %v after the drain began", time.Since(start).Round(time.Millisecond))
+	if gone := eval[bool](t, tab1, `window.__bobGone`); gone {
+		t.Errorf("Ann's tab dropped Bob's tile during the move")
+	}
+	if id := selfID(t, tab2); id != bob {
+		t.Errorf("Bob is %s after the move, was %s", id, bob)
+	}
+	if n := nodeOf(bob); n < 0 || nodes[n] == drained {
+		t.Errorf("Bob is on node %d after the move", n)
+	}
+}

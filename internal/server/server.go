@@ -386,10 +386,12 @@ func (s *Server) Drain() {
 	s.Signal.Drain()
 	if s.Cluster != nil {
 		s.Cluster.SetDraining()
-		target := s.Cluster.Target()
-		s.log.Info("draining: participants move", "to", target)
-		s.Signal.Reconnect(target)
-		return
+		if target := s.Cluster.Target(); target != "" {
+			s.log.Info("draining: participants move", "to", target)
+			s.Signal.Reconnect(target)
+			return
+		}
+		s.log.Info("draining: no other node to move to")
 	}
 	s.Rooms.Close("shutdown")
 	s.Signal.CloseAll("shutdown")
@@ -423,7 +425,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	waitErr = s.Signal.Wait(ctx)
 	var clusterErr error
 	if s.Cluster != nil {
-		clusterErr = s.Cluster.Close() // its relays, then its keys in Redis
+		clusterErr = s.Cluster.Close() // its goroutines, then its keys in Redis (the relays closed with their rooms)
 	}
 	s.Rooms.StopRecordings() // every file complete before the process ends
 	s.webhooks.Close(ctx)    // the last room_finished events, as far as ctx allows
