@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -357,6 +358,22 @@ func (n *Node) Target() string {
 		return ""
 	}
 	return best.URL
+}
+
+// NodeOrigin reports whether origin (scheme://host[:port], an HTTP Origin)
+// is the origin of a live node's URL, as of the last heartbeat
+// (signal.Cluster): a page that node served may open sockets here (it was
+// redirected, or its node drains).
+func (n *Node) NodeOrigin(origin string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, ni := range n.live {
+		u, err := url.Parse(ni.URL)
+		if err == nil && u.Host != "" && strings.EqualFold(u.Scheme+"://"+u.Host, origin) {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrOverloaded: this node is over Config.MaxLoad, and no other node can

@@ -107,9 +107,10 @@ type relayFrame struct {
 
 // relayControl is a control message (JSON, sent with an empty sender).
 type relayControl struct {
-	// Type: "hello" (an out leg's first message: what follows is its
-	// snapshot), "synced" (the snapshot is complete), "join", "leave",
-	// "track" (a track's source and muted state).
+	// Type, on an out leg: "hello" (its first message: what follows is
+	// its snapshot), "synced" (the snapshot is complete), "join", "leave",
+	// "track" (a track's source and muted state), "levels" (audio levels);
+	// on an in leg, back to the track's node: "view".
 	Type        string `json:"t"`
 	Participant string `json:"p,omitempty"`
 	Name        string `json:"name,omitempty"`

@@ -86,6 +86,9 @@ type Cluster interface {
 	// should go to ("" none: the client's own URL, through its load
 	// balancer).
 	Target() string
+	// NodeOrigin reports whether origin (scheme://host[:port]) is a live
+	// node's own: its pages' sockets may come here.
+	NodeOrigin(origin string) bool
 	// Place says where a join for roomName goes: "" here, or another
 	// node's base URL (a new room, and that node is less loaded); an
 	// error (cluster.ErrOverloaded) when it cannot go anywhere.
@@ -223,6 +226,9 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	}
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
+	}
+	if cl := s.cfg.Cluster; cl != nil && cl.NodeOrigin(origin) {
+		return true // a page another node served (a redirect, a drain)
 	}
 	return slices.ContainsFunc(s.cfg.AllowedOrigins, func(o string) bool { return strings.EqualFold(o, origin) })
 }

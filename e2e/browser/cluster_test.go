@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
 	"github.com/roundtable-sfu/roundtable/internal/testcluster"
 	"github.com/roundtable-sfu/roundtable/room"
@@ -164,5 +166,49 @@ func TestClusterDrainMovesTab(t *testing.T) {
 	}
 	if n := nodeOf(bob); n < 0 || nodes[n] == drained {
 		t.Errorf("Bob is on node %d after the move", n)
+	}
+}
+
+// A join redirected (issue 16, point 3, as a browser sees it): node p1,
+// with -cluster-redirect, is busier than p2 (two pion members); a tab
+// opened on p1 for a new room is told to join on p2, and does.
+func TestClusterRedirectsTab(t *testing.T) {
+	rd := testcluster.StartRedis(t)
+	busy := startServer(t, func(c *server.Config) {
+		c.RedisURL, c.NodeID, c.ResumeWindow, c.ClusterRedirect = rd.URL(), "p1", 2*time.Second, true
+	})
+	idle := startServer(t, func(c *server.Config) { c.RedisURL, c.NodeID, c.ResumeWindow = rd.URL(), "p2", 2*time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range []string{"ann", "bob"} {
+		c, err := client.Join(ctx, client.Config{URL: busy.WSURL(), Room: "elsewhere", Name: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+	}
+	if err := client.Wait(ctx, func() bool {
+		for _, ni := range busy.Cluster.Nodes() {
+			if ni.ID == "p1" && ni.Load.Participants == 2 {
+				return len(busy.Cluster.Nodes()) == 2
+			}
+		}
+		return false
+	}); err != nil {
+		t.Fatal("the loads never reached the registry")
+	}
+	b := newBrowser(t)
+	defer b.screenshots()
+	tab := b.open(busy.URL() + "r/fresh?name=Cat")
+	waitJS(t, tab, "joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
+	cat := selfID(t, tab)
+	if _, members, ok := idle.Rooms.Room("fresh"); !ok || len(members) != 1 || members[0].ID != cat {
+		t.Errorf("the new room is not on the idle node with Cat in it: %v %v", ok, members)
+	}
+	if _, _, ok := busy.Rooms.Room("fresh"); ok {
+		t.Errorf("the busy node holds the new room")
+	}
+	if got := eval[string](t, tab, `window.roundtable.session.url`); !strings.Contains(got, idle.Addr().String()) {
+		t.Errorf("the tab's socket is %s, want the idle node's", got)
 	}
 }

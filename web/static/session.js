@@ -118,7 +118,14 @@ export class Session extends EventTarget {
   // keeps the PeerConnection, to resume; without, it drops it, to rejoin.
   reconnect() {
     if (!this.resumeToken) this.teardownPeer();
-    if (this.attempt >= 2 && this.url !== this.homeURL) this.url = this.homeURL; // a reconnect's node is unreachable
+    if (this.url !== this.homeURL) {
+      // The node a reconnect named is unreachable (or refuses this page's
+      // origin): back to this page's own URL at once, through its load
+      // balancer.
+      this.url = this.homeURL;
+      if (!this.closed) this.connect();
+      return;
+    }
     this.setState(this.everJoined ? 'reconnecting' : 'connecting');
     const delay = Math.min(5000, 500 * 2 ** this.attempt++);
     if (this.attempt > 1 && !this.everJoined) {
@@ -253,9 +260,9 @@ export class Session extends EventTarget {
     }
   }
 
-  // onReconnect: the node drains (cluster, docs/cluster.md): a new socket
-  // at once, to the node it names if any (back to this page's own after two
-  // failures there), and resume (or join) there. The old socket is left
+  // onReconnect: the node drains, or sends a join elsewhere (cluster,
+  // docs/cluster.md): a new socket at once, to the node it names if any
+  // (back to this page's own if that fails), and resume (or join) there. The old socket is left
   // open and ignored: a close frame would end the participant; the old
   // node closes it once the participant moved.
   onReconnect(m) {
