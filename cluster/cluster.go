@@ -14,9 +14,11 @@
 //
 // Ownership: a Node runs three goroutines: the heartbeat loop (writes the
 // node's keys, reads the others', reconciles the relays), the pub/sub
-// reader (dispatches relay signals and presence events), and the sender
-// (publishes the relays' signals in order). Its counters are atomics; the
-// list of live nodes is under mu.
+// reader (dispatches relay signals, presence events and releases), and the
+// sender (publishes the relays' signals in order); and a short one per
+// relay it ends (endRelay). All are counted by wg. Its counters are
+// atomics; the live nodes and the rooms they hold are under mu; the last
+// directory written and the rebuild deadline are the heartbeat loop's.
 package cluster
 
 import (

@@ -456,7 +456,9 @@ func (rl *Relay) startIn(epoch string) (*relayLeg, error) {
 	rl.views = map[string]view{} // the other node's new out leg knows none
 	r.mu.Unlock()
 	if old != nil {
-		go old.retire()
+		// Now, before the new leg's tracks come: they keep their ids,
+		// and the old ones must be unpublished first.
+		old.retire()
 	}
 	return leg, nil
 }
@@ -558,7 +560,7 @@ func (rl *Relay) controlFromLocked(c relayControl) {
 		}
 		rl.log.Info("remote participant joined", "participant", p.id, "name", p.name)
 		for _, up := range rl.pending[p.id] {
-			r.publishLocked(p, up)
+			rl.replaceLocked(p, up)
 		}
 		delete(rl.pending, p.id)
 	case "leave":
@@ -604,11 +606,23 @@ func (rl *Relay) onTrack(leg *relayLeg, up *sfu.UpTrack) bool {
 		return false
 	}
 	if p := rl.proxies[up.StreamID()]; p != nil {
-		r.publishLocked(p, up)
+		rl.replaceLocked(p, up)
 		return true
 	}
 	rl.pending[up.StreamID()] = append(rl.pending[up.StreamID()], up)
 	return true
+}
+
+// replaceLocked publishes relayed track up of proxy p, after the track of
+// the same id it replaces (an old leg's), if that one has not ended yet:
+// members then hear of the old one's end before the new one (r.mu held).
+func (rl *Relay) replaceLocked(p *Participant, up *sfu.UpTrack) {
+	for _, t := range slices.Clone(p.tracks) {
+		if t != up && t.ID() == up.ID() {
+			rl.room.unpublishLocked(p, t)
+		}
+	}
+	rl.room.publishLocked(p, up)
 }
 
 func (rl *Relay) onTrackEnded(up *sfu.UpTrack) {
@@ -660,7 +674,7 @@ func (rl *Relay) adoptLocked(p *Participant) {
 	rl.proxies[p.id] = p
 	rl.log.Info("remote participant moved here", "participant", p.id)
 	for _, up := range rl.pending[p.id] {
-		r.publishLocked(p, up)
+		rl.replaceLocked(p, up)
 	}
 	delete(rl.pending, p.id)
 }
@@ -694,15 +708,7 @@ func (r *Room) orphanLocked(p *Participant) {
 // dropRemoteLocked takes another node's member out: local members stop
 // receiving its tracks and see it leave (r.mu held).
 func (r *Room) dropRemoteLocked(p *Participant, reason string) {
-	if rl := p.relay; rl != nil && rl.proxies[p.id] == p {
-		delete(rl.proxies, p.id)
-	}
-	if p.orphan != nil {
-		p.orphan.Stop()
-		p.orphan = nil
-	}
-	r.remote = slices.DeleteFunc(r.remote, func(o *Participant) bool { return o == p })
-	p.left = true
+	r.forgetRemoteLocked(p)
 	for _, o := range r.order {
 		for _, up := range p.tracks {
 			o.peer.Unsubscribe(up)
@@ -729,6 +735,12 @@ func (r *Room) takeRemoteLocked(p *Participant) {
 	for _, up := range slices.Clone(p.tracks) {
 		r.unpublishLocked(p, up)
 	}
+	r.forgetRemoteLocked(p)
+}
+
+// forgetRemoteLocked takes another node's member out of the room's and
+// its relay's tables and stops its orphan timer (r.mu held).
+func (r *Room) forgetRemoteLocked(p *Participant) {
 	if rl := p.relay; rl != nil && rl.proxies[p.id] == p {
 		delete(rl.proxies, p.id)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +30,64 @@ type node struct {
 	cmd *exec.Cmd
 }
 
+// lockedBuffer is a bytes.Buffer a child process writes while the test
+// may read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startNode is startMain for a cluster node: if the test fails, the
+// node's log lines about the cluster (relays, moves, joins and leaves)
+// are shown.
+func startNode(t *testing.T, id string, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "RT_BE_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if !t.Failed() {
+			return
+		}
+		var lines []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `"level":"DEBUG"`) || !strings.ContainsAny(l, "{") {
+				continue
+			}
+			for _, w := range []string{"relay", "participant", "moved", "resume", "node", "track published", "track unpublished", "cluster"} {
+				if strings.Contains(l, w) {
+					lines = append(lines, l)
+					break
+				}
+			}
+		}
+		t.Logf("node %s log (%d lines about the cluster):\n%s", id, len(lines), strings.Join(lines[max(0, len(lines)-200):], "\n"))
+	})
+	return cmd, bufio.NewReader(stdout), &bytes.Buffer{}
+}
+
 // startCluster starts redis-server, n roundtable processes on it and
 // haproxy round-robin in front of them; everything stops at the end of the
 // test. It returns the nodes and the WebSocket URL through haproxy.
@@ -42,7 +101,7 @@ func startCluster(t *testing.T, n int, extra ...string) (*testcluster.Redis, []*
 		args := append([]string{"-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-turn-port", "0",
 			"-ice-interfaces", "lo", "-ice-ipv4-only", "-mdns=false", "-log-format", "json",
 			"-redis-url", rd.URL(), "-node-id", id}, extra...)
-		cmd, out, stderr := startMain(t, args...)
+		cmd, out, stderr := startNode(t, id, args...)
 		url := printedURL(t, out, stderr)
 		go func(r *bufio.Reader) { // keep the pipe drained
 			for {
@@ -280,22 +339,18 @@ func receivesSince(c *client.Client, id string, n int, t time.Time) bool {
 	return audio && video
 }
 
-// Issue 16, test 3: kill -9 one node of three. Its two participants'
-// clients resume through haproxy on the nodes left and are back in the
-// room, publishing and receiving, within 5 s of the loss; the others see
-// no participant-left for them; Redis holds nothing of the dead node once
-// its keys expired.
-func TestClusterNodeLoss(t *testing.T) {
-	rd, nodes, ws := startCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+// joinSix joins six participants (audio, video, AutoResume) to roomName
+// through ws and waits until each receives every other's media; they
+// are aborted at the end of the test.
+func joinSix(t *testing.T, ctx context.Context, ws, roomName string) []*client.Client {
+	t.Helper()
 	var cs []*client.Client
 	for i := range 6 {
-		c, err := client.Join(ctx, client.Config{URL: ws, Room: "loss", Name: fmt.Sprintf("p%d", i), Audio: 1, Video: 1, AutoResume: true})
+		c, err := client.Join(ctx, client.Config{URL: ws, Room: roomName, Name: fmt.Sprintf("p%d", i), Audio: 1, Video: 1, AutoResume: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Abort()
+		t.Cleanup(c.Abort)
 		cs = append(cs, c)
 	}
 	for _, c := range cs {
@@ -307,6 +362,36 @@ func TestClusterNodeLoss(t *testing.T) {
 			}
 		}
 	}
+	return cs
+}
+
+// waitBack waits until every pair of participants one of which is among
+// gone (they moved) exchanges media again on tracks that started after
+// since.
+func waitBack(t *testing.T, ctx context.Context, cs []*client.Client, gone []string, since time.Time) {
+	t.Helper()
+	for _, c := range cs {
+		for _, o := range cs {
+			if o == c || !slices.Contains(gone, o.ID) && !slices.Contains(gone, c.ID) {
+				continue
+			}
+			if err := client.Wait(ctx, func() bool { return receivesSince(c, o.ID, 10, since) }); err != nil {
+				t.Fatalf("%s does not receive %s's media again: %s", c.ID, o.ID, c.Debug())
+			}
+		}
+	}
+}
+
+// Issue 16, test 3: kill -9 one node of three. Its two participants'
+// clients resume through haproxy on the nodes left and are back in the
+// room, publishing and receiving, within 5 s of the loss; the others see
+// no participant-left for them; Redis holds nothing of the dead node once
+// its keys expired.
+func TestClusterNodeLoss(t *testing.T) {
+	rd, nodes, ws := startCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cs := joinSix(t, ctx, ws, "loss")
 	victim := nodes[2]
 	gone := localMembers(victim, "loss")
 	if len(gone) != 2 {
@@ -316,16 +401,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	if err := victim.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}
-	for _, c := range cs {
-		for _, o := range cs {
-			if o == c || !slices.Contains(gone, o.ID) && !slices.Contains(gone, c.ID) {
-				continue
-			}
-			if err := client.Wait(ctx, func() bool { return receivesSince(c, o.ID, 10, killed) }); err != nil {
-				t.Fatalf("%s does not receive %s's media again: %s", c.ID, o.ID, c.Debug())
-			}
-		}
-	}
+	waitBack(t, ctx, cs, gone, killed)
 	back := time.Since(killed)
 	t.Logf("the lost node's participants were back with media %v after the kill", back.Round(time.Millisecond))
 	if back > 5*time.Second {
@@ -379,24 +455,7 @@ func TestClusterDrain(t *testing.T) {
 	_, nodes, ws := startCluster(t, 3, "-drain-timeout", "10s")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	var cs []*client.Client
-	for i := range 6 {
-		c, err := client.Join(ctx, client.Config{URL: ws, Room: "drain", Name: fmt.Sprintf("p%d", i), Audio: 1, Video: 1, AutoResume: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Abort()
-		cs = append(cs, c)
-	}
-	for _, c := range cs {
-		for _, o := range cs {
-			if o != c {
-				if err := client.Wait(ctx, func() bool { return receives(c, o.ID, 30) }); err != nil {
-					t.Fatalf("%s does not receive %s's media: %s", c.ID, o.ID, c.Debug())
-				}
-			}
-		}
-	}
+	cs := joinSix(t, ctx, ws, "drain")
 	victim := nodes[2]
 	gone := localMembers(victim, "drain")
 	if len(gone) != 2 {
@@ -418,16 +477,7 @@ func TestClusterDrain(t *testing.T) {
 		t.Fatal("the drained node still runs 15 s after SIGTERM")
 	}
 	t.Logf("the drained node exited %v after SIGTERM", time.Since(term).Round(time.Millisecond))
-	for _, c := range cs {
-		for _, o := range cs {
-			if o == c || !slices.Contains(gone, o.ID) && !slices.Contains(gone, c.ID) {
-				continue
-			}
-			if err := client.Wait(ctx, func() bool { return receivesSince(c, o.ID, 10, term) }); err != nil {
-				t.Fatalf("%s does not receive %s's media again: %s", c.ID, o.ID, c.Debug())
-			}
-		}
-	}
+	waitBack(t, ctx, cs, gone, term)
 	t.Logf("the drained node's participants were back with media %v after SIGTERM", time.Since(term).Round(time.Millisecond))
 	after := sentCounters(cs)
 	time.Sleep(time.Second) // what was on its way arrives

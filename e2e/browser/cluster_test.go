@@ -15,55 +15,80 @@ import (
 	"github.com/roundtable-sfu/roundtable/room"
 )
 
+// twoNodes is a cluster of two in-process nodes on one Redis behind
+// haproxy, and a Chromium.
+type twoNodes struct {
+	t     *testing.T
+	nodes []*server.Server
+	base  string // haproxy's URL
+	b     *browser
+}
+
+// startTwoNodes starts the two nodes (drain timeout drain; a short resume
+// window: at the end, the tabs' participants stay for it while their nodes
+// drain, docs/cluster.md), haproxy and the browser.
+func startTwoNodes(t *testing.T, id1, id2 string, drain time.Duration) *twoNodes {
+	rd := testcluster.StartRedis(t)
+	c := &twoNodes{t: t}
+	var backends []string
+	for _, id := range []string{id1, id2} {
+		srv := startServer(t, func(cfg *server.Config) {
+			cfg.RedisURL, cfg.NodeID, cfg.ResumeWindow, cfg.DrainTimeout = rd.URL(), id, 2*time.Second, drain
+		})
+		c.nodes = append(c.nodes, srv)
+		backends = append(backends, srv.Addr().String())
+	}
+	c.base = "http://" + testcluster.StartHAProxy(t, backends...).Addr + "/"
+	c.b = newBrowser(t)
+	t.Cleanup(c.b.screenshots)
+	return c
+}
+
+// nodeOf returns the index of the node that has participant id in
+// roomName, -1 if none.
+func (c *twoNodes) nodeOf(roomName, id string) int {
+	for i, n := range c.nodes {
+		_, members, _ := n.Rooms.Room(roomName)
+		if slices.ContainsFunc(members, func(m room.MemberInfo) bool { return m.ID == id }) {
+			return i
+		}
+	}
+	return -1
+}
+
+// tabsOnTwoNodes opens Ann's and Bob's tabs on roomName through haproxy,
+// Bob's again until its socket is on the other node than Ann's: haproxy
+// goes round-robin over every request (the page, its scripts, the
+// socket), so where a socket lands depends on how many came before.
+func (c *twoNodes) tabsOnTwoNodes(roomName string) (tab1, tab2 context.Context, ann, bob string) {
+	t := c.t
+	t.Helper()
+	tab1 = c.b.open(c.base + "r/" + roomName + "?name=Ann")
+	waitJS(t, tab1, "tab 1 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
+	ann = selfID(t, tab1)
+	tab2 = c.b.open(c.base + "r/" + roomName + "?name=Bob")
+	for attempt := 0; ; attempt++ {
+		waitJS(t, tab2, "tab 2 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
+		bob = selfID(t, tab2)
+		if n := c.nodeOf(roomName, bob); n >= 0 && n != c.nodeOf(roomName, ann) {
+			return tab1, tab2, ann, bob
+		}
+		if attempt == 5 {
+			t.Fatalf("both tabs keep landing on node %d", c.nodeOf(roomName, ann))
+		}
+		if _, err := chromedp.Run(tab2, chromedp.Navigate(c.base+"r/"+roomName+"?name=Bob")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Issue 16, test 2: two nodes on one Redis behind haproxy; two Chromium
 // tabs, whose sockets land on different nodes, see and hear each other
 // through the relay, and chat.
 func TestClusterTabsOnTwoNodes(t *testing.T) {
-	rd := testcluster.StartRedis(t)
-	var nodes []*server.Server
-	var backends []string
-	for _, id := range []string{"n1", "n2"} {
-		// A short resume window: at the end, the tabs' participants
-		// stay for it while their nodes drain (docs/cluster.md).
-		srv := startServer(t, func(c *server.Config) { c.RedisURL, c.NodeID, c.ResumeWindow = rd.URL(), id, 2*time.Second })
-		nodes = append(nodes, srv)
-		backends = append(backends, srv.Addr().String())
-	}
-	h := testcluster.StartHAProxy(t, backends...)
-	base := "http://" + h.Addr + "/"
-	b := newBrowser(t)
-	defer b.screenshots()
-
-	// haproxy goes round-robin over every request (the page, its scripts,
-	// the socket), so which node a tab's socket reaches depends on how many
-	// came before: open the second tab again until it is on the other node.
-	tab1 := b.open(base + "r/span?name=Ann")
-	waitJS(t, tab1, "tab 1 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
-	ann := selfID(t, tab1)
-	nodeOf := func(id string) int {
-		for i, n := range nodes {
-			_, members, _ := n.Rooms.Room("span")
-			if slices.ContainsFunc(members, func(m room.MemberInfo) bool { return m.ID == id }) {
-				return i
-			}
-		}
-		return -1
-	}
-	tab2 := b.open(base + "r/span?name=Bob")
-	var bob string
-	for attempt := 0; ; attempt++ {
-		waitJS(t, tab2, "tab 2 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
-		bob = selfID(t, tab2)
-		if nodeOf(bob) != nodeOf(ann) && nodeOf(bob) >= 0 {
-			break
-		}
-		if attempt == 5 {
-			t.Fatalf("both tabs keep landing on node %d", nodeOf(ann))
-		}
-		if _, err := chromedp.Run(tab2, chromedp.Navigate(base+"r/span?name=Bob")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := startTwoNodes(t, "n1", "n2", 10*time.Second)
+	tab1, tab2, ann, bob := c.tabsOnTwoNodes("span")
+	nodeOf := func(id string) int { return c.nodeOf("span", id) }
 	t.Logf("Ann on node %d, Bob on node %d", nodeOf(ann)+1, nodeOf(bob)+1)
 	for i, tab := range []context.Context{tab1, tab2} {
 		waitJS(t, tab, fmt.Sprintf("remote video playing in tab %d", i+1), remoteVideosPlaying+"(1)", 30*time.Second)
@@ -75,7 +100,7 @@ func TestClusterTabsOnTwoNodes(t *testing.T) {
 	eval[bool](t, tab1, `document.getElementById('chat-input').value = 'hello across nodes';
 		document.getElementById('chat-form').requestSubmit(); true`)
 	waitJS(t, tab2, "the chat message", `document.getElementById('messages').textContent.includes('Ann: hello across nodes')`, 5*time.Second)
-	for _, n := range nodes {
+	for _, n := range c.nodes {
 		if got := n.Rooms.RelayCount(); got != 1 {
 			t.Errorf("node %s has %d relays, want 1", n.Cluster.ID(), got)
 		}
@@ -89,47 +114,10 @@ func TestClusterTabsOnTwoNodes(t *testing.T) {
 // again, Ann's tab never dropped Bob's tile, and the drain ends once he
 // moved.
 func TestClusterDrainMovesTab(t *testing.T) {
-	rd := testcluster.StartRedis(t)
-	var nodes []*server.Server
-	var backends []string
-	for _, id := range []string{"d1", "d2"} {
-		srv := startServer(t, func(c *server.Config) {
-			c.RedisURL, c.NodeID, c.ResumeWindow, c.DrainTimeout = rd.URL(), id, 2*time.Second, 15*time.Second
-		})
-		nodes = append(nodes, srv)
-		backends = append(backends, srv.Addr().String())
-	}
-	h := testcluster.StartHAProxy(t, backends...)
-	base := "http://" + h.Addr + "/"
-	b := newBrowser(t)
-	defer b.screenshots()
-	nodeOf := func(id string) int {
-		for i, n := range nodes {
-			_, members, _ := n.Rooms.Room("move")
-			if slices.ContainsFunc(members, func(m room.MemberInfo) bool { return m.ID == id }) {
-				return i
-			}
-		}
-		return -1
-	}
-	tab1 := b.open(base + "r/move?name=Ann")
-	waitJS(t, tab1, "tab 1 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
-	ann := selfID(t, tab1)
-	tab2 := b.open(base + "r/move?name=Bob")
-	var bob string
-	for attempt := 0; ; attempt++ {
-		waitJS(t, tab2, "tab 2 joined", `!!(window.roundtable && window.roundtable.session.id)`, 20*time.Second)
-		bob = selfID(t, tab2)
-		if nodeOf(bob) != nodeOf(ann) && nodeOf(bob) >= 0 {
-			break
-		}
-		if attempt == 5 {
-			t.Fatalf("both tabs keep landing on node %d", nodeOf(ann))
-		}
-		if _, err := chromedp.Run(tab2, chromedp.Navigate(base+"r/move?name=Bob")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := startTwoNodes(t, "d1", "d2", 15*time.Second)
+	nodes := c.nodes
+	nodeOf := func(id string) int { return c.nodeOf("move", id) }
+	tab1, tab2, _, bob := c.tabsOnTwoNodes("move")
 	for i, tab := range []context.Context{tab1, tab2} {
 		waitJS(t, tab, fmt.Sprintf("remote video playing in tab %d", i+1), remoteVideosPlaying+"(1)", 30*time.Second)
 	}
