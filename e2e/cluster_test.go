@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
-	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
 	"github.com/roundtable-sfu/roundtable/internal/testcluster"
@@ -26,20 +25,6 @@ func withCluster(url, node string) serverOpt {
 	return func(c *server.Config, _ *[]interceptor.Factory) {
 		c.RedisURL, c.NodeID, c.ResumeWindow = url, node, 2*time.Second
 	}
-}
-
-// hasMedia reports whether c receives an audio and a video track from
-// participant id, each with at least n packets.
-func hasMedia(c *client.Client, id string, n int) bool {
-	var audio, video bool
-	for _, r := range c.ActiveRemote() {
-		if r.StreamID != id || r.Stats().Packets < n {
-			continue
-		}
-		audio = audio || r.Kind == webrtc.RTPCodecTypeAudio
-		video = video || r.Kind == webrtc.RTPCodecTypeVideo
-	}
-	return audio && video
 }
 
 // Two nodes on one Redis, one member on each, in one room: each sees the
@@ -58,8 +43,8 @@ func TestClusterTwoNodesOneRoom(t *testing.T) {
 	bob := b.join(ctx, "span", "bob", 1, 1)
 	waitFor(t, ctx, "Ann sees Bob", func() bool { _, ok := ann.Participants()[bob.ID]; return ok })
 	waitFor(t, ctx, "Bob sees Ann", func() bool { _, ok := bob.Participants()[ann.ID]; return ok })
-	waitFor(t, ctx, "Ann receives Bob's media", func() bool { return hasMedia(ann, bob.ID, 50) })
-	waitFor(t, ctx, "Bob receives Ann's media", func() bool { return hasMedia(bob, ann.ID, 50) })
+	waitFor(t, ctx, "Ann receives Bob's media", func() bool { return ann.ReceivesFrom(bob.ID, 50, time.Time{}) })
+	waitFor(t, ctx, "Bob receives Ann's media", func() bool { return bob.ReceivesFrom(ann.ID, 50, time.Time{}) })
 
 	for _, c := range []*client.Client{ann, bob} {
 		if err := c.WaitDataChannel(10 * time.Second); err != nil {
@@ -252,7 +237,9 @@ func TestClusterSurvivesRedisRestart(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	ann := a.join(ctx, "steady", "ann", 1, 1)
 	bob := b.join(ctx, "steady", "bob", 1, 1)
-	waitFor(t, ctx, "media both ways", func() bool { return hasMedia(ann, bob.ID, 30) && hasMedia(bob, ann.ID, 30) })
+	waitFor(t, ctx, "media both ways", func() bool {
+		return ann.ReceivesFrom(bob.ID, 30, time.Time{}) && bob.ReceivesFrom(ann.ID, 30, time.Time{})
+	})
 
 	rd.Stop()
 	down := time.Now()
@@ -283,8 +270,8 @@ func TestClusterSurvivesRedisRestart(t *testing.T) {
 	})
 	// The cluster works on: a newcomer on either node sees everyone.
 	cat := b.join(ctx, "steady", "cat", 1, 1)
-	waitFor(t, ctx, "Cat receives Ann through the relay", func() bool { return hasMedia(cat, ann.ID, 30) })
-	waitFor(t, ctx, "Ann receives Cat", func() bool { return hasMedia(ann, cat.ID, 30) })
+	waitFor(t, ctx, "Cat receives Ann through the relay", func() bool { return cat.ReceivesFrom(ann.ID, 30, time.Time{}) })
+	waitFor(t, ctx, "Ann receives Cat", func() bool { return ann.ReceivesFrom(cat.ID, 30, time.Time{}) })
 	for _, c := range []*client.Client{ann, bob} {
 		if d := c.Departures(); len(d) > 0 {
 			t.Errorf("%s saw %v leave", c.ID, d)

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,46 @@ func TestMLinesAreReused(t *testing.T) {
 	}
 	if errs := stay.Errors(); len(errs) != 0 {
 		t.Errorf("the member got errors: %v", errs)
+	}
+}
+
+// A member whose DTLS is not up yet is offered tracks, and then their
+// removal; a pion client applies each description's receivers only once
+// DTLS is up, in order, against the newest transceivers, and the stale
+// ones leave a removed track's m-line unable to receive again. So such an
+// m-line is never reused (issue 16: a mover, still connecting, subscribed
+// to a lost node's tracks and then to their replacements, which never
+// arrived): the next tracks arrive, on new m-lines.
+func TestMLineRemovedBeforeConnectedNotReused(t *testing.T) {
+	checkGoroutines(t)
+	s := startServer(t)
+	ctx := testContext(t, 60*time.Second)
+	guest := s.join(ctx, "early", "guest", 1, 1)
+	stay := s.joinWith(ctx, client.Config{Room: "early", Name: "stay", Audio: 1, Video: 1, HoldICE: true})
+	waitFor(t, ctx, "stay offered the guest's tracks", func() bool { return strings.Count(stay.RemoteSDP(), guest.ID) >= 2 })
+	old := stay.RemoteSDP()
+	guest.Leave()
+	waitFor(t, ctx, "the removal negotiated", func() bool { return !strings.Contains(stay.RemoteSDP(), guest.ID) })
+	next := s.join(ctx, "early", "next", 1, 1)
+	waitFor(t, ctx, "stay offered the next one's tracks", func() bool { return strings.Count(stay.RemoteSDP(), next.ID) >= 2 })
+	if stay.Connected() {
+		t.Fatal("stay connected while its ICE was held")
+	}
+	stay.ReleaseICE()
+	a := waitMedia(t, ctx, stay, next, webrtc.RTPCodecTypeAudio, 10)
+	v := waitMedia(t, ctx, stay, next, webrtc.RTPCodecTypeVideo, 10)
+	var removed []string // the guest's m-lines
+	for _, sec := range strings.Split(old, "\nm=")[1:] {
+		if _, rest, ok := strings.Cut(sec, "a=mid:"); ok && strings.Contains(sec, guest.ID) {
+			removed = append(removed, strings.TrimSpace(strings.SplitN(rest, "\n", 2)[0]))
+		}
+	}
+	if len(removed) != 2 {
+		t.Fatalf("the guest's m-lines: %v, want two", removed)
+	}
+	for _, r := range []*client.RemoteTrack{a, v} {
+		if slices.Contains(removed, r.Mid) {
+			t.Errorf("%s arrived on m-line %s, one removed before DTLS was up", r.Kind, r.Mid)
+		}
 	}
 }

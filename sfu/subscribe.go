@@ -162,7 +162,14 @@ func (p *Peer) started(d *DownTrack, sender *webrtc.RTPSender) {
 }
 
 // unsubscribe ends a subscription: its m-line goes recvonly in the next
-// offer and is idle once that is answered.
+// offer and is idle once that is answered, if the PeerConnection was
+// connected. One removed before that is never reused: a pion v3 remote
+// applies each description's receivers only once DTLS is up, queued, each
+// against the transceivers as they are by then, so the removed track's
+// stale start leaves the m-line's new receiver marked started with no
+// stream, and no later track on it is ever delivered (issue 16: a mover
+// still connecting, subscribed to a lost node's tracks, then to their
+// replacements).
 func (p *Peer) unsubscribe(up *UpTrack, s *subscription) {
 	n := &p.neg
 	delete(n.subs, up)
@@ -172,7 +179,7 @@ func (p *Peer) unsubscribe(up *UpTrack, s *subscription) {
 	p.mu.Unlock()
 	if err := p.pc.RemoveTrack(s.sender); err != nil {
 		p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
-	} else {
+	} else if p.dtlsUp.Load() {
 		n.released = append(n.released, s.tr)
 	}
 	s.down.close()

@@ -153,20 +153,6 @@ func metric(t *testing.T, url, name string) float64 {
 	return sum
 }
 
-// receives reports whether c receives an audio and a video track from
-// participant id, each with at least n packets.
-func receives(c *client.Client, id string, n int) bool {
-	var audio, video bool
-	for _, r := range c.ActiveRemote() {
-		if r.StreamID != id || r.Stats().Packets < n {
-			continue
-		}
-		audio = audio || r.Kind == webrtc.RTPCodecTypeAudio
-		video = video || r.Kind == webrtc.RTPCodecTypeVideo
-	}
-	return audio && video
-}
-
 // sentCounters returns each publisher's newest payload counter per kind
 // ("id/video"), for delivery over a window (CountersIn).
 func sentCounters(cs []*client.Client) map[string]uint64 {
@@ -243,7 +229,7 @@ func TestClusterSixParticipantsThreeNodes(t *testing.T) {
 			if o == c {
 				continue
 			}
-			if err := client.Wait(ctx, func() bool { return receives(c, o.ID, 30) }); err != nil {
+			if err := client.Wait(ctx, func() bool { return c.ReceivesFrom(o.ID, 30, time.Time{}) }); err != nil {
 				t.Fatalf("%s does not receive %s's media: %s", c.ID, o.ID, c.Debug())
 			}
 		}
@@ -324,21 +310,6 @@ func localMembers(n *node, roomName string) []string {
 	return ids
 }
 
-// receivesSince reports whether c receives audio and video from id on
-// tracks that started after t, each with at least n packets.
-func receivesSince(c *client.Client, id string, n int, t time.Time) bool {
-	var audio, video bool
-	for _, r := range c.ActiveRemote() {
-		st := r.Stats()
-		if r.StreamID != id || st.Packets < n || st.Started.Before(t) {
-			continue
-		}
-		audio = audio || r.Kind == webrtc.RTPCodecTypeAudio
-		video = video || r.Kind == webrtc.RTPCodecTypeVideo
-	}
-	return audio && video
-}
-
 // joinSix joins six participants (audio, video, AutoResume) to roomName
 // through ws and waits until each receives every other's media; they
 // are aborted at the end of the test.
@@ -356,7 +327,7 @@ func joinSix(t *testing.T, ctx context.Context, ws, roomName string) []*client.C
 	for _, c := range cs {
 		for _, o := range cs {
 			if o != c {
-				if err := client.Wait(ctx, func() bool { return receives(c, o.ID, 30) }); err != nil {
+				if err := client.Wait(ctx, func() bool { return c.ReceivesFrom(o.ID, 30, time.Time{}) }); err != nil {
 					t.Fatalf("%s does not receive %s's media: %s", c.ID, o.ID, c.Debug())
 				}
 			}
@@ -375,9 +346,19 @@ func waitBack(t *testing.T, ctx context.Context, cs []*client.Client, gone []str
 			if o == c || !slices.Contains(gone, o.ID) && !slices.Contains(gone, c.ID) {
 				continue
 			}
-			if err := client.Wait(ctx, func() bool { return receivesSince(c, o.ID, 10, since) }); err != nil {
+			if err := client.Wait(ctx, func() bool { return c.ReceivesFrom(o.ID, 10, since) }); err != nil {
 				t.Fatalf("%s does not receive %s's media again: %s", c.ID, o.ID, c.Debug())
 			}
+		}
+	}
+}
+
+// checkNoneLeft fails t if c saw any of gone leave.
+func checkNoneLeft(t *testing.T, c *client.Client, gone []string) {
+	t.Helper()
+	for _, id := range c.Departures() {
+		if slices.Contains(gone, id) {
+			t.Errorf("%s saw %s leave", c.ID, id)
 		}
 	}
 }
@@ -388,19 +369,6 @@ func waitBack(t *testing.T, ctx context.Context, cs []*client.Client, gone []str
 // no participant-left for them; Redis holds nothing of the dead node once
 // its keys expired.
 func TestClusterNodeLoss(t *testing.T) {
-	if os.Getenv("RT_KNOWN_FAILURES") == "" {
-		// Failed in 2 of 6 CI runs: a participant that moved may never
-		// receive another mover's new tracks. In the last failure's logs
-		// the mover joined its new node while the other mover's old tracks
-		// (from the dead node, no longer flowing) were still published
-		// there, so it subscribed to them; they were unpublished 80 ms
-		// later, and the new ones published 300 ms after that; the new ones
-		// never reached the mover's client. Not understood yet (a suspect:
-		// the m-lines the dead tracks left, reused for the new ones). Issue
-		// 16 stays open for it (see the session note); RT_KNOWN_FAILURES=1
-		// runs it.
-		t.Skip("known failure, issue 16: a mover can miss another mover's new tracks (RT_KNOWN_FAILURES=1 runs it)")
-	}
 	rd, nodes, ws := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -427,11 +395,7 @@ func TestClusterNodeLoss(t *testing.T) {
 			}
 			continue
 		}
-		for _, id := range c.Departures() {
-			if slices.Contains(gone, id) {
-				t.Errorf("%s saw %s leave", c.ID, id)
-			}
-		}
+		checkNoneLeft(t, c, gone)
 	}
 	// Its keys expire 3 s after its last heartbeat; its participants'
 	// records are the nodes' they moved to.
@@ -503,11 +467,7 @@ func TestClusterDrain(t *testing.T) {
 			continue
 		}
 		stayed = append(stayed, c)
-		for _, id := range c.Departures() {
-			if slices.Contains(gone, id) {
-				t.Errorf("%s saw %s leave", c.ID, id)
-			}
-		}
+		checkNoneLeft(t, c, gone)
 	}
 	checkDelivery(t, "during the drain", stayed, stayed, before, after, false)
 	for _, c := range cs {

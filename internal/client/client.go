@@ -79,20 +79,24 @@ type Client struct {
 	local        []*LocalTrack
 	cands        []webrtc.ICECandidateInit
 	serverCands  []string
-	failures     []string
-	negMu        sync.Mutex // serializes offers and answers
-	collide      atomic.Bool
-	iceChange    chan struct{} // kicked on every ICE connection state change (onOffer)
-	collisions   atomic.Int64
-	answers      atomic.Int64
-	speakers     []SpeakerEvent
-	quality      map[string]sig.QualityJSON // connection-quality, last per participant
-	qualityLog   []QualityEvent
-	departures   []string // participant-left ids, in order
-	connected    atomic.Bool
-	offers       atomic.Int64
-	otherClosed  atomic.Bool
-	lastOffer    string // the server's latest offer, under mu
+	// iceHeld: Config.HoldICE until ReleaseICE, with the candidates it
+	// keeps (holdice.go).
+	iceHeld               bool
+	heldLocal, heldRemote []webrtc.ICECandidateInit
+	failures              []string
+	negMu                 sync.Mutex // serializes offers and answers
+	collide               atomic.Bool
+	iceChange             chan struct{} // kicked on every ICE connection state change (onOffer)
+	collisions            atomic.Int64
+	answers               atomic.Int64
+	speakers              []SpeakerEvent
+	quality               map[string]sig.QualityJSON // connection-quality, last per participant
+	qualityLog            []QualityEvent
+	departures            []string // participant-left ids, in order
+	connected             atomic.Bool
+	offers                atomic.Int64
+	otherClosed           atomic.Bool
+	lastOffer             string // the server's latest offer, under mu
 
 	resume  resumeState
 	closing atomic.Bool // Abort started: a reader's end closes the client
@@ -285,7 +289,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{
-		cfg: cfg, ws: ws,
+		cfg: cfg, ws: ws, iceHeld: cfg.HoldICE,
 		dcOpen: make(chan struct{}), joined: make(chan sig.Inbound, 1), joinErr: make(chan ErrorMsg, 1), redirected: make(chan string, 1),
 		iceChange:    make(chan struct{}, 1),
 		closed:       make(chan struct{}),
@@ -360,6 +364,9 @@ func (c *Client) startPeer() error {
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand != nil {
 			init := cand.ToJSON()
+			if c.holdCandidate(init, false) {
+				return
+			}
 			_ = c.SendJSON(map[string]any{"type": sig.TypeCandidate, "candidate": init})
 		}
 	})

@@ -66,6 +66,11 @@ type Config struct {
 	// PeerConnection; StartPeer creates it and sends the first offer (tests:
 	// a member whose data channel is not open yet).
 	DeferPeer bool
+	// HoldICE keeps the PeerConnection from connecting until ReleaseICE:
+	// it negotiates, but no ICE candidate goes either way (trickled ones
+	// wait; those in a description are taken out and wait). Tests: what
+	// is negotiated before DTLS is up.
+	HoldICE bool
 	// Codecs registers the codecs the client offers and accepts, numbered
 	// its own way (default sfu.RegisterCodecs: Chrome's numbers; see
 	// FirefoxCodecs and OnlyCodecs).

@@ -138,7 +138,7 @@ func (c *Client) handle(m serverMsg, raw []byte) {
 		c.mu.Lock()
 		c.serverCands = append(c.serverCands, m.Candidate.Candidate)
 		c.mu.Unlock()
-		if c.pc == nil {
+		if c.pc == nil || c.holdCandidate(*m.Candidate, true) {
 			return
 		}
 		if c.pc.RemoteDescription() == nil {
@@ -229,6 +229,7 @@ func (c *Client) onOffer(sdp string) {
 		}
 		deadline.Stop()
 	}
+	sdp = c.stripCandidates(sdp, true)
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		c.fail(fmt.Errorf("apply server offer: %w", err))
 		return
@@ -243,7 +244,7 @@ func (c *Client) onOffer(sdp string) {
 		c.fail(fmt.Errorf("set answer: %w", err))
 		return
 	}
-	answer := c.pc.LocalDescription().SDP
+	answer := c.stripCandidates(c.pc.LocalDescription().SDP, false)
 	if c.cfg.OnServerOffer != nil {
 		answer = c.cfg.OnServerOffer(answer)
 	}
@@ -275,6 +276,7 @@ func (c *Client) onAnswer(sdp string) {
 		c.fail(fmt.Errorf("answer in state %s", c.pc.SignalingState()))
 		return
 	}
+	sdp = c.stripCandidates(sdp, true)
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		c.fail(fmt.Errorf("apply answer: %w", err))
 		return
@@ -291,7 +293,7 @@ func (c *Client) offerLocked() error {
 	if err := c.pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("set offer: %w", err)
 	}
-	return c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": c.pc.LocalDescription().SDP})
+	return c.SendJSON(map[string]string{"type": sig.TypeOffer, "sdp": c.stripCandidates(c.pc.LocalDescription().SDP, false)})
 }
 
 // fail records a client-side negotiation failure (see Failures).

@@ -178,6 +178,22 @@ func (c *Client) ActiveRemote() []*RemoteTrack {
 	return out
 }
 
+// ReceivesFrom reports whether the client receives both audio and video
+// from participant id: a track of each kind that has not ended, started at
+// or after since (the zero time: any), with at least n packets.
+func (c *Client) ReceivesFrom(id string, n int, since time.Time) bool {
+	var audio, video bool
+	for _, r := range c.ActiveRemote() {
+		st := r.Stats()
+		if r.StreamID != id || st.Packets < n || st.Started.Before(since) {
+			continue
+		}
+		audio = audio || r.Kind == webrtc.RTPCodecTypeAudio
+		video = video || r.Kind == webrtc.RTPCodecTypeVideo
+	}
+	return audio && video
+}
+
 func newRemoteTrack() *RemoteTrack {
 	return &RemoteTrack{started: time.Now(), seen: map[uint64]bool{}, payloadIDs: map[string]int{}, gapSince: map[uint64]time.Time{}, counters: map[uint64]struct{}{},
 		layer: -1, payloadTypes: map[uint8]int{}}
