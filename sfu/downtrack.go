@@ -72,6 +72,10 @@ type DownTrack struct {
 	kind     Kind
 	est      *estimator // the subscriber's; nil in tests
 	relay    bool       // a relay's out leg sends it (Stats.RelayPacketsOut)
+	// pin is the rid of the one layer it forwards, "" any (relaylayers.go);
+	// set, the relay's DownTracks of all the track's layers, on the first.
+	pin string
+	set []*DownTrack
 
 	queue chan queued
 	rtx   chan uint16
@@ -352,6 +356,10 @@ func (d *DownTrack) decide(share int, now time.Time) {
 	}
 	layers := *up.layers.Load()
 	if len(layers) == 0 {
+		return
+	}
+	if d.pin != "" {
+		d.want.Store(d.pinned(layers))
 		return
 	}
 	if !up.simulcast || len(layers) == 1 {

@@ -18,13 +18,16 @@ import (
 )
 
 type layer struct {
-	owner    *UpTrack // the track it is a layer of
-	rid      string
-	video    bool
-	guess    int // rank its rid suggests (ridGuess)
-	arrival  int // order of arrival among the track's layers
-	ssrc     uint32
-	remote   *webrtc.TrackRemote
+	owner   *UpTrack // the track it is a layer of
+	rid     string
+	video   bool
+	guess   int // rank its rid suggests (ridGuess)
+	arrival int // order of arrival among the track's layers
+	ssrc    uint32
+	remote  *webrtc.TrackRemote
+	// receiver is the layer's own, for a relayed layer, which comes on an
+	// m-line of its own (relaylayers.go); nil: the track's receiver.
+	receiver *webrtc.RTPReceiver
 	cache    *PacketCache
 	keyframe *Throttle
 	width    atomic.Int32 // from the last keyframe that carried a size, 0 unknown

@@ -83,6 +83,9 @@ func (p *Peer) run() {
 		answerWait.Stop()
 		for up, s := range n.subs {
 			s.down.close()
+			for _, ls := range s.layers {
+				ls.down.close()
+			}
 			delete(n.subs, up)
 		}
 		p.mu.Lock()

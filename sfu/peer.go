@@ -177,6 +177,9 @@ type Peer struct {
 	videoSSRCs []uint32                         // incoming video streams, for the REMB cap
 	playback   []*DownTrack                     // a viewer's tracks (playback.go), set by the run goroutine
 	follow     []*UpTrack                       // their sources, as Follow last gave them
+	// relayLayers are a relay's simulcast tracks by stream and track id
+	// while their layers arrive (relaylayers.go).
+	relayLayers map[string]*UpTrack
 
 	neg   negotiation  // run goroutine only
 	meter qualityMeter // SampleQuality's caller only (quality.go)
@@ -206,17 +209,18 @@ func (e *Engine) NewPeer(cfg PeerConfig) (*Peer, error) {
 	}
 	p := &Peer{
 		cfg: cfg, engine: e, api: api, pc: pc, log: log, est: est,
-		events:    make(chan peerEvent, eventQueueLen),
-		kick:      make(chan struct{}, 1),
-		iceChange: make(chan struct{}, 1),
-		wake:      make(chan struct{}, 1),
-		closed:    make(chan struct{}),
-		runDone:   make(chan struct{}),
-		want:      map[*UpTrack]bool{},
-		downs:     map[*UpTrack]*DownTrack{},
-		ups:       map[*UpTrack]struct{}{},
-		simulcast: map[*webrtc.RTPReceiver]*UpTrack{},
-		neg:       newNegotiation(),
+		events:      make(chan peerEvent, eventQueueLen),
+		kick:        make(chan struct{}, 1),
+		iceChange:   make(chan struct{}, 1),
+		wake:        make(chan struct{}, 1),
+		closed:      make(chan struct{}),
+		runDone:     make(chan struct{}),
+		want:        map[*UpTrack]bool{},
+		downs:       map[*UpTrack]*DownTrack{},
+		ups:         map[*UpTrack]struct{}{},
+		simulcast:   map[*webrtc.RTPReceiver]*UpTrack{},
+		neg:         newNegotiation(),
+		relayLayers: map[string]*UpTrack{},
 	}
 	pc.OnICECandidate(p.onLocalCandidate)
 	pc.OnTrack(p.onTrack)
@@ -411,6 +415,10 @@ func (p *Peer) SetViewport(up *UpTrack, width, height int, visible bool) bool {
 	p.mu.Unlock()
 	if d == nil {
 		return false
+	}
+	if d.set != nil {
+		setRelayView(up, d.set, width, height, visible)
+		return true
 	}
 	d.SetViewport(width, height)
 	d.SetPaused(!visible)

@@ -8,6 +8,7 @@ package sfu
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"strings"
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
@@ -24,18 +25,32 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 		return
 	}
 	rid := remote.RID()
+	id, stream := newTrackID(), p.cfg.ID
+	if p.cfg.Relay && remote.ID() != "" && remote.StreamID() != "" {
+		id, stream = remote.ID(), remote.StreamID() // as its origin named it
+	}
+	// A relayed simulcast layer comes on an m-line of its own, its id
+	// naming the track and the layer (relaylayers.go).
+	var relayKey string
+	if p.cfg.Relay {
+		if tid, lrid, ok := strings.Cut(id, relayLayerSep); ok {
+			id, rid, relayKey = tid, lrid, stream+" "+tid
+		}
+	}
 	up, isLayer := p.simulcast[receiver]
+	if relayKey != "" {
+		up, isLayer = p.relayLayers[relayKey]
+	}
 	var l *layer
 	if isLayer {
 		l = up.addLayer(rid, uint32(remote.SSRC()))
 	} else {
-		id, stream := newTrackID(), p.cfg.ID
-		if p.cfg.Relay && remote.ID() != "" && remote.StreamID() != "" {
-			id, stream = remote.ID(), remote.StreamID() // as its origin named it
-		}
 		up = newSimulcastUpTrack(id, stream, remote.Kind(), remote.Codec(), rid, uint32(remote.SSRC()),
 			p.engine.stats, p.pc.WriteRTCP)
 		up.receiver, up.remoteID, up.relayed = receiver, remote.ID(), p.cfg.Relay
+		if relayKey != "" {
+			up.remoteID = id // the track's, without the layer's rid
+		}
 		l = (*up.layers.Load())[0]
 		for _, e := range receiver.GetParameters().HeaderExtensions {
 			if e.URI == sdp.AudioLevelURI && remote.Kind() == webrtc.RTPCodecTypeAudio {
@@ -43,12 +58,21 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 			}
 		}
 		p.ups[up] = struct{}{}
-		if rid != "" {
+		switch {
+		case relayKey != "":
+			p.relayLayers[relayKey] = up
+		case rid != "":
 			p.simulcast[receiver] = up
 			up.expectLayers(len(receiver.Tracks()))
+			for _, t := range receiver.Tracks() {
+				up.rids = append(up.rids, t.RID())
+			}
 		}
 	}
 	l.remote = remote
+	if relayKey != "" {
+		l.receiver = receiver
+	}
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		// The most recent streams; older ones have ended or soon will.
 		p.videoSSRCs = append(p.videoSSRCs[max(0, len(p.videoSSRCs)-maxCappedSSRCs+1):], uint32(remote.SSRC()))
@@ -73,6 +97,15 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 			}
 		}
 		up.readLoop(l)
+		if relayKey != "" {
+			// The origin ends a relayed track's layers together: later
+			// layers of the same id start a new track.
+			p.mu.Lock()
+			if p.relayLayers[relayKey] == up {
+				delete(p.relayLayers, relayKey)
+			}
+			p.mu.Unlock()
+		}
 		if up.endLoop() {
 			p.mu.Lock()
 			delete(p.simulcast, receiver)

@@ -110,7 +110,8 @@ type Stats struct {
 	Peers         atomic.Int64
 	UpTracks      [numKinds]atomic.Int64
 	Subscriptions atomic.Int64
-	// PausedSubscriptions are video subscriptions paused for hidden tiles.
+	// PausedSubscriptions are video subscriptions paused for hidden tiles
+	// (a relay's: simulcast layers the other node does not need).
 	PausedSubscriptions atomic.Int64
 }
 

@@ -29,6 +29,9 @@ type subscription struct {
 	down   *DownTrack
 	sender *webrtc.RTPSender
 	tr     *webrtc.RTPTransceiver
+	// layers are a relay's other simulcast layers of the track, each on
+	// an m-line of its own (relaylayers.go); down carries the first.
+	layers []*subscription
 }
 
 // offer applies the pending subscription changes and, when anything
@@ -96,8 +99,6 @@ func (p *Peer) offer() error {
 // cannot carry the publisher's codec.
 func (p *Peer) subscribe(up *UpTrack) error {
 	n := &p.neg
-	d := newDownTrack(up, p.engine.stats)
-	d.est, d.relay = p.est, p.cfg.Relay
 	have, err := p.codecs(up.kind)
 	if err != nil {
 		return err
@@ -107,7 +108,6 @@ func (p *Peer) subscribe(up *UpTrack) error {
 		return fmt.Errorf("%w: track %s is %s, and this participant's first %s m-line accepted only %s",
 			ErrCodecNotNegotiated, up.id, up.codec.MimeType, up.kind, mimeTypes(have))
 	}
-	d.codec = codec
 	prefs := []webrtc.RTPCodecParameters{codec}
 	if !n.kinds[up.kind] {
 		// The answer to this offer fixes the kind's codecs for good: offer
@@ -118,8 +118,50 @@ func (p *Peer) subscribe(up *UpTrack) error {
 			}
 		}
 	}
+	pins := relayPins(p.cfg.Relay, up)
+	var s *subscription
+	for _, pin := range pins {
+		d := newDownTrack(up, p.engine.stats)
+		d.est, d.relay, d.codec = p.est, p.cfg.Relay, codec
+		if pin != "" {
+			d.pinTo(pin)
+		}
+		ls, err := p.addSending(d, prefs)
+		if err != nil {
+			d.close()
+			if s != nil {
+				p.unsubscribe(up, s) // not in n.subs yet: closes what was made
+			}
+			return err
+		}
+		if s == nil {
+			s = ls
+		} else {
+			s.layers = append(s.layers, ls)
+		}
+	}
+	if len(s.layers) > 0 {
+		s.down.set = []*DownTrack{s.down}
+		for _, ls := range s.layers {
+			s.down.set = append(s.down.set, ls.down)
+		}
+	}
+	n.subs[up] = s
+	p.mu.Lock()
+	p.downs[up] = s.down
+	p.mu.Unlock()
+	for _, ls := range append([]*subscription{s}, s.layers...) {
+		p.started(ls.down, ls.sender)
+	}
+	return nil
+}
+
+// addSending puts d on an m-line: an idle one of its kind that accepted
+// its codec, else a new one, with the codecs prefs.
+func (p *Peer) addSending(d *DownTrack, prefs []webrtc.RTPCodecParameters) (*subscription, error) {
 	var sender *webrtc.RTPSender
-	tr := p.takeIdle(up.kind, codec.PayloadType)
+	var err error
+	tr := p.takeIdle(d.rtpKind, d.codec.PayloadType)
 	if tr != nil {
 		if tr, sender, err = p.reuseIdle(tr, d); err != nil {
 			p.log.Warn("m-line not reused", "participant", p.cfg.ID, "err", err)
@@ -131,7 +173,7 @@ func (p *Peer) subscribe(up *UpTrack) error {
 		// track may arrive on this m-line, and the server must receive it.
 		tr, err = p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
 		if err != nil {
-			return fmt.Errorf("add transceiver: %w", err)
+			return nil, fmt.Errorf("add transceiver: %w", err)
 		}
 		sender = tr.Sender()
 	}
@@ -140,12 +182,7 @@ func (p *Peer) subscribe(up *UpTrack) error {
 		// lists every negotiated codec, which still includes d.codec.
 		p.log.Warn("codec preferences", "participant", p.cfg.ID, "err", err)
 	}
-	n.subs[up] = &subscription{down: d, sender: sender, tr: tr}
-	p.mu.Lock()
-	p.downs[up] = d
-	p.mu.Unlock()
-	p.started(d, sender)
-	return nil
+	return &subscription{down: d, sender: sender, tr: tr}, nil
 }
 
 // started gates the estimator for a new DownTrack and starts its RTCP
@@ -172,17 +209,21 @@ func (p *Peer) started(d *DownTrack, sender *webrtc.RTPSender) {
 // replacements).
 func (p *Peer) unsubscribe(up *UpTrack, s *subscription) {
 	n := &p.neg
-	delete(n.subs, up)
-	p.mu.Lock()
-	delete(p.downs, up)
-	p.gateEstimator()
-	p.mu.Unlock()
-	if err := p.pc.RemoveTrack(s.sender); err != nil {
-		p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
-	} else if p.dtlsUp.Load() {
-		n.released = append(n.released, s.tr)
+	if n.subs[up] == s {
+		delete(n.subs, up)
+		p.mu.Lock()
+		delete(p.downs, up)
+		p.gateEstimator()
+		p.mu.Unlock()
 	}
-	s.down.close()
+	for _, ls := range append([]*subscription{s}, s.layers...) {
+		if err := p.pc.RemoveTrack(ls.sender); err != nil {
+			p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
+		} else if p.dtlsUp.Load() {
+			n.released = append(n.released, ls.tr)
+		}
+		ls.down.close()
+	}
 }
 
 // codecs returns what the PeerConnection can send of kind now: pion's

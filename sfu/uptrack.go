@@ -40,6 +40,9 @@ type UpTrack struct {
 	receiver  *webrtc.RTPReceiver
 	stats     *Stats
 	simulcast bool
+	// rids are the simulcast layers the publisher announced, in its order
+	// (a relay carries each on an m-line of its own: relaylayers.go).
+	rids      []string
 	writeRTCP func([]rtcp.Packet) error
 	refused   atomic.Bool // PeerConfig.OnTrack said no: read and drop
 	relayed   bool        // it came by a relay from another node (set before its loops start)
@@ -354,7 +357,7 @@ func (u *UpTrack) forward(l *layer, pkt []byte, hdr *rtp.Header, unwrap *SeqUnwr
 // its lock while a later layer is being set up (a data race), and a layer's
 // arrival is what orders the two.
 func (u *UpTrack) drainRTCP(l *layer) {
-	if l.rid != "" {
+	if l.rid != "" && l.receiver == nil {
 		u.mu.Lock()
 		all := u.allLayers
 		u.mu.Unlock()
@@ -369,9 +372,12 @@ func (u *UpTrack) drainRTCP(l *layer) {
 		var err error
 		var n int
 		var attrs interceptor.Attributes
-		if l.rid == "" {
+		switch {
+		case l.receiver != nil:
+			n, attrs, err = l.receiver.Read(buf)
+		case l.rid == "":
 			n, attrs, err = u.receiver.Read(buf)
-		} else {
+		default:
 			n, attrs, err = u.receiver.ReadSimulcast(buf, l.rid)
 		}
 		if err == nil {
