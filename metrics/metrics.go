@@ -90,7 +90,7 @@ func newCollector(src Sources) *collector {
 		participants:        desc("participants", "Participants in all rooms now."),
 		peers:               desc("peer_connections", "Open PeerConnections."),
 		tracks:              desc("published_tracks", "Tracks being published now.", "kind"),
-		subscriptions:       desc("subscriptions", "Forwarded (subscribed) tracks now: one per subscriber and track."),
+		subscriptions:       desc("subscriptions", "Forwarded (subscribed) tracks now: one per subscriber and track (a relay: one per simulcast layer)."),
 		pausedSubscriptions: desc("paused_subscriptions", "Video subscriptions paused: the subscriber's tile is hidden, or no member of a relay's other node needs the layer."),
 		packetsIn:           desc("rtp_packets_received_total", "RTP packets received from publishers.", "kind"),
 		bytesIn:             desc("rtp_received_bytes_total", "RTP bytes received from publishers.", "kind"),

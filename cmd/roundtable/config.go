@@ -134,11 +134,15 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 		}
 		return checkConfig(args[1], stdout)
 	case "print":
-		_, fs, err := parseFlags(args[1:], os.LookupEnv, stderr)
+		cfg, fs, err := parseFlags(args[1:], os.LookupEnv, stderr)
 		if err != nil {
 			return err
 		}
 		printConfig(fs, stdout)
+		// Printed all the same: what is wrong is easier to see in it.
+		if err := cfg.Validate(); err != nil {
+			return fmt.Errorf("the server would not start with this configuration:\n%w", err)
+		}
 		return nil
 	}
 	return errors.New(usage)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -80,7 +81,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	go func() { errc <- srv.Serve() }()
 	fmt.Fprintf(stdout, "Roundtable is up: open %s in two browser tabs\n", srv.URL())
 	turnUDP, turnTCP := srv.TURNPorts()
-	log.Info("serving", "url", srv.URL(), "signaling", srv.WSURL(), "ice_udp_port", cfg.ICEPort, "ice_tcp_port", cfg.ICETCPPort,
+	iceUDP, iceTCP := cfg.ICEPort, cfg.ICETCPPort // the ports bound, when 0 asked for any
+	if as := srv.Engine.UDPAddrs(); len(as) > 0 {
+		if a, ok := as[0].(*net.UDPAddr); ok {
+			iceUDP = a.Port
+		}
+	}
+	if a, ok := srv.Engine.TCPAddr().(*net.TCPAddr); ok {
+		iceTCP = a.Port
+	}
+	log.Info("serving", "url", srv.URL(), "signaling", srv.WSURL(), "ice_udp_port", iceUDP, "ice_tcp_port", iceTCP,
 		"turn_udp_port", turnUDP, "turn_tcp_port", turnTCP)
 	// Each advertised address gets a STUN binding from the server itself;
 	// the ones that do not answer are logged by flag (3 s at most).

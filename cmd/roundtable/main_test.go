@@ -192,10 +192,14 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 			t.Errorf("participant got bye %q, want shutdown", c.Bye())
 		}
 	}
-	for _, want := range []string{`"msg":"draining"`, `"msg":"stopped"`} {
+	for _, want := range []string{`"msg":"serving"`, `"msg":"draining"`, `"msg":"stopped"`} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("no structured log %s:\n%s", want, stderr)
 		}
+	}
+	// -ice-port 0 asks for any port: the log names the one bound.
+	if strings.Contains(stderr.String(), `"ice_udp_port":0,`) {
+		t.Errorf("the serving log names ICE UDP port 0, not the port bound:\n%s", stderr)
 	}
 }
 
@@ -524,6 +528,12 @@ func TestConfigFile(t *testing.T) {
 	again := write("again.yaml", out.String())
 	if _, err := parseConfig([]string{"-config", again}, func(string) (string, bool) { return "", false }, io.Discard); err != nil {
 		t.Errorf("print's output as a config file: %v", err)
+	}
+	// A configuration the server would refuse is printed, and refused.
+	out.Reset()
+	err = runConfig([]string{"print", "-config", invalid}, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "max-rooms") || !strings.Contains(out.String(), "max-rooms: 0") {
+		t.Errorf("print an invalid configuration: %v\n%s", err, out.String())
 	}
 }
 

@@ -196,6 +196,9 @@ func (s *tabSet) screenshots() {
 		if st, err := evaluate[string](ctx, stateJS); err == nil {
 			s.t.Logf("%s tab%d state: %s", s.name, i+1, st)
 		}
+		if st, err := evaluate[string](ctx, rtpJS); err == nil {
+			s.t.Logf("%s tab%d video RTP: %s", s.name, i+1, st)
+		}
 		if png, err := screenshot(ctx); err == nil {
 			p := filepath.Join(dir, fmt.Sprintf("%s-%s-tab%d.png", strings.ReplaceAll(s.t.Name(), "/", "-"), s.name, i+1))
 			_ = os.WriteFile(p, png, 0o644)
@@ -215,6 +218,25 @@ const stateJS = `JSON.stringify((() => {
     stage: r.stage && { mode: r.stage.mode, pinned: r.stage.pinned, speaker: r.stage.speaker, main: r.stage.lastMain, page: r.stage.page,
       speaking: [...document.querySelectorAll('.tile.speaking')].map(t => t.dataset.participant) } };
 })())`
+
+// rtpJS describes a tab's video streams for failure reports (W3C
+// webrtc-stats): each received one ("in": track, frames received, decoded,
+// dropped, keyframes decoded, PLIs and NACKs sent, packets lost, freezes,
+// frames per second) and each sent layer ("out": rid, width, frames per
+// second, what limits its quality, target kbit/s, keyframes, PLIs got).
+const rtpJS = `(async () => {
+  const s = window.roundtable && window.roundtable.session; if (!s || !s.pc) return 'no PeerConnection';
+  const out = [];
+  (await s.pc.getStats()).forEach(r => {
+    if (r.kind !== 'video') return;
+    const fps = Math.round(r.framesPerSecond || 0);
+    if (r.type === 'inbound-rtp') out.push(['in', r.trackIdentifier, r.framesReceived, r.framesDecoded, r.framesDropped,
+      r.keyFramesDecoded, r.pliCount, r.nackCount, r.packetsLost, r.freezeCount, fps]);
+    if (r.type === 'outbound-rtp') out.push(['out', r.rid, r.frameWidth, fps, r.qualityLimitationReason,
+      Math.round((r.targetBitrate || 0) / 1000), r.keyFramesEncoded, r.pliCount]);
+  });
+  return JSON.stringify(out);
+})()`
 
 // evaluate runs js in a tab of either browser, awaiting a promise.
 // Firefox returns primitive values only (return JSON.stringify(...) for
