@@ -91,7 +91,7 @@ func newCollector(src Sources) *collector {
 		peers:               desc("peer_connections", "Open PeerConnections."),
 		tracks:              desc("published_tracks", "Tracks being published now.", "kind"),
 		subscriptions:       desc("subscriptions", "Forwarded (subscribed) tracks now: one per subscriber and track (a relay: one per simulcast layer)."),
-		pausedSubscriptions: desc("paused_subscriptions", "Video subscriptions paused: the subscriber's tile is hidden, or no member of a relay's other node needs the layer."),
+		pausedSubscriptions: desc("paused_subscriptions", "Video subscriptions paused: the subscriber's tile is hidden, or (a relay's) the layer is above the one the other node's largest tile needs."),
 		packetsIn:           desc("rtp_packets_received_total", "RTP packets received from publishers.", "kind"),
 		bytesIn:             desc("rtp_received_bytes_total", "RTP bytes received from publishers.", "kind"),
 		packetsOut:          desc("rtp_packets_sent_total", "RTP packets sent to subscribers, retransmissions included.", "kind"),

@@ -866,8 +866,9 @@ func (m *Manager) Directory() map[string][]DirectoryEntry {
 
 // onView takes a "view" from the other node (on this out leg's data
 // channel, from its in leg): how its members show one of this node's
-// tracks. The out leg's DownTrack follows it as a subscriber's follows its
-// tile: the layer for the largest tile, nothing while nobody shows it.
+// tracks. The out leg's DownTracks follow it (sfu.Peer.SetViewport): a
+// simulcast track's layers up to the one the largest tile needs cross, the
+// others pause; nothing crosses while nobody shows it.
 func (rl *Relay) onView(d sfu.DataMessage) {
 	body, ok := bytes.CutPrefix(d.Data, []byte(":"))
 	if !ok {

@@ -82,8 +82,7 @@ func (p *Peer) run() {
 		coalesce.Stop()
 		answerWait.Stop()
 		for up, s := range n.subs {
-			s.down.close()
-			for _, ls := range s.layers {
+			for _, ls := range s.all() {
 				ls.down.close()
 			}
 			delete(n.subs, up)
@@ -451,15 +450,22 @@ func (p *Peer) dropRefused(answer string) {
 		}
 	}
 	for up, s := range p.neg.subs {
-		m, ok := byMid[s.tr.Mid()]
-		pt := strconv.Itoa(int(s.down.codec.PayloadType))
-		switch {
-		case !ok:
-			continue
-		case m.rejected:
-			p.drop(up, s, fmt.Errorf("%w: track %s: the answer rejects its m-line", ErrCodecNotNegotiated, up.id))
-		case !slices.Contains(m.formats, pt):
-			p.drop(up, s, fmt.Errorf("%w: track %s is %s, and the answer leaves it out", ErrCodecNotNegotiated, up.id, up.codec.MimeType))
+		for _, ls := range s.all() { // a relay's layers: any refused ends them all
+			m, ok := byMid[ls.tr.Mid()]
+			pt := strconv.Itoa(int(ls.down.codec.PayloadType))
+			var err error
+			switch {
+			case !ok:
+				continue
+			case m.rejected:
+				err = fmt.Errorf("%w: track %s: the answer rejects its m-line", ErrCodecNotNegotiated, up.id)
+			case !slices.Contains(m.formats, pt):
+				err = fmt.Errorf("%w: track %s is %s, and the answer leaves it out", ErrCodecNotNegotiated, up.id, up.codec.MimeType)
+			}
+			if err != nil {
+				p.drop(up, s, err)
+				break
+			}
 		}
 	}
 }
@@ -469,7 +475,7 @@ func (p *Peer) dropRefused(answer string) {
 // another m-line of the same answer).
 func (p *Peer) dropUnusable() {
 	for up, s := range p.neg.subs {
-		if s.down.unusable.Load() {
+		if slices.ContainsFunc(s.all(), func(ls *subscription) bool { return ls.down.unusable.Load() }) {
 			p.drop(up, s, fmt.Errorf("%w: track %s is %s, which this participant's first %s m-line did not accept",
 				ErrCodecNotNegotiated, up.id, up.codec.MimeType, up.kind))
 		}

@@ -115,10 +115,13 @@ type PeerConfig struct {
 	// Relay makes the Peer one end of a relay between nodes: a track it
 	// receives keeps the ids its origin gave it (the msid: the track id
 	// and the publisher's participant id as stream id) instead of new
-	// ones; its simulcast subscriptions follow viewport hints only, with no
+	// ones; a simulcast track it sends goes as one track per layer, and
+	// one it receives that way is one simulcast track again
+	// (relaylayers.go), its layers paused by viewport hints only, with no
 	// bandwidth estimate (GCC does not run); it sends no publishing cap;
-	// and a data message may be RelayDataOverhead bytes over the limit
-	// (the relay prefixes the sender's id).
+	// its descriptions may have up to MaxRelayMediaSections m-lines; and a
+	// data message may be RelayDataOverhead bytes over the limit (the
+	// relay prefixes the sender's id).
 	Relay bool
 }
 
@@ -266,7 +269,7 @@ func (p *Peer) ID() string { return p.cfg.ID }
 
 // HandleOffer queues a remote offer.
 func (p *Peer) HandleOffer(sdp string) error {
-	if err := CheckSDP(sdp); err != nil {
+	if err := p.checkSDP(sdp); err != nil {
 		return err
 	}
 	p.remoteCands.Add(int64(strings.Count(sdp, "a=candidate:")))
@@ -277,11 +280,19 @@ func (p *Peer) HandleOffer(sdp string) error {
 // that fails them fails the negotiation it answers all the same (see
 // negotiate.go: pion, still in have-local-offer, cannot go on).
 func (p *Peer) HandleAnswer(sdp string) error {
-	if err := CheckSDP(sdp); err != nil {
+	if err := p.checkSDP(sdp); err != nil {
 		_ = p.post(peerEvent{kind: SignalAnswer, err: err})
 		return err
 	}
 	return p.post(peerEvent{kind: SignalAnswer, sdp: sdp})
+}
+
+// checkSDP is CheckSDP, with a relay's bound for a relay's Peer.
+func (p *Peer) checkSDP(sdp string) error {
+	if p.cfg.Relay {
+		return checkSDP(sdp, MaxRelayMediaSections)
+	}
+	return CheckSDP(sdp)
 }
 
 // HandleCandidate queues a remote ICE candidate; candidates that arrive

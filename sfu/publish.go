@@ -39,7 +39,10 @@ func (p *Peer) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver)
 	}
 	up, isLayer := p.simulcast[receiver]
 	if relayKey != "" {
+		// A layer it has already is a new subscription's, come before
+		// the old one's layers all ended: a new track.
 		up, isLayer = p.relayLayers[relayKey]
+		isLayer = isLayer && !up.hasLayer(rid)
 	}
 	var l *layer
 	if isLayer {

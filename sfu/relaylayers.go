@@ -52,9 +52,8 @@ func setRelayView(up *UpTrack, set []*DownTrack, width, height int, visible bool
 	layers := *up.layers.Load()
 	var views [maxLayers]layerView
 	n := min(len(layers), maxLayers)
-	now := time.Now()
 	for i, l := range layers[:n] {
-		views[i] = layerView{width: int(l.width.Load()), height: int(l.height.Load()), live: l.live(now)}
+		views[i] = layerView{width: int(l.width.Load()), height: int(l.height.Load())}
 	}
 	top := viewportRank(views[:n], width, height)
 	for _, d := range set {
@@ -66,4 +65,14 @@ func setRelayView(up *UpTrack, set []*DownTrack, width, height int, visible bool
 		}
 		d.SetPaused(!need)
 	}
+}
+
+// hasLayer reports whether u has a layer of rid.
+func (u *UpTrack) hasLayer(rid string) bool {
+	for _, l := range *u.layers.Load() {
+		if l.rid == rid {
+			return true
+		}
+	}
+	return false
 }

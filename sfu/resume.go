@@ -85,6 +85,11 @@ func (p *Peer) pathBack() {
 		if d.kind == KindVideo {
 			layers = append(layers, d.want.Load())
 		}
+		if len(d.set) > 1 { // a relay's other layers
+			for _, ld := range d.set[1:] {
+				layers = append(layers, ld.want.Load())
+			}
+		}
 	}
 	for _, d := range p.playback {
 		if d.kind == KindVideo {

@@ -16,6 +16,12 @@ import (
 // well below it.
 const MaxMediaSections = 512
 
+// MaxRelayMediaSections bounds the m-lines of a relay's description
+// (PeerConfig.Relay), whose other end is another node: a relayed simulcast
+// video takes an m-line per layer (relaylayers.go), so a room's relay
+// holds up to about three times a member's.
+const MaxRelayMediaSections = 4096
+
 // forwarded lists the codec names (rtpmap encoding names) RegisterCodecs
 // registers, by media kind.
 var forwarded = map[string][]string{
@@ -28,7 +34,10 @@ var forwarded = map[string][]string{
 // kind other than audio, video and the data channel's application, or has
 // an active audio or video m-line offering none of the codecs this server
 // forwards. It never panics, whatever the input.
-func CheckSDP(s string) error {
+func CheckSDP(s string) error { return checkSDP(s, MaxMediaSections) }
+
+// checkSDP is CheckSDP with a bound of maxSections m-lines.
+func checkSDP(s string, maxSections int) error {
 	if !strings.HasPrefix(s, "v=0") {
 		return fmt.Errorf("%w: a description starts with v=0 (RFC 8866 §5)", ErrBadSDP)
 	}
@@ -36,8 +45,8 @@ func CheckSDP(s string) error {
 	if err := d.UnmarshalString(s); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	if n := len(d.MediaDescriptions); n > MaxMediaSections {
-		return fmt.Errorf("%w: %d m-lines, at most %d", ErrBadSDP, n, MaxMediaSections)
+	if n := len(d.MediaDescriptions); n > maxSections {
+		return fmt.Errorf("%w: %d m-lines, at most %d", ErrBadSDP, n, maxSections)
 	}
 	for i, m := range d.MediaDescriptions {
 		kind := m.MediaName.Media

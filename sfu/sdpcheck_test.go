@@ -61,6 +61,15 @@ func TestCheckSDP(t *testing.T) {
 			t.Errorf("%s: %v, want ok=%v", tt.name, err, tt.ok)
 		}
 	}
+	// A relay's bound is higher (a simulcast video takes an m-line per
+	// layer there), and still a bound.
+	if err := checkSDP(many, MaxRelayMediaSections); err != nil {
+		t.Errorf("%d m-lines at a relay: %v", MaxMediaSections+3, err)
+	}
+	tooMany := valid + strings.Repeat(strings.Replace(video, "a=mid:1", "a=mid:x", 1), MaxRelayMediaSections)
+	if err := checkSDP(tooMany, MaxRelayMediaSections); err == nil {
+		t.Errorf("%d m-lines at a relay: accepted", MaxRelayMediaSections+3)
+	}
 }
 
 // FuzzCheckSDP: whatever a client sends as SDP, the check returns (no

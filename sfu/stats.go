@@ -111,7 +111,8 @@ type Stats struct {
 	UpTracks      [numKinds]atomic.Int64
 	Subscriptions atomic.Int64
 	// PausedSubscriptions are video subscriptions paused for hidden tiles
-	// (a relay's: simulcast layers the other node does not need).
+	// (a relay's: simulcast layers above the one the other node's largest
+	// tile needs).
 	PausedSubscriptions atomic.Int64
 }
 

@@ -3,9 +3,10 @@ package sfu
 // Subscriptions: what the participant receives. Run goroutine only (see
 // negotiate.go), except where a comment says mu.
 //
-// Each subscription is one m-line carrying one DownTrack. Its codec is the
-// publisher's, numbered as this PeerConnection negotiated it, so the payload
-// type on the wire is the one on the m-line. When a subscription ends its
+// Each subscription is one m-line carrying one DownTrack (a relay's
+// subscription to a simulcast track: one per layer, relaylayers.go). Its
+// codec is the publisher's, numbered as this PeerConnection negotiated it,
+// so the payload type on the wire is the one on the m-line. When a subscription ends its
 // m-line goes recvonly; once that is answered the m-line is idle and the
 // next subscription of its kind takes it over (a new sender, a new SSRC and
 // msid, the same mid), so a member's SDP grows with the tracks it receives
@@ -33,6 +34,9 @@ type subscription struct {
 	// an m-line of its own (relaylayers.go); down carries the first.
 	layers []*subscription
 }
+
+// all returns s and its other layers' subscriptions.
+func (s *subscription) all() []*subscription { return append([]*subscription{s}, s.layers...) }
 
 // offer applies the pending subscription changes and, when anything
 // changed (or a failed negotiation must be redone), sends one offer for all
@@ -150,7 +154,7 @@ func (p *Peer) subscribe(up *UpTrack) error {
 	p.mu.Lock()
 	p.downs[up] = s.down
 	p.mu.Unlock()
-	for _, ls := range append([]*subscription{s}, s.layers...) {
+	for _, ls := range s.all() {
 		p.started(ls.down, ls.sender)
 	}
 	return nil
@@ -216,7 +220,7 @@ func (p *Peer) unsubscribe(up *UpTrack, s *subscription) {
 		p.gateEstimator()
 		p.mu.Unlock()
 	}
-	for _, ls := range append([]*subscription{s}, s.layers...) {
+	for _, ls := range s.all() {
 		if err := p.pc.RemoveTrack(ls.sender); err != nil {
 			p.log.Debug("remove track", "participant", p.cfg.ID, "err", err)
 		} else if p.dtlsUp.Load() {
