@@ -86,7 +86,7 @@ func TestWHIPPublisher(t *testing.T) {
 
 // What WHIP refuses, with RFC 9725's status codes, on a server that
 // requires tokens: no token or a foreign one (401, 403), a token without
-// the publish grant (403), the wrong content type (415), an offer that is
+// the publish grant (403, an admin-only token too), the wrong content type (415), an offer that is
 // not SDP (400); OPTIONS answers with CORS and Accept-Post; a session's
 // URL refuses another token.
 func TestWHIPRefusals(t *testing.T) {
@@ -105,6 +105,7 @@ func TestWHIPRefusals(t *testing.T) {
 		{"forged token", "x.y.z", "", http.StatusUnauthorized},
 		{"another room's token", tok("elsewhere", publish), "", http.StatusForbidden},
 		{"no publish grant", tok("guarded", auth.Grants{Subscribe: true}), "", http.StatusForbidden},
+		{"an admin-only token", tok(auth.AllRooms, auth.Grants{Admin: true}), "", http.StatusForbidden},
 		{"wrong content type", tok("guarded", publish), "text/plain", http.StatusUnsupportedMediaType},
 	} {
 		_, err := client.PublishWHIP(ctx, whipURL(s, "guarded"), client.Config{Audio: 1, Token: c.token}, c.contentType)

@@ -224,8 +224,8 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, roomName, target 
 		c, err := k.Check(bearer(r), roomName, time.Now())
 		if err != nil {
 			code := http.StatusUnauthorized
-			if errors.Is(err, auth.ErrWrongRoom) {
-				code = http.StatusForbidden
+			if errors.Is(err, auth.ErrWrongRoom) || errors.Is(err, auth.ErrNoGrants) {
+				code = http.StatusForbidden // a valid token that does not allow this (RFC 9110 §15.5.4)
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="`+h.proto+`"`)
 			http.Error(w, err.Error(), code)
