@@ -38,6 +38,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/roundtable-sfu/roundtable/room"
+	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 // Defaults of Config.
@@ -662,7 +663,7 @@ func (n *Node) reconcile(dir map[string][]room.DirectoryEntry, live []NodeInfo, 
 }
 
 // endRelay ends a relay on a goroutine of its own (counted in wg): closing
-// its legs takes up to a second or two, and the heartbeat must not wait
+// its connection takes up to a second or two, and the heartbeat must not wait
 // (its keys would expire).
 func (n *Node) endRelay(end func()) {
 	n.wg.Add(1)
@@ -674,7 +675,8 @@ func (n *Node) endRelay(end func()) {
 
 // openRelay links room name here with the same room on node.
 func (n *Node) openRelay(name, node string) *room.Relay {
-	rl, err := n.cfg.Rooms.OpenRelay(name, node, func(s room.RelaySignal) {
+	// Of two nodes, the one whose id sorts first leads the relay.
+	rl, err := n.cfg.Rooms.OpenRelay(name, node, n.cfg.NodeID < node, func(s room.RelaySignal) {
 		n.sendSignal(node, name, s)
 	})
 	switch {
@@ -760,8 +762,8 @@ func (n *Node) dispatch(m *redis.Message) {
 		}
 		rl := n.cfg.Rooms.Relays(msg.Room)[msg.From]
 		if rl == nil {
-			if n.cfg.Rooms.Relays(msg.Room) == nil {
-				return // the room is not here (any more)
+			if n.cfg.Rooms.Relays(msg.Room) == nil || msg.Signal.Failed || msg.Signal.Signal.Kind != sfu.SignalOffer {
+				return // the room is not here (any more), or no connection starts with it
 			}
 			if rl = n.openRelay(msg.Room, msg.From); rl == nil {
 				return

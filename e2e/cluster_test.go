@@ -3,15 +3,18 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v3"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 	"github.com/roundtable-sfu/roundtable/internal/server"
 	"github.com/roundtable-sfu/roundtable/internal/testcluster"
@@ -69,14 +72,15 @@ func TestClusterTwoNodesOneRoom(t *testing.T) {
 		return got(bob, ann.ID, []byte("hello from a")) && got(ann, bob.ID, []byte{0, ':', 1})
 	})
 
-	// Each node has one relay to the other: two PeerConnections between
-	// them, each subscribed to the two tracks of its node's member.
+	// Each node has one relay to the other: one PeerConnection between
+	// them, which each end subscribes to the two tracks of its node's
+	// member.
 	for _, s := range []*testServer{a, b} {
 		st := s.Engine.Stats()
-		if peers := st.Peers.Load(); peers != 3 { // the member, the relay's two legs
-			t.Errorf("%s: %d PeerConnections, want 3", s.Cluster.ID(), peers)
+		if peers := st.Peers.Load(); peers != 2 { // the member, the relay
+			t.Errorf("%s: %d PeerConnections, want 2", s.Cluster.ID(), peers)
 		}
-		if subs := st.Subscriptions.Load(); subs != 4 { // the member's two, the out leg's two
+		if subs := st.Subscriptions.Load(); subs != 4 { // the member's two, the relay's two
 			t.Errorf("%s: %d subscriptions, want 4", s.Cluster.ID(), subs)
 		}
 	}
@@ -95,6 +99,106 @@ func TestClusterTwoNodesOneRoom(t *testing.T) {
 	waitFor(t, ctx, "no PeerConnection left", func() bool {
 		return a.Engine.Stats().Peers.Load() == 0 && b.Engine.Stats().Peers.Load() == 0
 	})
+}
+
+// Both ends of a relay offer (issue 16, point 2: one PeerConnection
+// between two nodes carries both directions): members join and leave on
+// both nodes at the same moment, so that both ends have m-lines to offer
+// at once, round after round. The end that does not lead offers in its
+// turns, so no offer collides: every member receives every other, no
+// relay connection fails, and each node holds one PeerConnection for the
+// relay besides its members'.
+func TestClusterRelayBothEndsOffer(t *testing.T) {
+	checkGoroutines(t)
+	rd := testcluster.StartRedis(t)
+	a := startServer(t, withCluster(rd.URL(), "node-a")) // leads: its id sorts first
+	b := startServer(t, withCluster(rd.URL(), "node-b"))
+	ctx := testContext(t, 90*time.Second)
+
+	ann := a.join(ctx, "both", "ann", 1, 1)
+	bob := b.join(ctx, "both", "bob", 1, 1)
+	waitFor(t, ctx, "Ann receives Bob's media", func() bool { return ann.ReceivesFrom(bob.ID, 30, time.Time{}) })
+	waitFor(t, ctx, "Bob receives Ann's media", func() bool { return bob.ReceivesFrom(ann.ID, 30, time.Time{}) })
+
+	// joinAll joins n members on each node at once.
+	joinAll := func(round, n int) []*client.Client {
+		var (
+			mu   sync.Mutex
+			wg   sync.WaitGroup
+			cs   []*client.Client
+			errs []error
+		)
+		for _, s := range []*testServer{a, b} {
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := client.Join(ctx, client.Config{URL: s.WSURL(), Room: "both",
+						Name: fmt.Sprintf("r%d-%s-%d", round, s.Cluster.ID(), i), Audio: 1, Video: 1})
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						errs = append(errs, err)
+						return
+					}
+					cs = append(cs, s.track(c))
+				}()
+			}
+		}
+		wg.Wait()
+		for _, c := range cs {
+			t.Cleanup(c.Abort)
+		}
+		if len(errs) > 0 {
+			t.Fatalf("round %d: joins failed: %v", round, errs)
+		}
+		return cs
+	}
+	// flows reports whether c receives both of o's tracks: 20 packets of
+	// each more than when it was first asked.
+	flows := func(c, o *client.Client) func() bool {
+		var base [2]int
+		for i, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			base[i] = packetsFrom(c, o.ID, k)
+		}
+		return func() bool {
+			return packetsFrom(c, o.ID, webrtc.RTPCodecTypeAudio) >= base[0]+20 &&
+				packetsFrom(c, o.ID, webrtc.RTPCodecTypeVideo) >= base[1]+20
+		}
+	}
+	for round := range 3 {
+		cs := append(joinAll(round, 2), ann, bob)
+		for _, c := range cs {
+			for _, o := range cs {
+				if o != c {
+					waitFor(t, ctx, fmt.Sprintf("round %d: %s receives %s", round, c.ID, o.ID), flows(c, o))
+				}
+			}
+		}
+		for _, s := range []*testServer{a, b} {
+			if peers := s.Engine.Stats().Peers.Load(); peers != 4 { // three members, the relay
+				t.Errorf("round %d: %s holds %d PeerConnections, want 4", round, s.Cluster.ID(), peers)
+			}
+		}
+		// They leave at once on both nodes: both ends take m-lines down.
+		var wg sync.WaitGroup
+		for _, c := range cs[:len(cs)-2] {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Leave() }()
+		}
+		wg.Wait()
+	}
+	waitFor(t, ctx, "two PeerConnections on each node", func() bool {
+		return a.Engine.Stats().Peers.Load() == 2 && b.Engine.Stats().Peers.Load() == 2
+	})
+	// The relay still carries both ways.
+	waitFor(t, ctx, "Ann still receives Bob", flows(ann, bob))
+	waitFor(t, ctx, "Bob still receives Ann", flows(bob, ann))
+	for _, s := range []*testServer{a, b} {
+		if n := s.Rooms.RelayFailures(); n != 0 {
+			t.Errorf("%s: %d relay connections failed, want none", s.Cluster.ID(), n)
+		}
+	}
 }
 
 // Placement (issue 16, point 3): with -cluster-redirect, a join for a new

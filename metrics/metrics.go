@@ -81,6 +81,7 @@ type collector struct {
 	whip, whep                                         *prometheus.Desc
 	recordings, recordBytes, recordDropped, recordLost *prometheus.Desc
 	clusterNodes, redisErrors, relays, relayPackets    *prometheus.Desc
+	relayFailures                                      *prometheus.Desc
 }
 
 func newCollector(src Sources) *collector {
@@ -131,7 +132,8 @@ func newCollector(src Sources) *collector {
 		whep:                desc("whep_sessions", "WHEP playback sessions now, by state: connecting (answered, media not up yet) or connected.", "state"),
 		clusterNodes:        desc("cluster_nodes", "Live nodes of the cluster, this one included, as of its last heartbeat (only with -redis-url)."),
 		redisErrors:         desc("cluster_redis_errors_total", "Redis commands and pipelines that failed, and relay signals dropped for want of Redis (only with -redis-url)."),
-		relays:              desc("relays", "Relays open now: one per room and other node that has members in it."),
+		relays:              desc("relays", "Relays open now: one per room and other node that has members in it, each one PeerConnection."),
+		relayFailures:       desc("relay_failures_total", "Relay connections that failed (ICE, a negotiation, a stuck data channel) and were replaced by a new one."),
 		relayPackets:        desc("relay_packets_total", "RTP packets of relays between nodes, by direction: out (sent to other nodes) and in (received from them); they count in the rtp_packets totals too.", "direction"),
 		webhooks:            desc("webhooks_total", "Webhook events by result: delivered (2xx), failed (still failing after the retry time), dropped (the queue was full).", "result"),
 		turnAllocations:     desc("turn_allocations", "Relayed transport addresses the built-in TURN server holds now."),
@@ -182,6 +184,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.iceRestarts, m.ICERestarts.Load())
 	counter(c.rtcpErrors, m.RTCPReadErrors.Load())
 	gauge(c.relays, float64(c.src.Rooms.RelayCount()))
+	counter(c.relayFailures, c.src.Rooms.RelayFailures())
 	counter(c.relayPackets, m.RelayPacketsOut.Load(), "out")
 	counter(c.relayPackets, m.RelayPacketsIn.Load(), "in")
 	if cl := c.src.Cluster; cl != nil {

@@ -254,7 +254,7 @@ func (m *Manager) SetGrants(roomName, id string, perm Permissions) error {
 					o.client.Notify(ev)
 				}
 			}
-			r.eachRelayLocked(func(rl *Relay) { rl.out.peer.Unsubscribe(up) })
+			r.eachRelayLocked(func(rl *Relay) { rl.leg.peer.Unsubscribe(up) })
 		}
 	}
 	if old.Subscribe != perm.Subscribe {

@@ -1,21 +1,26 @@
 package room
 
 // Relays: a room with members on several nodes (package cluster) has, on
-// each node, one Relay per other node that has members in it. A Relay has
-// two legs, each one PeerConnection between the two nodes:
+// each node, one Relay per other node that has members in it. A Relay's
+// connection to the other node is one PeerConnection at a time (a
+// relayLeg; a new one, of a new epoch, replaces one that failed), a relay
+// Peer at each end (sfu.PeerConfig.Relay). Of the two nodes, the one whose
+// id sorts first leads: its end is the Initiator, which offers first, and
+// starts a new connection when one fails. Both ends work alike:
 //
-//   - out, this node's Initiator Peer: it subscribes to every track a
-//     member of this node publishes (the other node's members subscribe
-//     to them there, as to any track), and its data channel carries this
-//     node's side of the room: members, track sources and mutes, data
-//     messages (relay.go's control frames, sent in order by the leg's
-//     writer goroutine);
-//   - in, the Peer that answers the other node's out leg: the tracks it
-//     receives are UpTracks of proxies, the Participants that stand for
-//     the other node's members here (Relay.proxies, Room.remote), which
-//     local members see join, publish and leave as any member.
+//   - each subscribes to every track a member of its node publishes (the
+//     other node's members subscribe to them there, as to any track), and
+//     offers their m-lines (the end that does not lead, in its turns);
+//   - each sends its node's side of the room on the connection's data
+//     channel: members, track sources and mutes, audio levels, data
+//     messages (control frames, sent in order by the leg's writer
+//     goroutine), and "view"s of the other node's tracks;
+//   - the tracks each receives are UpTracks of proxies, the Participants
+//     that stand for the other node's members here (Relay.proxies,
+//     Room.remote), which local members see join, publish and leave as any
+//     member.
 //
-// Ownership: Room.mu guards a Relay's proxies, pending tracks, legs and
+// Ownership: Room.mu guards a Relay's proxies, pending tracks, leg and
 // ended flag (the room's lock order: Manager.mu, Room.mu). A leg's Peer
 // and writer goroutine are the leg's; legs are closed with no room lock
 // held (Peer.Close waits for hooks that take it). Proxies are never in
@@ -38,23 +43,18 @@ import (
 	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
-// Relay legs, as RelaySignal names the side that sent a signal.
-const (
-	LegOut = "out" // the sender's Initiator: offers, and its candidates
-	LegIn  = "in"  // the sender's answering Peer: answers, and its candidates
-)
-
-// RelaySignal is one signaling message between the two ends of a relay
-// leg, carried between nodes by package cluster.
+// RelaySignal is one signaling message between the two ends of a
+// relay's connection, carried between nodes by package cluster, in order.
 type RelaySignal struct {
-	// Leg is the sender's leg (LegOut or LegIn).
-	Leg string `json:"leg"`
-	// Epoch names the out leg the signal belongs to: the sender's own
-	// (LegOut), or the receiver's that it answers (LegIn). A new out leg
-	// (after a failure) has a new epoch; signals of an old one are
-	// dropped.
-	Epoch  string     `json:"epoch"`
+	// Epoch names the connection: the leading node gives each a new one.
+	// Signals of a connection that is gone are dropped.
+	Epoch string `json:"epoch"`
+	// Signal is an offer, answer, candidate or turn (sfu.Signal), unless
+	// Failed.
 	Signal sfu.Signal `json:"signal"`
+	// Failed: the sender's end of connection Epoch failed (from the node
+	// that does not lead: the leading node starts a new one).
+	Failed bool `json:"failed,omitempty"`
 }
 
 // ErrRelayExists: the room already has a relay to that node.
@@ -68,14 +68,15 @@ const relayQueue = 4096
 type Relay struct {
 	room *Room
 	node string // the other node's id
+	lead bool   // this node leads: its end offers first, and starts new connections
 	send func(RelaySignal)
 	log  *slog.Logger
 	done chan struct{}
 	once sync.Once
 
 	// guarded by room.mu
-	out     *relayLeg
-	in      *relayLeg
+	leg     *relayLeg                 // the connection, nil until the leading node's offer (or while it starts a new one)
+	failed  string                    // the epoch of the last connection that failed, when not leading: its offers are stale
 	proxies map[string]*Participant   // the other node's members, by id
 	pending map[string][]*sfu.UpTrack // tracks whose member is not known yet, by its id
 	joins   map[string]relayControl   // "join"s of members still local here, until they leave (moved)
@@ -85,20 +86,21 @@ type Relay struct {
 	ended   bool
 }
 
-// relayLeg is one PeerConnection of a relay.
+// relayLeg is one connection of a relay: a PeerConnection to the other
+// node, and the writer goroutine of its data channel.
 type relayLeg struct {
 	peer  *sfu.Peer
 	epoch string
-	ctl   chan relayFrame    // out only: frames for the data channel writer
-	flush chan chan struct{} // out only: send what is queued, then close the channel given
-	// stopped (out only) is closed when the writer returns.
+	ctl   chan relayFrame    // frames for the data channel writer
+	flush chan chan struct{} // send what is queued, then close the channel given
+	// stopped is closed when the writer returns.
 	stopped chan struct{}
 	done    chan struct{} // closed when the leg is retired
 	// failed: legFailed acted on it (guarded by Room.mu)
 	failed bool
 }
 
-// relayFrame is one data-channel message of an out leg: a data message
+// relayFrame is one data-channel message a relay sends: a data message
 // from member `from`, or with from "" a control message.
 type relayFrame struct {
 	from string
@@ -107,10 +109,10 @@ type relayFrame struct {
 
 // relayControl is a control message (JSON, sent with an empty sender).
 type relayControl struct {
-	// Type, on an out leg: "hello" (its first message: what follows is
-	// its snapshot), "synced" (the snapshot is complete), "join", "leave",
-	// "track" (a track's source and muted state), "levels" (audio levels);
-	// on an in leg, back to the track's node: "view".
+	// Type: "hello" (a connection's first message: what follows is the
+	// sender's snapshot), "synced" (the snapshot is complete), "join",
+	// "leave", "track" (a track's source and muted state), "levels" (audio
+	// levels); and, back to the node a track comes from, "view".
 	Type        string `json:"t"`
 	Participant string `json:"p,omitempty"`
 	Name        string `json:"name,omitempty"`
@@ -123,9 +125,9 @@ type relayControl struct {
 	// nanoseconds): of two nodes that both have a member, the later join
 	// is the member (it moved there).
 	At int64 `json:"at,omitempty"`
-	// "view" (from the node that receives Track, on its in leg): the
-	// largest tile its members show it in (0 unknown: the best layer),
-	// and whether any shows it at all.
+	// "view" (from the node that receives Track): the largest tile its
+	// members show it in (0 unknown: the best layer), and whether any
+	// shows it at all.
 	Width   int  `json:"w,omitempty"`
 	Height  int  `json:"h,omitempty"`
 	Visible bool `json:"visible,omitempty"`
@@ -135,16 +137,19 @@ type relayControl struct {
 }
 
 // OpenRelay links room roomName, which must have members here, with the
-// same room on node: it starts the out leg, which offers through send at
-// once. HandleSignal takes what the other node sends back. The relay ends
-// with Close, when the room ends here, or never on its own otherwise: a
-// failed out leg is started again. Errors: ErrNoRoom, ErrRelayExists.
-func (m *Manager) OpenRelay(roomName, node string, send func(RelaySignal)) (*Relay, error) {
+// same room on node. If lead (one of the two nodes leads, the same on
+// both: package cluster picks the one whose id sorts first), it starts the
+// connection, which offers through send at once; else the connection
+// starts with the other node's offer. HandleSignal takes what the other
+// node sends. The relay ends with Close, when the room ends here, or never
+// on its own otherwise: a failed connection is started again. Errors:
+// ErrNoRoom, ErrRelayExists.
+func (m *Manager) OpenRelay(roomName, node string, lead bool, send func(RelaySignal)) (*Relay, error) {
 	r := m.room(roomName)
 	if r == nil {
 		return nil, ErrNoRoom
 	}
-	rl := &Relay{room: r, node: node, send: send, done: make(chan struct{}),
+	rl := &Relay{room: r, node: node, lead: lead, send: send, done: make(chan struct{}),
 		log:     m.log.With("room", roomName, "node", node),
 		proxies: map[string]*Participant{}, pending: map[string][]*sfu.UpTrack{}, joins: map[string]relayControl{},
 		views: map[string]view{}}
@@ -163,11 +168,13 @@ func (m *Manager) OpenRelay(roomName, node string, send func(RelaySignal)) (*Rel
 	r.relays[node] = rl
 	r.mu.Unlock()
 	m.relays.Add(1)
-	if err := rl.startOut(); err != nil {
-		rl.Close()
-		return nil, err
+	if lead {
+		if _, err := rl.startLeg(newEpoch()); err != nil {
+			rl.Close()
+			return nil, err
+		}
 	}
-	rl.log.Info("relay opened")
+	rl.log.Info("relay opened", "lead", lead)
 	return rl, nil
 }
 
@@ -184,18 +191,22 @@ func newEpoch() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// startOut makes a new out leg (retiring the current one, if any): it
-// subscribes to every local track and sends the room as it is here.
-func (rl *Relay) startOut() error {
-	leg := &relayLeg{epoch: newEpoch(), ctl: make(chan relayFrame, relayQueue), flush: make(chan chan struct{}),
+// startLeg makes connection epoch, retiring the current one: the leading
+// node's new one, or (not leading) the one the leading node's offer
+// names. It subscribes to every local track and sends the room as it is
+// here. Errors: ErrNoRoom (the relay ended).
+func (rl *Relay) startLeg(epoch string) (*relayLeg, error) {
+	leg := &relayLeg{epoch: epoch, ctl: make(chan relayFrame, relayQueue), flush: make(chan chan struct{}),
 		stopped: make(chan struct{}), done: make(chan struct{})}
 	peer, err := rl.room.mgr.newPeer(sfu.PeerConfig{
-		ID:        "relay-out:" + rl.node,
-		Initiator: true,
-		Relay:     true,
-		OnSignal:  func(s sfu.Signal) { rl.send(RelaySignal{Leg: LegOut, Epoch: leg.epoch, Signal: s}) },
-		OnTrack:   func(*sfu.UpTrack) bool { return false }, // the other node sends on its own out leg
-		OnData:    rl.onView,
+		ID:                 "relay:" + rl.node,
+		Initiator:          rl.lead,
+		Relay:              true,
+		CandidatesInAnswer: !rl.lead,
+		OnSignal:           func(s sfu.Signal) { rl.send(RelaySignal{Epoch: epoch, Signal: s}) },
+		OnTrack:            func(up *sfu.UpTrack) bool { return rl.onTrack(leg, up) },
+		OnTrackEnded:       rl.onTrackEnded,
+		OnData:             func(d sfu.DataMessage) { rl.onData(leg, d) },
 		OnState: func(s webrtc.PeerConnectionState) {
 			if s == webrtc.PeerConnectionStateFailed {
 				rl.legFailed(leg, "ice failed")
@@ -209,7 +220,7 @@ func (rl *Relay) startOut() error {
 		Logger: rl.log,
 	})
 	if err != nil {
-		return fmt.Errorf("relay to %s: %w", rl.node, err)
+		return nil, fmt.Errorf("relay with %s: %w", rl.node, err)
 	}
 	leg.peer = peer
 	r := rl.room
@@ -217,10 +228,11 @@ func (rl *Relay) startOut() error {
 	if rl.ended {
 		r.mu.Unlock()
 		_ = peer.Close()
-		return nil
+		return nil, ErrNoRoom
 	}
-	old := rl.out
-	rl.out = leg
+	old := rl.leg
+	rl.leg = leg
+	rl.views = map[string]view{} // the other end of a new connection knows none
 	rl.controlLocked(relayControl{Type: "hello"})
 	for _, p := range r.order {
 		rl.announceLocked(p)
@@ -229,13 +241,17 @@ func (rl *Relay) startOut() error {
 	r.mu.Unlock()
 	go rl.writeLoop(leg)
 	if old != nil {
-		old.retire()
+		// Now, before the new connection's tracks come: they keep their
+		// ids, and the old ones must be unpublished first. What the old
+		// one had queued is moot: the new snapshot says it all.
+		old.retireFlushing(false)
 	}
-	return nil
+	rl.log.Info("relay connection started", "epoch", epoch, "lead", rl.lead)
+	return leg, nil
 }
 
 // announceLocked tells the other node of local member p and its tracks,
-// and subscribes the out leg to them (r.mu held).
+// and subscribes the relay's Peer to them (r.mu held).
 func (rl *Relay) announceLocked(p *Participant) {
 	rl.controlLocked(relayControl{Type: "join", Participant: p.id, Name: p.name, Identity: p.identity, At: p.joined.UnixNano()})
 	for _, up := range p.tracks {
@@ -244,14 +260,14 @@ func (rl *Relay) announceLocked(p *Participant) {
 }
 
 // trackLocked sends a local track's source and muted state and subscribes
-// the out leg to it (r.mu held).
+// the relay's Peer to it (r.mu held).
 func (rl *Relay) trackLocked(p *Participant, up *sfu.UpTrack) {
 	info := p.trackInfo(up)
 	rl.controlLocked(relayControl{Type: "track", Participant: p.id, Track: up.ID(), Source: info.Source, Muted: info.Muted})
-	rl.out.peer.Subscribe(up)
+	rl.leg.peer.Subscribe(up)
 }
 
-// controlLocked queues a control message on the out leg (r.mu held).
+// controlLocked queues a control message for the other node (r.mu held).
 func (rl *Relay) controlLocked(c relayControl) {
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -260,11 +276,13 @@ func (rl *Relay) controlLocked(c relayControl) {
 	rl.queueLocked(relayFrame{msg: sfu.DataMessage{Data: b, IsString: true}})
 }
 
-// queueLocked queues a frame on the out leg without blocking; a full queue
-// (the data channel stuck for thousands of messages) restarts the leg,
-// whose snapshot makes up for what was lost (r.mu held).
+// queueLocked queues a frame for the other node without blocking; a full
+// queue (the data channel stuck for thousands of messages) fails the
+// connection, whose successor's snapshot makes up for what was lost (r.mu
+// held). Without a connection it drops it: the next one's snapshot says
+// it.
 func (rl *Relay) queueLocked(f relayFrame) {
-	leg := rl.out
+	leg := rl.leg
 	if leg == nil {
 		return
 	}
@@ -275,7 +293,7 @@ func (rl *Relay) queueLocked(f relayFrame) {
 	}
 }
 
-// writeLoop sends an out leg's frames in order until the leg is retired;
+// writeLoop sends a leg's frames in order until the leg is retired;
 // a flush request makes it send what is queued and wait (at most
 // flushWait) for the data channel to have sent it.
 func (rl *Relay) writeLoop(leg *relayLeg) {
@@ -319,14 +337,12 @@ func (rl *Relay) writeLoop(leg *relayLeg) {
 // control messages (the members that left) to go out.
 const flushWait = time.Second
 
-// retire ends a leg: its writer stops and its Peer closes (no room lock
-// held). An out leg's writer first sends what is queued (flush, unless the
-// other node is gone), so that the other node hears of the last members
-// to leave.
-func (leg *relayLeg) retire() { leg.retireFlushing(true) }
-
+// retireFlushing ends a leg: its writer stops and its Peer closes (no
+// room lock held). With flush, the writer first sends what is queued
+// (unless the other node is gone), so that the other node hears of the
+// last members to leave.
 func (leg *relayLeg) retireFlushing(flush bool) {
-	if leg.flush != nil && flush {
+	if flush {
 		flushed := make(chan struct{})
 		select {
 		case leg.flush <- flushed:
@@ -338,135 +354,84 @@ func (leg *relayLeg) retireFlushing(flush bool) {
 	_ = leg.peer.Close()
 }
 
-// legFailed starts a new out leg in place of a failed one, or retires a
-// failed in leg (the other node starts a new out leg, which brings a new
-// one). Called at most once per leg with effect.
+// legFailed acts on a failed connection: the leading node starts a new
+// one; the other retires it and tells the leading node (which may not
+// have seen it fail), whose new one follows. Called at most once per leg
+// with effect.
 func (rl *Relay) legFailed(leg *relayLeg, why string) {
 	r := rl.room
 	r.mu.Lock()
-	out := rl.out == leg && !leg.failed
-	in := rl.in == leg
+	current := rl.leg == leg && !leg.failed
 	leg.failed = true
-	if in {
-		rl.in = nil
+	if current && !rl.lead {
+		rl.leg, rl.failed = nil, leg.epoch
 	}
 	ended := rl.ended
 	r.mu.Unlock()
-	if ended || (!out && !in) {
+	if ended || !current {
 		return
 	}
-	name := LegIn
-	if out {
-		name = LegOut
-	}
-	rl.log.Warn("relay leg failed", "leg", name, "epoch", leg.epoch, "why", why)
-	if in {
-		go leg.retire()
+	rl.room.mgr.relayFails.Add(1)
+	rl.log.Warn("relay connection failed", "epoch", leg.epoch, "lead", rl.lead, "why", why)
+	if !rl.lead {
+		rl.send(RelaySignal{Epoch: leg.epoch, Failed: true})
+		go leg.retireFlushing(false)
 		return
 	}
 	go func() {
-		if err := rl.startOut(); err != nil {
-			rl.log.Error("relay leg not restarted", "err", err)
+		if _, err := rl.startLeg(newEpoch()); err != nil && !errors.Is(err, ErrNoRoom) {
+			rl.log.Error("relay connection not restarted", "err", err)
 			rl.Close()
 		}
 	}()
 }
 
-// HandleSignal takes a signal from the other node's end of a leg. An offer
-// from an out leg this relay has not seen starts a new in leg (the other
-// node restarted its out leg), whose snapshot replaces the proxies'; a
-// signal for an out leg of ours that is gone is dropped.
+// HandleSignal takes a signal from the other node's end of the relay. Not
+// leading, an offer for a connection this relay has not seen starts it
+// (the leading node started a new one), and its snapshot replaces the
+// proxies'; signals of a connection that is gone are dropped. Errors:
+// ErrNoRoom (the relay ended), and what the Peer says of the signal.
 func (rl *Relay) HandleSignal(s RelaySignal) error {
 	r := rl.room
-	switch s.Leg {
-	case LegIn:
-		r.mu.Lock()
-		leg := rl.out
-		r.mu.Unlock()
-		if leg == nil || leg.epoch != s.Epoch {
-			return nil // an answer to an out leg that is gone
-		}
-		switch s.Signal.Kind {
-		case sfu.SignalAnswer:
-			return leg.peer.HandleAnswer(s.Signal.SDP)
-		case sfu.SignalCandidate:
-			return leg.peer.HandleCandidate(s.Signal.Candidate)
-		}
-		return fmt.Errorf("relay: %v from an in leg", s.Signal.Kind)
-	case LegOut:
-		r.mu.Lock()
-		leg := rl.in
-		ended := rl.ended
-		r.mu.Unlock()
-		if ended {
-			return ErrNoRoom
-		}
-		if leg == nil || leg.epoch != s.Epoch {
-			if s.Signal.Kind != sfu.SignalOffer {
-				return nil // a candidate of an out leg whose offer is not here
-			}
-			var err error
-			if leg, err = rl.startIn(s.Epoch); err != nil {
-				return err
-			}
-		}
-		switch s.Signal.Kind {
-		case sfu.SignalOffer:
-			return leg.peer.HandleOffer(s.Signal.SDP)
-		case sfu.SignalCandidate:
-			return leg.peer.HandleCandidate(s.Signal.Candidate)
-		}
-		return fmt.Errorf("relay: %v from an out leg", s.Signal.Kind)
-	}
-	return fmt.Errorf("relay: unknown leg %q", s.Leg)
-}
-
-// startIn makes the in leg that answers the other node's out leg epoch,
-// retiring the one before.
-func (rl *Relay) startIn(epoch string) (*relayLeg, error) {
-	leg := &relayLeg{epoch: epoch, done: make(chan struct{})}
-	peer, err := rl.room.mgr.newPeer(sfu.PeerConfig{
-		ID:                 "relay-in:" + rl.node,
-		Relay:              true,
-		CandidatesInAnswer: true,
-		OnSignal:           func(s sfu.Signal) { rl.send(RelaySignal{Leg: LegIn, Epoch: epoch, Signal: s}) },
-		OnTrack:            func(up *sfu.UpTrack) bool { return rl.onTrack(leg, up) },
-		OnTrackEnded:       rl.onTrackEnded,
-		OnData:             func(d sfu.DataMessage) { rl.onData(leg, d) },
-		OnState: func(s webrtc.PeerConnectionState) {
-			if s == webrtc.PeerConnectionStateFailed {
-				rl.legFailed(leg, "ice failed")
-			}
-		},
-		Logger: rl.log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("relay from %s: %w", rl.node, err)
-	}
-	leg.peer = peer
-	r := rl.room
 	r.mu.Lock()
-	if rl.ended {
-		r.mu.Unlock()
-		_ = peer.Close()
-		return nil, ErrNoRoom
-	}
-	old := rl.in
-	rl.in = leg
-	rl.views = map[string]view{} // the other node's new out leg knows none
+	leg, ended, failed := rl.leg, rl.ended, rl.failed
 	r.mu.Unlock()
-	if old != nil {
-		// Now, before the new leg's tracks come: they keep their ids,
-		// and the old ones must be unpublished first.
-		old.retire()
+	if ended {
+		return ErrNoRoom
 	}
-	return leg, nil
+	if leg == nil || leg.epoch != s.Epoch {
+		if rl.lead || s.Failed || s.Signal.Kind != sfu.SignalOffer || s.Epoch == failed {
+			return nil // of a connection that is gone, or a candidate ahead of its offer
+		}
+		var err error
+		if leg, err = rl.startLeg(s.Epoch); err != nil {
+			return err
+		}
+	}
+	if s.Failed {
+		if rl.lead {
+			rl.legFailed(leg, "it failed on the other node")
+		}
+		return nil
+	}
+	switch s.Signal.Kind {
+	case sfu.SignalOffer:
+		return leg.peer.HandleOffer(s.Signal.SDP)
+	case sfu.SignalAnswer:
+		return leg.peer.HandleAnswer(s.Signal.SDP)
+	case sfu.SignalCandidate:
+		return leg.peer.HandleCandidate(s.Signal.Candidate)
+	case sfu.SignalTurnRequest:
+		return leg.peer.HandleTurnRequest()
+	case sfu.SignalTurnGrant:
+		return leg.peer.HandleTurnGrant()
+	}
+	return fmt.Errorf("relay: unknown signal kind %d", s.Signal.Kind)
 }
 
-// onData is a message from the other node's out leg: with a sender, a
-// data message of that member, for every local member; without, a
-// control message. On the in leg's reader goroutine; d.Data is reused
-// after it returns.
+// onData is a message from the other node: with a sender, a data message
+// of that member, for every local member; without, a control message. On
+// the leg's reader goroutine; d.Data is reused after it returns.
 func (rl *Relay) onData(leg *relayLeg, d sfu.DataMessage) {
 	i := bytes.IndexByte(d.Data, ':')
 	if i < 0 {
@@ -476,7 +441,7 @@ func (rl *Relay) onData(leg *relayLeg, d sfu.DataMessage) {
 	r := rl.room
 	if from != "" {
 		r.mu.Lock()
-		known := rl.proxies[from] != nil && rl.in == leg
+		known := rl.proxies[from] != nil && rl.leg == leg
 		others := slices.Clone(r.order)
 		r.mu.Unlock()
 		if !known {
@@ -492,9 +457,13 @@ func (rl *Relay) onData(leg *relayLeg, d sfu.DataMessage) {
 		rl.log.Warn("relay control message refused", "err", err)
 		return
 	}
+	if c.Type == "view" {
+		rl.onView(leg, c)
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rl.ended || rl.in != leg {
+	if rl.ended || rl.leg != leg {
 		return
 	}
 	rl.controlFromLocked(c)
@@ -602,7 +571,7 @@ func (rl *Relay) onTrack(leg *relayLeg, up *sfu.UpTrack) bool {
 	r := rl.room
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if rl.ended || rl.in != leg {
+	if rl.ended || rl.leg != leg {
 		return false
 	}
 	if p := rl.proxies[up.StreamID()]; p != nil {
@@ -754,7 +723,7 @@ func (r *Room) forgetRemoteLocked(p *Participant) {
 
 // Close ends the relay to a node that no longer has members in the room
 // (it told of each that left), flushing this side's last messages first;
-// both legs close. Safe to call more than once, with no room lock held.
+// the connection closes. Safe to call more than once, with no room lock held.
 // Any of the other node's members still here (a message lost, or a member
 // moving) waits as Lost's do.
 func (rl *Relay) Close() { rl.end(false) }
@@ -784,13 +753,11 @@ func (rl *Relay) end(lost bool) {
 			}
 		}
 		rl.pending = map[string][]*sfu.UpTrack{}
-		out, in := rl.out, rl.in
-		rl.out, rl.in = nil, nil
+		leg := rl.leg
+		rl.leg = nil
 		r.mu.Unlock()
-		for _, leg := range []*relayLeg{out, in} {
-			if leg != nil {
-				leg.retireFlushing(!lost) // a dead node acknowledges nothing
-			}
+		if leg != nil {
+			leg.retireFlushing(!lost) // a dead node acknowledges nothing
 		}
 		close(rl.done)
 		r.mgr.relays.Add(-1)
@@ -800,6 +767,11 @@ func (rl *Relay) end(lost bool) {
 
 // RelayCount returns how many relays are open, in every room.
 func (m *Manager) RelayCount() int { return int(m.relays.Load()) }
+
+// RelayFailures returns how many relay connections failed (ICE, a
+// negotiation, a stuck data channel) and were replaced, as this node saw
+// them: one that fails on both nodes counts on each.
+func (m *Manager) RelayFailures() uint64 { return m.relayFails.Load() }
 
 // Relays returns the room's relays (for the cluster's reconciliation).
 func (m *Manager) Relays(roomName string) map[string]*Relay {
@@ -816,11 +788,12 @@ func (m *Manager) Relays(roomName string) map[string]*Relay {
 	return out
 }
 
-// eachRelayLocked calls f for each of the room's relays that has an out
-// leg, to tell the other nodes of a local change (r.mu held).
+// eachRelayLocked calls f for each of the room's relays that has a
+// connection, to tell the other nodes of a local change (r.mu held); one
+// that has none sends its snapshot when it has.
 func (r *Room) eachRelayLocked(f func(*Relay)) {
 	for _, rl := range r.relays {
-		if !rl.ended && rl.out != nil {
+		if !rl.ended && rl.leg != nil {
 			f(rl)
 		}
 	}
@@ -864,18 +837,13 @@ func (m *Manager) Directory() map[string][]DirectoryEntry {
 	return dir
 }
 
-// onView takes a "view" from the other node (on this out leg's data
-// channel, from its in leg): how its members show one of this node's
-// tracks. The out leg's DownTracks follow it (sfu.Peer.SetViewport): a
-// simulcast track's layers up to the one the largest tile needs cross, the
-// others pause; nothing crosses while nobody shows it.
-func (rl *Relay) onView(d sfu.DataMessage) {
-	body, ok := bytes.CutPrefix(d.Data, []byte(":"))
-	if !ok {
-		return
-	}
-	var c relayControl
-	if json.Unmarshal(body, &c) != nil || c.Type != "view" || c.Width < 0 || c.Height < 0 || c.Width > 16384 || c.Height > 16384 {
+// onView takes a "view" from the other node: how its members show one of
+// this node's tracks. The relay's DownTracks follow it
+// (sfu.Peer.SetViewport): a simulcast track's layers up to the one the
+// largest tile needs cross, the others pause; nothing crosses while nobody
+// shows it.
+func (rl *Relay) onView(leg *relayLeg, c relayControl) {
+	if c.Width < 0 || c.Height < 0 || c.Width > 16384 || c.Height > 16384 {
 		return
 	}
 	r := rl.room
@@ -888,9 +856,9 @@ func (rl *Relay) onView(d sfu.DataMessage) {
 			}
 		}
 	}
-	leg := rl.out
+	current := rl.leg == leg
 	r.mu.Unlock()
-	if up != nil && leg != nil {
+	if up != nil && current {
 		leg.peer.SetViewport(up, c.Width, c.Height, c.Visible)
 	}
 }
@@ -937,7 +905,7 @@ func (r *Room) sendViews() {
 	everything := len(r.viewers) > 0 || r.rec != nil ||
 		slices.ContainsFunc(r.order, func(o *Participant) bool { return o.view != nil })
 	for _, rl := range r.relays {
-		if rl.ended || rl.in == nil {
+		if rl.ended || rl.leg == nil {
 			continue
 		}
 		for _, p := range rl.proxies {
@@ -967,7 +935,7 @@ func (r *Room) sendViews() {
 				}
 				rl.views[up.ID()] = v
 				b, _ := json.Marshal(relayControl{Type: "view", Track: up.ID(), Width: v.Width, Height: v.Height, Visible: v.Visible})
-				sends = append(sends, out{rl.in.peer, b})
+				sends = append(sends, out{rl.leg.peer, b})
 			}
 		}
 	}

@@ -62,6 +62,7 @@ type Manager struct {
 	participants atomic.Int64
 	probes       atomic.Int64  // open Probes
 	relays       atomic.Int64  // open Relays (relay.go)
+	relayFails   atomic.Uint64 // relay connections that failed (relay.go)
 	stop         chan struct{} // ends the speaker goroutine
 	stopped      chan struct{}
 	stopOnce     sync.Once
@@ -405,7 +406,7 @@ func (r *Room) removeLocked(p *Participant, reason string) {
 	}
 	r.eachRelayLocked(func(rl *Relay) {
 		for _, up := range p.tracks {
-			rl.out.peer.Unsubscribe(up)
+			rl.leg.peer.Unsubscribe(up)
 		}
 		rl.controlLocked(relayControl{Type: "leave", Participant: p.id, Reason: reason})
 	})

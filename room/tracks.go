@@ -149,7 +149,7 @@ func (r *Room) unpublishLocked(p *Participant, up *sfu.UpTrack) {
 	info := p.trackInfo(up)
 	if p.relay == nil {
 		r.mgr.emit(Change{Kind: ChangeTrackUnpublished, Room: r.name, Participant: p.changed(), Track: &info})
-		r.eachRelayLocked(func(rl *Relay) { rl.out.peer.Unsubscribe(up) })
+		r.eachRelayLocked(func(rl *Relay) { rl.leg.peer.Unsubscribe(up) })
 	}
 	if r.rec != nil {
 		r.rec.TrackUnpublished(p.id, up)

@@ -89,8 +89,8 @@ func (p *Peer) openPrenegotiated() {
 		if !p.startReader(dc, true) {
 			return
 		}
-		if p.cfg.Initiator {
-			p.adoptData(dc, false) // ours: there is no in-band one to wait for
+		if p.cfg.Initiator || p.cfg.Relay {
+			p.adoptData(dc, false) // a relay's: there is no in-band one to wait for
 			return
 		}
 		p.mu.Lock()

@@ -19,9 +19,10 @@
 // a pure policy (layerpolicy.go). Its negotiation can be held while the
 // participant has no signaling socket, and a media path that comes back
 // after a loss or an ICE restart gets keyframes at once (resume.go). A Peer
-// can also be one end of a relay between nodes (PeerConfig.Relay), which
-// carries a simulcast track's layers as tracks of their own and puts them
-// back together on the other side (relaylayers.go).
+// can also be one end of a relay between nodes (PeerConfig.Relay), where
+// both ends send and offer, one at a time (turns.go), and which carries a
+// simulcast track's layers as tracks of their own and puts them back
+// together on the other side (relaylayers.go).
 //
 // This package must not import room, signal or metrics, must not log per
 // packet, and never calls the Prometheus library: counters live in Stats as

@@ -71,7 +71,7 @@ type DownTrack struct {
 	stats    *Stats
 	kind     Kind
 	est      *estimator // the subscriber's; nil in tests
-	relay    bool       // a relay's out leg sends it (Stats.RelayPacketsOut)
+	relay    bool       // a relay's Peer sends it (Stats.RelayPacketsOut)
 	// pin is the rid of the one layer it forwards, "" any (relaylayers.go);
 	// set, the relay's DownTracks of all the track's layers, on the first.
 	pin string

@@ -139,14 +139,20 @@ func (e *Engine) newAPI(only string) (*webrtc.API, *estimator, error) {
 		se.SetNetworkTypes(e.networksOf(webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6))
 		se.SetICEUDPMux(nil)
 	case ownUDPPort:
-		// An Initiator (a relay's out leg): UDP on a port of its own. Its
-		// other end answers on that node's shared port, as does the other
-		// node's out leg toward this one; two PeerConnections between the
-		// same two ports could not be told apart, since DTLS and SRTP
-		// carry no ICE username for the mux to go by.
+		// An Initiator (a relay's leading end): UDP on a port of its own.
+		// Its other end is on that node's shared port, as are the other
+		// ends of that node's other relays with this one (one per room);
+		// two PeerConnections between the same two ports could not be told
+		// apart, since DTLS and SRTP carry no ICE username for the mux to
+		// go by.
 		se.SetNetworkTypes(e.networksOf(webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6))
 		se.SetICEUDPMux(nil)
 		se.SetICETCPMux(nil)
+		// Its first offer made it the DTLS server (the other end answers
+		// as client); its answers to the other end's offers keep that.
+		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+			return nil, nil, fmt.Errorf("dtls role: %w", err)
+		}
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return api, est, nil

@@ -56,6 +56,8 @@ type negotiation struct {
 	// removes; once it is answered they are idle, and a new subscription of
 	// their kind takes one (subscribe.go) instead of adding an m-line.
 	released, idle []*webrtc.RTPTransceiver
+	// turn: a relay's share of the turns to offer (turns.go).
+	turn turnState
 }
 
 type remoteMedia struct {
@@ -113,6 +115,10 @@ func (p *Peer) run() {
 			// starts again on release. Silent: the socket may be dead
 			// without the server knowing yet; look again shortly.
 			to := p.engine.answerTO
+			if err := p.turnLate(to); err != nil {
+				p.giveUp(err)
+				break
+			}
 			switch {
 			case !n.offering || p.held.Load() || time.Since(n.offeredAt) < to:
 			case p.cfg.ClientSilent != nil && p.cfg.ClientSilent(n.offeredAt):
@@ -129,8 +135,9 @@ func (p *Peer) run() {
 				answerWait.Reset(p.engine.answerTO)
 			}
 		}
+		p.grantWaiting()
 		if (n.dirty || n.force) && n.answered && !n.offering && !n.dead && !p.held.Load() &&
-			p.pc.SignalingState() == webrtc.SignalingStateStable {
+			p.stable() && p.mayOffer() {
 			n.dirty = false
 			if err := p.offer(); err != nil && !errors.Is(err, ErrClosed) {
 				p.failed(err) // offered again once, then given up: never silent
@@ -140,8 +147,17 @@ func (p *Peer) run() {
 				answerWait.Reset(p.engine.answerTO)
 			}
 		}
+		if n.turn.arm {
+			n.turn.arm = false
+			if p.engine.answerTO > 0 {
+				answerWait.Reset(p.engine.answerTO)
+			}
+		}
 	}
 }
+
+// stable reports whether no offer is outstanding either way.
+func (p *Peer) stable() bool { return p.pc.SignalingState() == webrtc.SignalingStateStable }
 
 func (p *Peer) handle(ev peerEvent) {
 	var err error
@@ -158,6 +174,10 @@ func (p *Peer) handle(ev peerEvent) {
 		err = p.applyAnswer(ev.sdp)
 	case SignalCandidate:
 		err = p.addCandidate(ev.cand)
+	case SignalTurnRequest:
+		err = p.onTurnRequest()
+	case SignalTurnGrant:
+		err = p.onTurnGrant()
 	}
 	if err != nil && p.cfg.OnError != nil {
 		p.cfg.OnError(err)
@@ -206,6 +226,7 @@ func (p *Peer) answer(sdp string) error {
 		p.awaitGathering(gathered)
 	}
 	p.cfg.OnSignal(Signal{Kind: SignalAnswer, SDP: p.localSDP()})
+	p.turnAnswered()
 	if restart {
 		p.engine.stats.ICERestarts.Add(1)
 		p.log.Info("ice restart answered", "participant", p.cfg.ID)
@@ -312,13 +333,18 @@ func (p *Peer) applyAnswer(sdp string) error {
 //     credentials (RFC 8843 §7.2 lets an initial offer do so; aiortc does)
 //     gets the tagged (first) m-line's everywhere, and only its candidates:
 //     the answer bundles them on that transport, and pion v3.3.6 refuses
-//     conflicting credentials outright.
+//     conflicting credentials outright;
+//   - an offer's inactive m-line on which this side sends nothing is made
+//     recvonly (keepReceivers).
 func (p *Peer) repairRemote(desc string, offer *sdp.SessionDescription) string {
 	var d sdp.SessionDescription
 	if d.UnmarshalString(desc) != nil {
 		return desc
 	}
 	changed := offer == nil && unifyBundleICE(&d)
+	if offer == nil && p.keepReceivers(&d) {
+		changed = true
+	}
 	for i, m := range d.MediaDescriptions {
 		var o *sdp.MediaDescription
 		if offer != nil && i < len(offer.MediaDescriptions) {
@@ -362,6 +388,44 @@ func (p *Peer) repairRemote(desc string, offer *sdp.SessionDescription) string {
 		return desc
 	}
 	return string(b)
+}
+
+// keepReceivers turns the inactive m-lines of remote offer d on which this
+// side has no sender into recvonly ones, and reports whether it changed
+// any. pion v3.3.6 stops a transceiver for good when an offer makes it
+// inactive (RTPTransceiver.Stop), and with it the receiver it holds; a
+// receiver stopped before it received anything is then started all the
+// same when the remote reuses the m-line for a new track, and its streams
+// are never closed: the track neither ends nor is replaced, and its read
+// loop outlives the PeerConnection. A relay's end offers its idle m-lines
+// inactive (pion turned them sendonly when the other end's offer said
+// recvonly) and reuses them (subscribe.go). For this side, recvonly and
+// inactive mean the same: the remote sends nothing there, and pion ends
+// the m-line's track (configureRTPReceivers) as it should.
+func (p *Peer) keepReceivers(d *sdp.SessionDescription) bool {
+	changed := false
+	for _, m := range d.MediaDescriptions {
+		if _, inactive := m.Attribute(sdp.AttrKeyInactive); !inactive {
+			continue
+		}
+		mid, _ := m.Attribute(sdp.AttrKeyMID)
+		sends := true
+		for _, t := range p.pc.GetTransceivers() {
+			if t.Mid() == mid {
+				sends = t.Sender() != nil
+			}
+		}
+		if sends {
+			continue // none here yet, or ours: pion may stop it
+		}
+		for i, a := range m.Attributes {
+			if a.Key == sdp.AttrKeyInactive {
+				m.Attributes[i] = sdp.Attribute{Key: sdp.AttrKeyRecvOnly}
+			}
+		}
+		changed = true
+	}
+	return changed
 }
 
 // unifyBundleICE gives the m-lines of d's BUNDLE group the ICE

@@ -41,6 +41,10 @@ const (
 	SignalOffer SignalKind = iota
 	SignalAnswer
 	SignalCandidate
+	// SignalTurnRequest and SignalTurnGrant pass the turn to offer between
+	// the two ends of a relay (turns.go); they carry nothing else.
+	SignalTurnRequest
+	SignalTurnGrant
 )
 
 // Signal is a message the Peer needs delivered to its remote.
@@ -106,13 +110,16 @@ type PeerConfig struct {
 	// renegotiation (playback.go). Such a Peer subscribes to nothing else.
 	Playback bool
 	// Initiator makes the Peer send the first offer instead of waiting for
-	// the remote's (a relay between nodes, whose other end is a Peer too):
-	// at once, with its side of the pre-negotiated data channel (which it
-	// uses as soon as it opens) and every local candidate in the SDP. Its
-	// candidates are on a UDP port of its own, not the shared one (see
-	// ownUDPPort).
+	// the remote's (a relay's leading end, whose other end is a Peer too):
+	// at once, with its side of the pre-negotiated data channel and every
+	// local candidate in the SDP. Its candidates are on a UDP port of its
+	// own, not the shared one (see ownUDPPort), and it answers as DTLS
+	// server, the role its first offer gave it.
 	Initiator bool
-	// Relay makes the Peer one end of a relay between nodes: a track it
+	// Relay makes the Peer one end of a relay between nodes, which both
+	// send and offer what they send: the end that is not the Initiator
+	// offers only in its turn (turns.go); its data channel is the
+	// pre-negotiated one, used as soon as it opens; a track it
 	// receives keeps the ids its origin gave it (the msid: the track id
 	// and the publisher's participant id as stream id) instead of new
 	// ones; a simulcast track it sends goes as one track per layer, and
@@ -294,6 +301,14 @@ func (p *Peer) checkSDP(sdp string) error {
 	}
 	return CheckSDP(sdp)
 }
+
+// HandleTurnRequest queues the other end's request for its turn to offer
+// (a relay's Initiator only; turns.go).
+func (p *Peer) HandleTurnRequest() error { return p.post(peerEvent{kind: SignalTurnRequest}) }
+
+// HandleTurnGrant queues the Initiator's grant of the turn asked for (a
+// relay's other end only; turns.go).
+func (p *Peer) HandleTurnGrant() error { return p.post(peerEvent{kind: SignalTurnGrant}) }
 
 // HandleCandidate queues a remote ICE candidate; candidates that arrive
 // before a remote description are buffered.

@@ -1,15 +1,15 @@
 package sfu
 
 // Simulcast across a relay between nodes (docs/cluster.md, "Simulcast"):
-// the out leg sends each layer of a simulcast track as a track of its own,
-// a DownTrack pinned to that layer on an m-line of its own, whose msid
-// track id is the track's id, relayLayerSep and the layer's rid. The in
-// leg puts the layers back together as one simulcast UpTrack (publish.go),
-// whose subscribers there choose among them as they would among a
-// publisher's. The out leg pauses the layers no member on the other node
-// needs: those above the one the largest tile there asks for. A DownTrack's
-// pin and its set are written before it is published (subscribe, on the
-// run goroutine) and only read afterwards.
+// the end that sends a simulcast track sends each of its layers as a track
+// of its own, a DownTrack pinned to that layer on an m-line of its own,
+// whose msid track id is the track's id, relayLayerSep and the layer's
+// rid. The receiving end puts the layers back together as one simulcast
+// UpTrack (publish.go), whose subscribers there choose among them as they
+// would among a publisher's. The sending end pauses the layers no member
+// on the other node needs: those above the one the largest tile there asks
+// for. A DownTrack's pin and its set are written before it is published
+// (subscribe, on the run goroutine) and only read afterwards.
 
 import "time"
 

@@ -204,8 +204,8 @@ func checkDelivery(t *testing.T, what string, rs, ps []*client.Client, before, a
 // which spreads them over three nodes; each receives every other's audio
 // and video (delivery at least 99 % over 8 s) and data messages, and each
 // published track crosses each relay once: every node holds two relays
-// (one per other node) whose out legs subscribe to its own two members'
-// four tracks, and no more.
+// (one per other node), each one PeerConnection whose end there
+// subscribes to its own two members' four tracks, and no more.
 func TestClusterSixParticipantsThreeNodes(t *testing.T) {
 	_, nodes, ws := startCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -267,11 +267,15 @@ func TestClusterSixParticipantsThreeNodes(t *testing.T) {
 		relays := metric(t, n.url, "roundtable_relays")
 		subs := metric(t, n.url, "roundtable_subscriptions")
 		out := metric(t, n.url, "roundtable_relay_packets_total")
-		t.Logf("node %s: relays %v, subscriptions %v, relay packets %v", n.id, relays, subs, out)
+		pcs := metric(t, n.url, "roundtable_peer_connections")
+		t.Logf("node %s: relays %v, PeerConnections %v, subscriptions %v, relay packets %v", n.id, relays, pcs, subs, out)
 		if relays != 2 {
 			t.Errorf("node %s: %v relays, want 2", n.id, relays)
 		}
-		// Two members receiving five others' two tracks, and two out legs
+		if pcs != 4 {
+			t.Errorf("node %s: %v PeerConnections, want 4 (two members, one per relay)", n.id, pcs)
+		}
+		// Two members receiving five others' two tracks, and two relays
 		// carrying the two members' two tracks each.
 		if want := 2.0*5*2 + 2*2*2; subs != want {
 			t.Errorf("node %s: %v subscriptions, want %v (each track once per relay)", n.id, subs, want)
