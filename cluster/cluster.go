@@ -38,7 +38,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/roundtable-sfu/roundtable/room"
-	"github.com/roundtable-sfu/roundtable/sfu"
 )
 
 // Defaults of Config.
@@ -762,7 +761,9 @@ func (n *Node) dispatch(m *redis.Message) {
 		}
 		rl := n.cfg.Rooms.Relays(msg.Room)[msg.From]
 		if rl == nil {
-			if n.cfg.Rooms.Relays(msg.Room) == nil || msg.Signal.Failed || msg.Signal.Signal.Kind != sfu.SignalOffer {
+			// Only the leading node's first offer of a connection opens
+			// the relay here; anything else is of one that is gone.
+			if n.cfg.Rooms.Relays(msg.Room) == nil || !msg.Signal.Start || msg.From > n.cfg.NodeID {
 				return // the room is not here (any more), or no connection starts with it
 			}
 			if rl = n.openRelay(msg.Room, msg.From); rl == nil {

@@ -201,6 +201,47 @@ func TestClusterRelayBothEndsOffer(t *testing.T) {
 	}
 }
 
+// The node that does not lead closes its end of a relay while the leading
+// node keeps its own (as when that node's last member leaves and another
+// joins before the leading node noticed, or when it restarts): its new
+// relay tells the leading node at once that it has no end, and the
+// leading node starts a new connection, instead of waiting for ICE to
+// give up on the old one (20 s). Media flows both ways again within 5 s,
+// and nobody sees the other leave.
+func TestClusterRelayEndRecreated(t *testing.T) {
+	checkGoroutines(t)
+	rd := testcluster.StartRedis(t)
+	a := startServer(t, withCluster(rd.URL(), "node-a")) // leads
+	b := startServer(t, withCluster(rd.URL(), "node-b"))
+	ctx := testContext(t, 60*time.Second)
+
+	ann := a.join(ctx, "again", "ann", 1, 1)
+	bob := b.join(ctx, "again", "bob", 1, 1)
+	waitFor(t, ctx, "Ann receives Bob's media", func() bool { return ann.ReceivesFrom(bob.ID, 30, time.Time{}) })
+	waitFor(t, ctx, "Bob receives Ann's media", func() bool { return bob.ReceivesFrom(ann.ID, 30, time.Time{}) })
+	failedBefore := a.Rooms.RelayFailures()
+
+	closed := time.Now()
+	b.Rooms.Relays("again")["node-a"].Close() // B's reconcile opens a new one within a heartbeat
+	waitFor(t, ctx, "Ann receives Bob's media again", func() bool { return ann.ReceivesFrom(bob.ID, 20, closed) })
+	waitFor(t, ctx, "Bob receives Ann's media again", func() bool { return bob.ReceivesFrom(ann.ID, 20, closed) })
+	if took := time.Since(closed); took > 5*time.Second {
+		t.Errorf("media flowed both ways again %v after the relay closed on node-b, want within 5 s", took)
+	} else {
+		t.Logf("media flowed both ways again %v after the relay closed on node-b", took)
+	}
+	if got := a.Rooms.RelayFailures() - failedBefore; got != 1 {
+		t.Errorf("node-a: %d relay connections failed, want 1 (the one whose end on node-b closed)", got)
+	}
+	for _, c := range []*client.Client{ann, bob} {
+		if d := c.Departures(); len(d) > 0 {
+			t.Errorf("%s saw %v leave", c.ID, d)
+		}
+	}
+	bob.Leave()
+	ann.Leave()
+}
+
 // Placement (issue 16, point 3): with -cluster-redirect, a join for a new
 // room that arrives at a node busier than another is sent there (the
 // client is told the node's URL and joins there); a join for a room that

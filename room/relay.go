@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v3"
@@ -52,8 +53,15 @@ type RelaySignal struct {
 	// Signal is an offer, answer, candidate or turn (sfu.Signal), unless
 	// Failed.
 	Signal sfu.Signal `json:"signal"`
-	// Failed: the sender's end of connection Epoch failed (from the node
-	// that does not lead: the leading node starts a new one).
+	// Start marks the leading node's first offer of a connection: only
+	// that one starts the other node's end.
+	Start bool `json:"start,omitempty"`
+	// Failed (from the node that does not lead): its end of connection
+	// Epoch failed, or is not there (a signal of a connection it does not
+	// know), or, with Epoch empty, it has none (its relay is new). The
+	// leading node starts a new connection if Epoch is its current one's,
+	// or if Epoch is empty and the current one was answered once (by an
+	// end that is gone).
 	Failed bool `json:"failed,omitempty"`
 }
 
@@ -76,7 +84,7 @@ type Relay struct {
 
 	// guarded by room.mu
 	leg     *relayLeg                 // the connection, nil until the leading node's offer (or while it starts a new one)
-	failed  string                    // the epoch of the last connection that failed, when not leading: its offers are stale
+	failed  string                    // not leading: the last epoch it told the leading node is gone
 	proxies map[string]*Participant   // the other node's members, by id
 	pending map[string][]*sfu.UpTrack // tracks whose member is not known yet, by its id
 	joins   map[string]relayControl   // "join"s of members still local here, until they leave (moved)
@@ -89,10 +97,11 @@ type Relay struct {
 // relayLeg is one connection of a relay: a PeerConnection to the other
 // node, and the writer goroutine of its data channel.
 type relayLeg struct {
-	peer  *sfu.Peer
-	epoch string
-	ctl   chan relayFrame    // frames for the data channel writer
-	flush chan chan struct{} // send what is queued, then close the channel given
+	peer    *sfu.Peer
+	epoch   string
+	offered atomic.Bool        // its first offer went out (RelaySignal.Start)
+	ctl     chan relayFrame    // frames for the data channel writer
+	flush   chan chan struct{} // send what is queued, then close the channel given
 	// stopped is closed when the writer returns.
 	stopped chan struct{}
 	done    chan struct{} // closed when the leg is retired
@@ -174,6 +183,11 @@ func (m *Manager) OpenRelay(roomName, node string, lead bool, send func(RelaySig
 			return nil, err
 		}
 	}
+	if !lead {
+		// The leading node may hold a connection whose end here is gone
+		// (this node closed the relay a moment ago, or restarted).
+		send(RelaySignal{Failed: true})
+	}
 	rl.log.Info("relay opened", "lead", lead)
 	return rl, nil
 }
@@ -203,10 +217,18 @@ func (rl *Relay) startLeg(epoch string) (*relayLeg, error) {
 		Initiator:          rl.lead,
 		Relay:              true,
 		CandidatesInAnswer: !rl.lead,
-		OnSignal:           func(s sfu.Signal) { rl.send(RelaySignal{Epoch: epoch, Signal: s}) },
-		OnTrack:            func(up *sfu.UpTrack) bool { return rl.onTrack(leg, up) },
-		OnTrackEnded:       rl.onTrackEnded,
-		OnData:             func(d sfu.DataMessage) { rl.onData(leg, d) },
+		OnSignal: func(s sfu.Signal) {
+			select {
+			case <-leg.done:
+				return // retired: a late offer would only confuse the other end
+			default:
+			}
+			start := rl.lead && s.Kind == sfu.SignalOffer && leg.offered.CompareAndSwap(false, true)
+			rl.send(RelaySignal{Epoch: epoch, Signal: s, Start: start})
+		},
+		OnTrack:      func(up *sfu.UpTrack) bool { return rl.onTrack(leg, up) },
+		OnTrackEnded: rl.onTrackEnded,
+		OnData:       func(d sfu.DataMessage) { rl.onData(leg, d) },
 		OnState: func(s webrtc.PeerConnectionState) {
 			if s == webrtc.PeerConnectionStateFailed {
 				rl.legFailed(leg, "ice failed")
@@ -387,32 +409,45 @@ func (rl *Relay) legFailed(leg *relayLeg, why string) {
 }
 
 // HandleSignal takes a signal from the other node's end of the relay. Not
-// leading, an offer for a connection this relay has not seen starts it
-// (the leading node started a new one), and its snapshot replaces the
-// proxies'; signals of a connection that is gone are dropped. Errors:
-// ErrNoRoom (the relay ended), and what the Peer says of the signal.
+// leading, the first offer of a connection this relay has not seen starts
+// it (the leading node started a new one), and its snapshot replaces the
+// proxies'; any other signal of a connection it does not have (but a
+// candidate) is answered Failed, once, so that the leading node starts a
+// new one. Leading, a
+// signal of a connection that is gone is dropped. Errors: ErrNoRoom (the
+// relay ended), and what the Peer says of the signal.
 func (rl *Relay) HandleSignal(s RelaySignal) error {
 	r := rl.room
 	r.mu.Lock()
-	leg, ended, failed := rl.leg, rl.ended, rl.failed
+	leg, ended := rl.leg, rl.ended
 	r.mu.Unlock()
 	if ended {
 		return ErrNoRoom
 	}
+	if rl.lead && s.Failed {
+		if leg != nil && (s.Epoch == leg.epoch || s.Epoch == "" && leg.peer.RemoteSDP() != "") {
+			rl.legFailed(leg, "its end on the other node failed or is gone")
+		}
+		return nil
+	}
 	if leg == nil || leg.epoch != s.Epoch {
-		if rl.lead || s.Failed || s.Signal.Kind != sfu.SignalOffer || s.Epoch == failed {
+		switch {
+		case rl.lead || s.Failed || s.Signal.Kind == sfu.SignalCandidate:
 			return nil // of a connection that is gone, or a candidate ahead of its offer
+		case !s.Start:
+			r.mu.Lock()
+			tell := rl.failed != s.Epoch
+			rl.failed = s.Epoch
+			r.mu.Unlock()
+			if tell {
+				rl.send(RelaySignal{Epoch: s.Epoch, Failed: true})
+			}
+			return nil
 		}
 		var err error
 		if leg, err = rl.startLeg(s.Epoch); err != nil {
 			return err
 		}
-	}
-	if s.Failed {
-		if rl.lead {
-			rl.legFailed(leg, "it failed on the other node")
-		}
-		return nil
 	}
 	switch s.Signal.Kind {
 	case sfu.SignalOffer:

@@ -404,19 +404,22 @@ func (p *Peer) repairRemote(desc string, offer *sdp.SessionDescription) string {
 // the m-line's track (configureRTPReceivers) as it should.
 func (p *Peer) keepReceivers(d *sdp.SessionDescription) bool {
 	changed := false
+	var idle map[string]bool // mid → no sender on it
 	for _, m := range d.MediaDescriptions {
 		if _, inactive := m.Attribute(sdp.AttrKeyInactive); !inactive {
 			continue
 		}
-		mid, _ := m.Attribute(sdp.AttrKeyMID)
-		sends := true
-		for _, t := range p.pc.GetTransceivers() {
-			if t.Mid() == mid {
-				sends = t.Sender() != nil
+		if idle == nil {
+			idle = map[string]bool{}
+			for _, t := range p.pc.GetTransceivers() {
+				// Not sendonly: one pion made for a remote recvonly
+				// m-line, with nothing on it (a WHEP player's extra
+				// m-line), would answer an inactive offer sendonly.
+				idle[t.Mid()] = t.Sender() == nil && t.Direction() != webrtc.RTPTransceiverDirectionSendonly
 			}
 		}
-		if sends {
-			continue // none here yet, or ours: pion may stop it
+		if mid, _ := m.Attribute(sdp.AttrKeyMID); !idle[mid] {
+			continue // none here yet, or one we send on: pion may stop it
 		}
 		for i, a := range m.Attributes {
 			if a.Key == sdp.AttrKeyInactive {

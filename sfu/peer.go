@@ -66,7 +66,8 @@ type PeerConfig struct {
 	// ID is the participant id; it becomes the stream id of every track the
 	// participant publishes.
 	ID string
-	// OnSignal delivers an offer, answer or candidate to the remote.
+	// OnSignal delivers an offer, answer or candidate to the remote, or a
+	// relay's turn (turns.go).
 	OnSignal func(Signal)
 	// OnTrack announces a track the remote started publishing and reports
 	// whether it is accepted. A refused track is still read, so that pion's

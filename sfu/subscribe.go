@@ -91,10 +91,12 @@ func (p *Peer) offer() error {
 	}
 	if gathered != nil {
 		p.awaitGathering(gathered)
-		p.openLocalCandidates() // any later ones trickle
 	}
 	n.offering, n.offeredAt = true, time.Now()
 	p.cfg.OnSignal(Signal{Kind: SignalOffer, SDP: p.localSDP()})
+	if first {
+		p.openLocalCandidates() // after the offer that carries them; later ones trickle
+	}
 	return nil
 }
 

@@ -58,9 +58,24 @@ func (p *Peer) mayOffer() bool {
 	case t.held:
 		t.held = false
 		return true
+	case !t.asked && !p.neg.force && !p.hasChanges():
+		p.neg.dirty = false // nothing to offer: no turn to ask for
 	case !t.asked:
 		t.asked, t.askedAt, t.arm = true, time.Now(), true
 		p.cfg.OnSignal(Signal{Kind: SignalTurnRequest})
+	}
+	return false
+}
+
+// hasChanges reports whether a pending subscription change would change
+// what the Peer sends.
+func (p *Peer) hasChanges() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for up, add := range p.want {
+		if _, have := p.neg.subs[up]; add != have {
+			return true
+		}
 	}
 	return false
 }
@@ -113,6 +128,8 @@ func (p *Peer) turnAnswered() { p.neg.turn.granted = false }
 func (p *Peer) turnLate(timeout time.Duration) error {
 	t := &p.neg.turn
 	switch {
+	case p.neg.dead:
+		return nil // given up already
 	case t.asked && time.Since(t.askedAt) >= timeout:
 		return fmt.Errorf("no turn to offer granted within %v", timeout)
 	case t.granted && time.Since(t.grantedAt) >= timeout:
