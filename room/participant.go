@@ -79,7 +79,7 @@ type Participant struct {
 	meta   map[string]TrackMeta // by the publisher's own track id
 	left   bool
 	stale  bool        // a proxy a new snapshot has not named yet (relay.go)
-	orphan *time.Timer // a proxy whose node was lost or which is moving: when it leaves (relay.go)
+	orphan *time.Timer // a proxy whose node was lost or which is moving: when it leaves (remote.go)
 	moving bool        // a member another node took over: its client is being closed ("moved")
 	q      memberQuality
 }

@@ -51,23 +51,11 @@ func (l *lockedBuffer) String() string {
 
 // startNode is startMain for a cluster node: if the test fails, the
 // node's log lines about the cluster (relays, moves, joins and leaves)
-// are shown.
-func startNode(t *testing.T, id string, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
+// are shown, once it is stopped.
+func startNode(t *testing.T, id string, args ...string) (*exec.Cmd, *bufio.Reader, fmt.Stringer) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "RT_BE_MAIN=1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	logs := &lockedBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+	t.Cleanup(func() { // after startMainTo's, which stops the node
 		if !t.Failed() {
 			return
 		}
@@ -85,7 +73,8 @@ func startNode(t *testing.T, id string, args ...string) (*exec.Cmd, *bufio.Reade
 		}
 		t.Logf("node %s log (%d lines about the cluster):\n%s", id, len(lines), strings.Join(lines[max(0, len(lines)-200):], "\n"))
 	})
-	return cmd, bufio.NewReader(stdout), &bytes.Buffer{}
+	cmd, out := startMainTo(t, logs, args...)
+	return cmd, out, logs
 }
 
 // startCluster starts redis-server, n roundtable processes on it and
@@ -373,15 +362,7 @@ func checkNoneLeft(t *testing.T, c *client.Client, gone []string) {
 // no participant-left for them; Redis holds nothing of the dead node once
 // its keys expired.
 func TestClusterNodeLoss(t *testing.T) {
-	rd, nodes, ws := startCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cs := joinSix(t, ctx, ws, "loss")
-	victim := nodes[2]
-	gone := localMembers(victim, "loss")
-	if len(gone) != 2 {
-		t.Fatalf("node %s has members %v, want two", victim.id, gone)
-	}
+	rd, ctx, cs, victim, gone := sixOnThree(t, "loss")
 	killed := time.Now()
 	if err := victim.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
@@ -427,21 +408,31 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 }
 
+// sixOnThree starts a cluster of three nodes (extra: flags for each),
+// joins six participants to roomName through haproxy (joinSix) and returns
+// them, with a context for the test, the third node (the one the test
+// kills or drains) and the ids of its two members.
+func sixOnThree(t *testing.T, roomName string, extra ...string) (*testcluster.Redis, context.Context, []*client.Client, *node, []string) {
+	t.Helper()
+	rd, nodes, ws := startCluster(t, 3, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	cs := joinSix(t, ctx, ws, roomName)
+	victim := nodes[2]
+	gone := localMembers(victim, roomName)
+	if len(gone) != 2 {
+		t.Fatalf("node %s has members %v, want two", victim.id, gone)
+	}
+	return rd, ctx, cs, victim, gone
+}
+
 // Issue 16, test 4: SIGTERM one node of three. Its two participants get
 // "reconnect", move to the other nodes (resumed, migrated) and are back
 // with media; the process exits 0 once they are gone; the others see no
 // one leave, and the audio the others send each other during the move
 // arrives at 99 % or more.
 func TestClusterDrain(t *testing.T) {
-	_, nodes, ws := startCluster(t, 3, "-drain-timeout", "10s")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cs := joinSix(t, ctx, ws, "drain")
-	victim := nodes[2]
-	gone := localMembers(victim, "drain")
-	if len(gone) != 2 {
-		t.Fatalf("node %s has members %v, want two", victim.id, gone)
-	}
+	_, ctx, cs, victim, gone := sixOnThree(t, "drain", "-drain-timeout", "10s")
 	before := sentCounters(cs)
 	term := time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -102,7 +102,18 @@ func TestValidateRejectsBadValues(t *testing.T) {
 	}
 }
 
+// startMain runs the binary (this test binary as main) with args; it is
+// killed at the end of the test. It returns the process, its stdout and
+// what it wrote to stderr.
 func startMain(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd, out := startMainTo(t, &stderr, args...)
+	return cmd, out, &stderr
+}
+
+// startMainTo is startMain with the process's stderr going to w.
+func startMainTo(t *testing.T, w io.Writer, args ...string) (*exec.Cmd, *bufio.Reader) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "RT_BE_MAIN=1")
@@ -110,17 +121,16 @@ func startMain(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.B
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = w
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd, bufio.NewReader(stdout), &stderr
+	return cmd, bufio.NewReader(stdout)
 }
 
 // printedURL reads the URL the binary prints when it is up.
-func printedURL(t *testing.T, out *bufio.Reader, stderr *bytes.Buffer) string {
+func printedURL(t *testing.T, out *bufio.Reader, stderr fmt.Stringer) string {
 	t.Helper()
 	line, err := out.ReadString('\n')
 	if err != nil {
