@@ -40,6 +40,8 @@ func runLoad(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.PacketSize, "packet-size", cfg.PacketSize, "video payload bytes per packet (at most 1,200)")
 	fs.DurationVar(&cfg.KeyframeInterval, "keyframe-interval", cfg.KeyframeInterval, "time between periodic keyframes (PLIs add more)")
 	fs.StringVar(&cfg.Transport, "transport", cfg.Transport, "every participant's path: udp, tcp (ICE-TCP), turn-udp, turn-tcp or turn-tls (relay only, through the built-in TURN server)")
+	fs.StringVar(&cfg.Keys.Key, "api-key", os.Getenv("ROUNDTABLE_API_KEY"), "API key (iss claim) of the join tokens, for a server with an API secret")
+	fs.StringVar(&cfg.Keys.Secret, "api-secret", os.Getenv("ROUNDTABLE_API_SECRET"), "the server's API secret: each participant joins with a token minted with it (prefer ROUNDTABLE_API_SECRET)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	minDelivery := fs.Float64("min-delivery", 0.995, "exit 1 when the delivered share of packets is below this")
 	if err := fs.Parse(args); err != nil {

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -291,6 +292,44 @@ func TestLoadSmoke(t *testing.T) {
 	var exit *exec.ExitError
 	if err := cmd.Run(); !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Errorf("load under -min-delivery: %v, want exit code 1", err)
+	}
+}
+
+// The load tool against a server that requires join tokens (-api-secret):
+// with the same secret (here the flag; ROUNDTABLE_API_SECRET by default)
+// every participant joins with a token minted for it and media flows;
+// without, none joins, each refused with auth_required, and the run exits 1.
+func TestLoadWithAPISecret(t *testing.T) {
+	secret := strings.Repeat("s", 32)
+	_, out, stderr := startMain(t, "-listen", "127.0.0.1:0", "-ice-port", "0", "-ice-tcp-port", "0", "-turn-port", "0",
+		"-ice-interfaces", "lo", "-ice-ipv4-only", "-mdns=false", "-log-level", "warn", "-api-secret", secret)
+	ws := "ws" + strings.TrimPrefix(printedURL(t, out, stderr), "http") + "ws"
+	run := func(extra ...string) (connected, participants int, errs []string, err error) {
+		cmd := exec.Command(os.Args[0], append([]string{"load", "-json", "-url", ws, "-scenario", "room", "-size", "3",
+			"-warmup", "1s", "-duration", "2s"}, extra...)...)
+		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "ROUNDTABLE_API_") }), "RT_BE_MAIN=1")
+		b, err := cmd.Output()
+		var res struct {
+			Connected, Participants int
+			Delivery                float64
+			Errors                  []string
+		}
+		if jerr := json.Unmarshal(b, &res); jerr != nil {
+			t.Fatalf("%v in %q (%v)", jerr, b, err)
+		}
+		t.Logf("load %v: %d/%d connected, delivery %.4f, errors %v", extra, res.Connected, res.Participants, res.Delivery, res.Errors)
+		return res.Connected, res.Participants, res.Errors, err
+	}
+	if c, n, errs, err := run("-api-secret", secret); err != nil || c != n || n != 3 {
+		t.Errorf("with the secret: %d of %d connected (%v), exit %v; want all, exit 0", c, n, errs, err)
+	}
+	c, _, errs, err := run()
+	var exit *exec.ExitError
+	if c != 0 || !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("without the secret: %d connected, exit %v; want none, exit 1", c, err)
+	}
+	if len(errs) == 0 || !strings.Contains(errs[0], "auth_required") {
+		t.Errorf("without the secret: errors %v, want auth_required", errs)
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
+	"github.com/roundtable-sfu/roundtable/internal/auth"
 	"github.com/roundtable-sfu/roundtable/internal/client"
 )
 
@@ -68,6 +69,10 @@ type Config struct {
 	// with relayed candidates only: "turn-udp", "turn-tcp", "turn-tls"
 	// (the server's certificate must be trusted: SSL_CERT_FILE).
 	Transport string
+	// Keys, if Keys.Secret is set, mint each participant a join token
+	// (every grant, its room, its name as identity): for a server that
+	// requires one (-api-secret). The server's /metrics needs none.
+	Keys auth.Keys
 }
 
 // Transports lists the values of Config.Transport.
@@ -278,6 +283,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			cc := client.Config{URL: urls[i%len(urls)], Room: mb.room, Name: mb.name, Audio: mb.audio, Video: mb.video,
 				VideoFPS: cfg.FPS, PacketsPerFrame: ppf, PacketSize: cfg.PacketSize, KeyframeInterval: cfg.KeyframeInterval,
 				OnPacket: m.onPacket}
+			if cfg.Keys.Secret != "" {
+				tok, err := cfg.Keys.Mint(auth.Token{Room: mb.room, Identity: mb.name, TTL: cfg.Warmup + cfg.Duration + time.Hour,
+					Grants: auth.All}, time.Now())
+				if err != nil { // a secret shorter than auth's minimum
+					errMu.Lock()
+					if len(res.Errors) < 10 {
+						res.Errors = append(res.Errors, fmt.Sprintf("%s/%s: token: %v", mb.room, mb.name, err))
+					}
+					errMu.Unlock()
+					return
+				}
+				cc.Token = tok
+			}
 			switch cfg.Transport {
 			case "tcp":
 				cc.Networks = []webrtc.NetworkType{webrtc.NetworkTypeTCP4}
