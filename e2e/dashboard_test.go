@@ -23,13 +23,15 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/interceptor"
 	"github.com/roundtable-sfu/roundtable/internal/client"
+	"github.com/roundtable-sfu/roundtable/internal/testcluster"
 )
 
 // The Grafana dashboard against the real thing: Debian's Prometheus scrapes
 // a server carrying a small load (three participants, one publishing
 // simulcast and one on a lossy link, data messages, a signaling error,
-// webhooks), and every query of every panel returns data, numbers that are
-// not NaN, so no panel names a metric or label that does not exist. The
+// webhooks), a node of a one-node cluster on a real Redis (so that the
+// cluster's series exist), and every query of every panel returns data,
+// numbers that are not NaN, so no panel names a metric or label that does not exist. The
 // same Prometheus loads the alert rules and evaluates them without error,
 // and every metric they name exists.
 func TestDashboardQueriesReturnData(t *testing.T) {
@@ -43,7 +45,8 @@ func TestDashboardQueriesReturnData(t *testing.T) {
 	checkGoroutines(t)
 	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer hooks.Close()
-	s := startServer(t, withWebhooks(64, time.Second, hooks.URL))
+	rd := testcluster.StartRedis(t)
+	s := startServer(t, withWebhooks(64, time.Second, hooks.URL), withCluster(rd.URL(), "dash"))
 	ctx := testContext(t, 90*time.Second)
 
 	promURL := startPrometheus(t, prom, s.Addr().String())

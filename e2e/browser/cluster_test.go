@@ -185,6 +185,17 @@ func TestClusterRedirectsTab(t *testing.T) {
 	}); err != nil {
 		t.Fatal("the loads never reached the registry")
 	}
+	// Both nodes run in this process, and each heartbeat samples its CPU
+	// over its own second: under load the two samples may differ by more
+	// than the margin, and the busy node is then not busier. What is
+	// tested here is the tab following the redirect, so wait for a
+	// heartbeat whose loads call for one.
+	if err := client.Wait(ctx, func() bool {
+		url, err := busy.Cluster.Place("fresh")
+		return err == nil && strings.Contains(url, idle.Addr().String())
+	}); err != nil {
+		t.Fatal("the busy node never placed a new room on the idle one")
+	}
 	b := newBrowser(t)
 	defer b.screenshots()
 	tab := b.open(busy.URL() + "r/fresh?name=Cat")
