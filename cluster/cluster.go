@@ -681,6 +681,9 @@ func (n *Node) openRelay(name, node string) *room.Relay {
 	switch {
 	case errors.Is(err, room.ErrRelayExists):
 		return n.cfg.Rooms.Relays(name)[node]
+	case errors.Is(err, room.ErrNoRoom): // it ended here meanwhile
+		n.log.Debug("relay not opened", "room", name, "to", node, "err", err)
+		return nil
 	case err != nil:
 		n.log.Warn("relay not opened", "room", name, "to", node, "err", err)
 		return nil

@@ -415,9 +415,9 @@ func (rl *Relay) legFailed(leg *relayLeg, why string) {
 // it (the leading node started a new one), and its snapshot replaces the
 // proxies'; any other signal of a connection it does not have (but a
 // candidate) is answered Failed, once, so that the leading node starts a
-// new one. Leading, a
-// signal of a connection that is gone is dropped. Errors: ErrNoRoom (the
-// relay ended), and what the Peer says of the signal.
+// new one. Leading, a signal of a connection that is gone is dropped.
+// Errors: ErrNoRoom (the relay ended), and what the Peer says of the
+// signal.
 func (rl *Relay) HandleSignal(s RelaySignal) error {
 	r := rl.room
 	r.mu.Lock()
