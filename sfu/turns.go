@@ -10,8 +10,9 @@ package sfu
 // (SignalTurnGrant) at once if it has no offer out, else once its offer is
 // answered, and makes no offer of its own until it has answered the one
 // the turn was for. Signals reach the other end in the order they were
-// sent (package cluster's one channel per node pair), so an offer of the
-// Initiator sent before a grant is answered before the grant arrives.
+// sent (package cluster publishes them, from one goroutine, on the
+// receiving node's channel), so an offer of the Initiator sent before a
+// grant is answered before the grant arrives.
 //
 // A turn not granted, or not used, within Settings.AnswerTimeout fails the
 // negotiation for good (ErrNegotiationFailed): a request or a grant was
